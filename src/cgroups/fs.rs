@@ -1,0 +1,104 @@
+//! Small file helpers for cgroupfs: every error names the file.
+
+use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+
+use super::{Error, Result};
+
+/// Writes `value` to `dir/file` in one write(2), as cgroupfs expects.
+pub fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
+    let path = dir.join(file);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(|source| Error::Io {
+            op: "open",
+            path: path.clone(),
+            source,
+        })?;
+    f.write_all(value.as_bytes()).map_err(|source| Error::Io {
+        op: "write",
+        path,
+        source,
+    })
+}
+
+pub fn read(dir: &Path, file: &str) -> Result<String> {
+    let path = dir.join(file);
+    std::fs::read_to_string(&path).map_err(|source| Error::Io {
+        op: "read",
+        path,
+        source,
+    })
+}
+
+/// mkdir -p with mode 0755; returns the directories it made, outermost first.
+pub fn mkdir_all(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut missing = Vec::new();
+    let mut cur = dir;
+    while !cur.exists() {
+        missing.push(cur.to_path_buf());
+        match cur.parent() {
+            Some(p) => cur = p,
+            None => break,
+        }
+    }
+    missing.reverse();
+    for d in &missing {
+        match std::fs::DirBuilder::new().mode(0o755).create(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(Error::Io {
+                    op: "mkdir",
+                    path: d.clone(),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(missing)
+}
+
+/// Reads a cgroup.procs-style file into pids.
+pub fn read_pids(dir: &Path, file: &str) -> Result<Vec<nix::unistd::Pid>> {
+    Ok(read(dir, file)?
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .map(nix::unistd::Pid::from_raw)
+        .collect())
+}
+
+/// rmdir with a bounded wait for exiting processes to leave (EBUSY).
+pub fn rmdir_patiently(dir: &Path) -> Result<()> {
+    let mut delay = std::time::Duration::from_millis(1);
+    for _ in 0..14 {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(std::time::Duration::from_millis(200));
+            }
+            Err(source) => {
+                return Err(Error::Io {
+                    op: "rmdir",
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+    Err(Error::Io {
+        op: "rmdir",
+        path: dir.to_path_buf(),
+        source: std::io::Error::from_raw_os_error(libc::EBUSY),
+    })
+}
+
+/// Is `path` the root of (or inside) a cgroup2 filesystem?
+pub fn is_cgroup2(path: &Path) -> nix::Result<bool> {
+    let st = nix::sys::statfs::statfs(path)?;
+    Ok(st.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+}

@@ -1,0 +1,183 @@
+//! Cgroup managers. One [`Manager`] trait; [`v1`] drives the legacy per-controller hierarchies (and, on hybrid
+//! hosts, the container's directory in the unified hierarchy), [`v2`] the unified hierarchy.
+//!
+//! Where the container's cgroup lives is fixed at create time and recorded in the state as a map from hierarchy
+//! mount point to directory, so that later commands rebuild the same manager with [`from_paths`].
+
+pub mod fs;
+pub mod mountinfo;
+pub mod v1;
+mod v1_resources;
+pub mod v2;
+mod v2_resources;
+
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use nix::unistd::Pid;
+use oci_spec::runtime::LinuxResources;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cgroup {op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cgroupsPath {path:?}: {reason}")]
+    BadPath { path: PathBuf, reason: &'static str },
+    #[error("cgroups: {0}")]
+    Unsupported(String),
+    #[error("cgroup {path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Which cgroup layout the host has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Only v1 hierarchies.
+    Legacy,
+    /// v1 controllers plus a controller-less cgroup2 (usually at /sys/fs/cgroup/unified).
+    Hybrid,
+    /// cgroup2 only.
+    Unified,
+}
+
+/// Detects the host layout from the mounts berth can see.
+pub fn detect() -> Result<Layout> {
+    let mounts = mountinfo::cgroup_mounts()?;
+    let has_v1 = mounts.iter().any(|m| !m.is_v2());
+    let has_v2 = mounts.iter().any(|m| m.is_v2());
+    Ok(match (has_v1, has_v2) {
+        (true, true) => Layout::Hybrid,
+        (true, false) => Layout::Legacy,
+        (false, true) => Layout::Unified,
+        (false, false) => return Err(Error::Unsupported("no cgroup hierarchy is mounted".into())),
+    })
+}
+
+/// Freezer states, as `pause` and `resume` set them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freezer {
+    Frozen,
+    Thawed,
+}
+
+/// What every cgroup implementation offers the lifecycle.
+pub trait Manager {
+    /// Directories per hierarchy mount point; recorded in the container state.
+    fn paths(&self) -> &BTreeMap<String, PathBuf>;
+    /// Makes the cgroup directories (and missing parents).
+    fn create(&self) -> Result<()>;
+    /// Writes the resource limits of the config (also used by `update`).
+    fn apply(&self, resources: &LinuxResources) -> Result<()>;
+    /// Moves a process into the cgroup (v1; v2 when clone3 could not place it).
+    fn add_task(&self, pid: Pid) -> Result<()>;
+    /// A directory fd for clone3's CLONE_INTO_CGROUP, where the layout allows it.
+    fn clone_fd(&self) -> Result<Option<OwnedFd>>;
+    /// Every process in the cgroup (host pids).
+    fn pids(&self) -> Result<Vec<Pid>>;
+    fn freeze(&self, state: Freezer) -> Result<()>;
+    fn is_frozen(&self) -> bool;
+    /// Removes the directories; fails if processes remain after a bounded wait.
+    fn destroy(&self) -> Result<()>;
+}
+
+/// Builds the manager for a new container from `linux.cgroupsPath` (or a default derived from the id).
+pub fn for_container(cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Manager>> {
+    let default = PathBuf::from(format!("berth/{id}"));
+    let path = match cgroups_path {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => default.as_path(),
+    };
+    check_path(path)?;
+    if let Some(s) = path.to_str() {
+        if !s.starts_with('/') && s.split(':').count() == 3 {
+            return Err(Error::BadPath {
+                path: path.to_path_buf(),
+                reason: "the systemd form slice:prefix:name needs --systemd-cgroup, whose driver berth does not have yet",
+            });
+        }
+    }
+    let mounts = mountinfo::cgroup_mounts()?;
+    let own = mountinfo::own_cgroups()?;
+    match detect()? {
+        Layout::Unified => Ok(Box::new(v2::Manager::new(v2::resolve(
+            &mounts, &own, path,
+        )?))),
+        Layout::Legacy | Layout::Hybrid => Ok(Box::new(v1::Manager::new(v1::resolve(
+            &mounts, &own, path,
+        )?))),
+    }
+}
+
+/// Rebuilds the manager recorded in a container's state.
+pub fn from_paths(paths: &BTreeMap<String, PathBuf>) -> Box<dyn Manager> {
+    let unified_only = paths.len() == 1
+        && paths
+            .keys()
+            .all(|mnt| fs::is_cgroup2(Path::new(mnt)).unwrap_or(false));
+    if unified_only {
+        let (mnt, dir) = paths.iter().next().expect("one entry");
+        Box::new(v2::Manager::new(v2::Placement {
+            mountpoint: PathBuf::from(mnt),
+            dir: dir.clone(),
+        }))
+    } else {
+        Box::new(v1::Manager::new(paths.clone()))
+    }
+}
+
+/// A cgroupsPath never climbs out of its hierarchy.
+fn check_path(path: &Path) -> Result<()> {
+    use std::path::Component;
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err(Error::BadPath {
+            path: path.to_path_buf(),
+            reason: "it must not contain ..",
+        });
+    }
+    Ok(())
+}
+
+/// Joins a cgroupsPath onto a base directory: absolute paths hang from the hierarchy root, relative ones from
+/// `relative_base`.
+pub(crate) fn join(mountpoint: &Path, relative_base: &Path, path: &Path) -> PathBuf {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    if path.is_absolute() {
+        mountpoint.join(rel)
+    } else {
+        relative_base.join(rel)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotdot_is_refused() {
+        assert!(check_path(Path::new("a/../../b")).is_err());
+        assert!(check_path(Path::new("/a/b")).is_ok());
+    }
+
+    #[test]
+    fn join_absolute_and_relative() {
+        let m = Path::new("/sys/fs/cgroup/memory");
+        let base = Path::new("/sys/fs/cgroup/memory/me");
+        assert_eq!(join(m, base, Path::new("/x/y")), m.join("x/y"));
+        assert_eq!(join(m, base, Path::new("x/y")), base.join("x/y"));
+    }
+
+    #[test]
+    fn systemd_form_is_a_clear_error() {
+        let err = for_container(Some(Path::new("system.slice:berth:abc")), "abc")
+            .err()
+            .expect("must fail");
+        assert!(err.to_string().contains("systemd"), "{err}");
+    }
+}

@@ -1,0 +1,196 @@
+//! The command line, as runc has it: global flags first, then one subcommand.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::logging::Format;
+
+pub const DEFAULT_ROOT: &str = "/run/berth";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "berth",
+    about = "A daemonless, OCI-compliant container runtime",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Directory for container state (tmpfs recommended).
+    #[arg(long, global = true, default_value = DEFAULT_ROOT)]
+    pub root: PathBuf,
+    /// Log file (default: stderr only).
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long = "log-format", global = true, value_enum, default_value = "text")]
+    pub log_format: Format,
+    /// Also log debug messages.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use systemd for cgroups (not implemented yet: a clear error).
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+    /// Accepted for runc compatibility; berth decides rootless mode itself.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub rootless: Option<String>,
+    /// Print version information.
+    #[arg(short = 'v', long = "version")]
+    pub version: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a container: set it up and leave its init waiting for `start`.
+    Create(CreateArgs),
+    /// Run the user program of a created container.
+    Start(IdArg),
+    /// Print the state of a container as JSON.
+    State(IdArg),
+    /// Send a signal to the container's init (or to all its processes).
+    Kill(KillArgs),
+    /// Delete a container and everything it made.
+    Delete(DeleteArgs),
+    /// Create and start a container, and wait for it in the foreground.
+    Run(RunArgs),
+    /// Write a default config.json.
+    Spec(SpecArgs),
+    /// List the containers under the state root.
+    #[command(alias = "ls")]
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IdArg {
+    pub id: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CreateArgs {
+    /// Path to the bundle directory.
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Unix socket that receives the pty master when process.terminal is set.
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// File to write the init's host pid to.
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Do not use pivot_root (for ramdisk roots): move the rootfs and chroot.
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring.
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// Pass N extra fds (3 .. 3+N-1) to the container.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub create: CreateArgs,
+    /// Detach from the container's process.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// Signal every process in the container.
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    pub id: String,
+    /// Signal name or number (default SIGTERM).
+    pub signal: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Kill a running container first.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Output format: table or json.
+    #[arg(short = 'f', long, default_value = "table")]
+    pub format: String,
+    /// Print only the ids.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SpecArgs {
+    /// Directory to write config.json to.
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// A config for a rootless container (user namespace mapping the caller).
+    #[arg(long)]
+    pub rootless: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("berth").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn containerd_shim_style_create() {
+        let c = parse(&[
+            "--root",
+            "/run/x",
+            "--log",
+            "/tmp/l.json",
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            "/b",
+            "--pid-file",
+            "/p",
+            "--console-socket",
+            "/s",
+            "id1",
+        ]);
+        assert_eq!(c.root, PathBuf::from("/run/x"));
+        assert_eq!(c.log_format, Format::Json);
+        let Some(Command::Create(a)) = c.command else {
+            panic!()
+        };
+        assert_eq!((a.id.as_str(), a.bundle.to_str()), ("id1", Some("/b")));
+        assert_eq!(a.console_socket, Some(PathBuf::from("/s")));
+    }
+
+    #[test]
+    fn kill_signal_is_optional_and_all_flag() {
+        let c = parse(&["kill", "--all", "c", "KILL"]);
+        let Some(Command::Kill(k)) = c.command else {
+            panic!()
+        };
+        assert!(k.all);
+        assert_eq!(k.signal.as_deref(), Some("KILL"));
+        let c = parse(&["kill", "c"]);
+        let Some(Command::Kill(k)) = c.command else {
+            panic!()
+        };
+        assert_eq!(k.signal, None);
+    }
+
+    #[test]
+    fn global_flags_after_subcommand_and_defaults() {
+        let c = parse(&["delete", "-f", "c", "--root", "/r"]);
+        assert_eq!(c.root, PathBuf::from("/r"));
+        let c = parse(&["state", "c"]);
+        assert_eq!(c.root, PathBuf::from(DEFAULT_ROOT));
+    }
+}

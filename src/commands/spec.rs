@@ -1,0 +1,28 @@
+use std::io::Write;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::SpecArgs;
+
+pub fn run(a: &SpecArgs) -> Result<i32> {
+    let path = a.bundle.join("config.json");
+    let text = crate::spec::default_config(
+        a.rootless,
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::getgid().as_raw(),
+    );
+    let mut f = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            bail!("File {} exists. Remove it first", path.display())
+        }
+        Err(e) => return Err(e).with_context(|| format!("create {}", path.display())),
+    };
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("write {}", path.display()))?;
+    Ok(0)
+}

@@ -1,0 +1,301 @@
+//! `create`, parent side, top to bottom: parse → validate → state dir → cgroup → clone (all namespace flags at once,
+//! into the cgroup on v2) → id maps → let the init go → run runtime hooks when asked → wait for ready → record.
+//! Any failure undoes everything made so far (see [`Undo`]).
+
+use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+
+use super::hooks::{Hooks, Phase};
+use super::state::{self, State, StateDir, Status};
+use crate::cgroups;
+use crate::namespaces::{self, idmap, Plan};
+use crate::process::init::{self, InitArgs};
+use crate::process::sync::{self, Message};
+use crate::spec;
+use crate::sys::{clone3_fork, Forked};
+
+/// How long the parent waits for any one step of the init (hooks have their own, longer, timeouts).
+const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct CreateOptions {
+    pub root: PathBuf,
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    /// `run` in the foreground: a terminal config uses berth's own stdin as the controlling terminal.
+    pub inherit_terminal: bool,
+}
+
+/// Undoes a failed create: kills the init, removes the cgroup and the state dir. Disarmed on success.
+struct Undo<'a> {
+    dir: &'a StateDir,
+    cgroup: Option<Box<dyn cgroups::Manager>>,
+    pid: Option<Pid>,
+    armed: bool,
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pid) = self.pid {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+        if let Some(cg) = &self.cgroup {
+            for p in cg.pids().unwrap_or_default() {
+                let _ = kill(p, Signal::SIGKILL);
+            }
+            let _ = cg.destroy();
+        }
+        let _ = self.dir.remove();
+    }
+}
+
+/// Creates the container; on return its init waits for `start`. Returns the init's host pid.
+pub fn create(opts: &CreateOptions) -> Result<Pid> {
+    spec::validate_id(&opts.id)?;
+    let bundle = spec::load_bundle(&opts.bundle)?;
+    let spec = &bundle.spec;
+    let linux = spec.linux().as_ref().expect("validated");
+    let process = spec.process().as_ref().expect("validated");
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && !opts.inherit_terminal {
+        match &opts.console_socket {
+            None => bail!("process.terminal is set: --console-socket is required"),
+            Some(_) => bail!("process.terminal with --console-socket: not supported yet"),
+        }
+    }
+    let seccomp = linux
+        .seccomp()
+        .as_ref()
+        .map(crate::process::seccomp::compile)
+        .transpose()?;
+    let plan = Plan::from_spec(spec)?;
+    if plan.needs_staged_setup() {
+        bail!("joining a user namespace, or a new user namespace with joined namespaces, is not supported yet");
+    }
+    let hooks = Hooks::from_spec(spec);
+
+    let dir = StateDir::new(&opts.root, &opts.id);
+    dir.create()?;
+    let mut undo = Undo {
+        dir: &dir,
+        cgroup: None,
+        pid: None,
+        armed: true,
+    };
+    let lock = dir.lock()?;
+    dir.write_atomic(state::CONFIG_FILE, &bundle.raw)?;
+
+    let cgroup = cgroups::for_container(linux.cgroups_path().as_deref(), &opts.id)?;
+    let mut st = State {
+        id: opts.id.clone(),
+        status: Status::Creating,
+        pid: 0,
+        pid_start_time: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: state::now_rfc3339(),
+        owner: owner_name(),
+        annotations: spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        cgroup_paths: cgroup.paths().clone(),
+        own_pid_ns: plan.new_pid,
+    };
+    // Recorded before the cgroup and the init exist, so that `delete` can always find them.
+    dir.save(&st)?;
+    let cgroup_paths = cgroup.paths().clone();
+    undo.cgroup = Some(cgroup);
+    let cgroup = undo.cgroup.as_ref().expect("just set");
+    cgroup.create()?;
+    if let Some(r) = linux.resources() {
+        cgroup.apply(r)?;
+    }
+
+    let listener = bind_start_socket(state::lock_fd(&lock))?;
+    let (parent_chan, init_chan) = sync::pair()?;
+    let cgroup_fd = cgroup.clone_fd()?;
+    let me = nix::unistd::getpid();
+
+    let restore = PreClone::enter(&plan, spec)?;
+    let forked = clone3_fork(
+        plan.clone_flags.bits() as u64,
+        cgroup_fd.as_ref().map(|f| f.as_fd()),
+    );
+    let forked = match forked {
+        Ok(Forked::Child) => {
+            init::run(InitArgs {
+                spec,
+                rootfs: bundle.rootfs.clone(),
+                plan: &plan,
+                channel: init_chan,
+                start_listener: listener,
+                cgroup_paths: &cgroup_paths,
+                no_pivot: opts.no_pivot,
+                preserve_fds: opts.preserve_fds,
+                no_new_keyring: opts.no_new_keyring,
+                id: &opts.id,
+                terminal: terminal && opts.inherit_terminal,
+                close_fds: vec![state::lock_fd(&lock), parent_chan.raw_fd()],
+                parent: me,
+                seccomp: seccomp.as_ref(),
+                hooks: &hooks,
+            });
+        }
+        other => other,
+    };
+    restore.leave()?;
+    let pid = match forked {
+        Ok(Forked::Parent(pid)) => pid,
+        Ok(Forked::Child) => unreachable!("the child never returns from init::run"),
+        Err(e) => bail!("clone3 with {:?}: {e}", plan.clone_flags),
+    };
+    undo.pid = Some(pid);
+    drop(init_chan);
+    drop(listener);
+
+    st.pid = pid.as_raw();
+    st.pid_start_time = match state::proc_state(pid.as_raw()) {
+        state::ProcState::Alive { start_time } => start_time,
+        state::ProcState::Dead => bail!("the init (pid {pid}) died right after clone"),
+    };
+    dir.save(&st)?;
+
+    if plan.new_user {
+        let empty = Vec::new();
+        idmap::write_maps(
+            pid,
+            linux.uid_mappings().as_ref().unwrap_or(&empty),
+            linux.gid_mappings().as_ref().unwrap_or(&empty),
+        )?;
+    }
+    if cgroup_fd.is_none() {
+        cgroup.add_task(pid)?;
+    }
+    send(&parent_chan, &Message::Go(st.oci(Status::Creating)), pid)?;
+    loop {
+        match recv(&parent_chan, pid)? {
+            Message::RunHooks => {
+                let oci = st.oci(Status::Creating);
+                hooks.run_phase(Phase::Prestart, &oci)?;
+                hooks.run_phase(Phase::CreateRuntime, &oci)?;
+                send(&parent_chan, &Message::HooksDone, pid)?;
+            }
+            Message::Ready => break,
+            other => bail!("unexpected message from the init: {other:?}"),
+        }
+    }
+    st.status = Status::Created;
+    dir.save(&st)?;
+    if let Some(pf) = &opts.pid_file {
+        write_pid_file(pf, pid)?;
+    }
+    send(&parent_chan, &Message::Detach, pid)?;
+    match recv(&parent_chan, pid)? {
+        Message::Detached => {}
+        other => bail!("unexpected message from the init: {other:?}"),
+    }
+    undo.armed = false;
+    Ok(pid)
+}
+
+/// Receives from the init; an error report or a dead init becomes an error naming what failed.
+fn recv(chan: &sync::Channel, pid: Pid) -> Result<Message> {
+    match chan.recv(Some(STEP_TIMEOUT)) {
+        Ok(Message::Error(e)) => Err(anyhow!("{e}")),
+        Ok(m) => Ok(m),
+        Err(sync::Error::Closed) => Err(anyhow!("the init (pid {pid}) exited during setup")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Sends to the init; if it is gone, its last report (if any) is the better error.
+fn send(chan: &sync::Channel, msg: &Message, pid: Pid) -> Result<()> {
+    if let Err(e) = chan.send(msg) {
+        return match chan.recv(Some(Duration::from_millis(100))) {
+            Ok(Message::Error(report)) => Err(anyhow!("{report}")),
+            _ => Err(anyhow!("the init (pid {pid}) exited during setup ({e})")),
+        };
+    }
+    Ok(())
+}
+
+/// Binds the start socket in the state dir. The path goes through /proc/self/fd/<dir> so that it stays short
+/// whatever the root and id (sun_path has 108 bytes).
+fn bind_start_socket(dir: RawFd) -> Result<UnixListener> {
+    let path = format!("/proc/self/fd/{dir}/{}", state::START_SOCKET);
+    UnixListener::bind(&path).with_context(|| format!("bind start socket {path}"))
+}
+
+pub fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    std::fs::write(&tmp, pid.to_string())
+        .with_context(|| format!("write pid file {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("write pid file {}", path.display()))
+}
+
+fn owner_name() -> String {
+    // runc leaves owner empty for root-owned containers; so does berth.
+    String::new()
+}
+
+/// berth's own trip into the pid and time namespaces that the init must be born in, undone right after the clone
+/// so that hooks berth runs later stay in the runtime's namespaces.
+struct PreClone {
+    saved: Vec<(OwnedFd, CloneFlags)>,
+}
+
+impl PreClone {
+    fn enter(plan: &Plan, spec: &oci_spec::runtime::Spec) -> Result<PreClone> {
+        let mut saved = Vec::new();
+        let own = |name: &str, flag: CloneFlags| -> Result<(OwnedFd, CloneFlags)> {
+            let path = format!("/proc/self/ns/{name}");
+            let f = std::fs::File::open(&path).with_context(|| format!("open {path}"))?;
+            Ok((f.into(), flag))
+        };
+        for j in &plan.pre_joins {
+            let (name, flag) = match j.kind {
+                oci_spec::runtime::LinuxNamespaceType::Pid => ("pid", CloneFlags::CLONE_NEWPID),
+                _ => ("time", CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)),
+            };
+            saved.push(own(name, flag)?);
+            namespaces::enter(j)?;
+        }
+        if plan.new_time {
+            let flag = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+            saved.push(own("time", flag)?);
+            namespaces::unshare(flag, "time namespace")?;
+            namespaces::write_time_offsets(spec)?;
+        }
+        Ok(PreClone { saved })
+    }
+
+    fn leave(self) -> Result<()> {
+        for (fd, flag) in &self.saved {
+            nix::sched::setns(fd.as_fd(), *flag)
+                .with_context(|| format!("setns back to berth's own {flag:?} namespace"))?;
+        }
+        Ok(())
+    }
+}

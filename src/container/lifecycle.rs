@@ -1,0 +1,206 @@
+//! start, kill, delete and the live status, each under the container's lock where it changes state.
+
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::unistd::Pid;
+
+use super::hooks::{Hooks, Phase};
+use super::state::{self, State, StateDir, Status};
+use crate::cgroups::{self, Freezer};
+
+/// The live status of a container.
+pub fn status_of(dir: &StateDir, st: &State) -> Status {
+    st.status(dir, || {
+        !st.cgroup_paths.is_empty() && cgroups::from_paths(&st.cgroup_paths).is_frozen()
+    })
+}
+
+/// The hooks of the config that create saved.
+fn saved_hooks(dir: &StateDir) -> Hooks {
+    std::fs::read(dir.file(state::CONFIG_FILE))
+        .ok()
+        .and_then(|raw| serde_json::from_slice(&raw).ok())
+        .map(|spec| Hooks::from_spec(&spec))
+        .unwrap_or_default()
+}
+
+pub fn start(dir: &StateDir) -> Result<()> {
+    let lock = dir.lock()?;
+    let mut st = dir.load()?;
+    match status_of(dir, &st) {
+        Status::Created => {}
+        other => bail!("cannot start a container that is {other}"),
+    }
+    let hooks = saved_hooks(dir);
+    let path = format!(
+        "/proc/self/fd/{}/{}",
+        state::lock_fd(&lock),
+        state::START_SOCKET
+    );
+    let mut conn = match UnixStream::connect(&path) {
+        Ok(c) => c,
+        Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+            // The init no longer listens: it already exec'd (a start that died before recording it) or died.
+            let _ = std::fs::remove_file(dir.file(state::START_SOCKET));
+            bail!("cannot start the container: its init is no longer waiting for start");
+        }
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("connect {}", dir.file(state::START_SOCKET).display()))
+        }
+    };
+    conn.write_all(b"s").context("signal the init to start")?;
+    // EOF means execve succeeded (the socket is close-on-exec); anything else is the init's error report.
+    let hook_time: u64 = hooks
+        .start_container
+        .iter()
+        .map(|h| h.timeout().unwrap_or(0).max(0) as u64)
+        .sum();
+    let limit = Duration::from_secs(60 + hook_time);
+    wait_readable(&conn, limit).context("waiting for the container program to start")?;
+    let mut report = String::new();
+    let _ = conn.read_to_string(&mut report);
+    let _ = std::fs::remove_file(dir.file(state::START_SOCKET));
+    if !report.is_empty() {
+        st.status = Status::Stopped;
+        dir.save(&st)?;
+        bail!("{report}");
+    }
+    st.status = Status::Running;
+    dir.save(&st)?;
+    drop(lock);
+    if let Err(e) = hooks.run_phase(Phase::Poststart, &st.oci(Status::Running)) {
+        crate::logging::warn(&format!("container {}: {e}", st.id));
+    }
+    Ok(())
+}
+
+fn wait_readable(conn: &UnixStream, limit: Duration) -> Result<()> {
+    let mut fds = [PollFd::new(conn.as_fd(), PollFlags::POLLIN)];
+    let ms = PollTimeout::try_from(limit.as_millis().min(i32::MAX as u128) as i32)
+        .unwrap_or(PollTimeout::MAX);
+    loop {
+        match poll(&mut fds, ms) {
+            Ok(0) => bail!("timed out after {limit:?}"),
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Sends `signal` to the init, or with `all` to every process in the container's cgroup.
+pub fn kill(dir: &StateDir, signal: i32, all: bool) -> Result<()> {
+    let st = dir.load()?;
+    let status = status_of(dir, &st);
+    if status == Status::Stopped {
+        bail!("container is not running");
+    }
+    if all {
+        let cg = cgroups::from_paths(&st.cgroup_paths);
+        signal_all(cg.as_ref(), signal)?;
+        return Ok(());
+    }
+    signal_init(&st, signal)
+}
+
+/// Signals the init through a pidfd opened and checked against the recorded start time: never a reused pid.
+fn signal_init(st: &State, signal: i32) -> Result<()> {
+    let pid = Pid::from_raw(st.pid);
+    let pidfd = crate::sys::pidfd_open(pid).with_context(|| format!("pidfd_open {pid}"))?;
+    if !st.init_alive() {
+        bail!("container is not running");
+    }
+    crate::sys::pidfd_send_signal(pidfd.as_fd(), signal)
+        .with_context(|| format!("send signal {signal} to the init (pid {pid})"))
+}
+
+/// Signals every process of the cgroup; a paused container is thawed afterwards so the signal is acted on.
+fn signal_all(cg: &dyn cgroups::Manager, signal: i32) -> Result<()> {
+    let was_frozen = cg.is_frozen();
+    if !was_frozen {
+        let _ = cg.freeze(Freezer::Frozen);
+    }
+    for p in cg.pids()? {
+        let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::try_from(signal).ok());
+    }
+    if !was_frozen || signal == libc::SIGKILL {
+        let _ = cg.freeze(Freezer::Thawed);
+    }
+    Ok(())
+}
+
+/// Removes a container. A running one needs `force` (then everything in it is killed); a created one is killed.
+pub fn delete(dir: &StateDir, force: bool) -> Result<()> {
+    let _lock = match dir.lock() {
+        Ok(l) => l,
+        Err(state::Error::NotFound(_)) if force => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let st = match dir.load() {
+        Ok(st) => st,
+        // Another delete won the race, or a create died before recording anything: nothing else can exist.
+        Err(state::Error::NotFound(_)) if !dir.file(state::STATE_FILE).exists() => {
+            dir.remove()?;
+            if force || !dir.exists() {
+                return Ok(());
+            }
+            bail!("container {} does not exist", dir.id);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let status = status_of(dir, &st);
+    match status {
+        Status::Stopped | Status::Created => {}
+        _ if force => {}
+        other => bail!("cannot delete a container that is not stopped: {other}"),
+    }
+    destroy(&st)?;
+    dir.remove()?;
+    if let Err(e) = saved_hooks(dir).run_phase(Phase::Poststop, &st.oci(Status::Stopped)) {
+        crate::logging::warn(&format!("container {}: {e}", st.id));
+    }
+    Ok(())
+}
+
+/// Kills whatever is left of the container and removes its cgroup.
+fn destroy(st: &State) -> Result<()> {
+    if st.init_alive() {
+        let pid = Pid::from_raw(st.pid);
+        if let Ok(pidfd) = crate::sys::pidfd_open(pid) {
+            if st.init_alive() {
+                let _ = crate::sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+                wait_exit(&pidfd, Duration::from_secs(10));
+            }
+        }
+    }
+    if st.cgroup_paths.is_empty() {
+        return Ok(());
+    }
+    let cg = cgroups::from_paths(&st.cgroup_paths);
+    if cg.is_frozen() {
+        let _ = cg.freeze(Freezer::Thawed);
+    }
+    for _ in 0..100 {
+        let pids = cg.pids().unwrap_or_default();
+        if pids.is_empty() {
+            break;
+        }
+        signal_all(cg.as_ref(), libc::SIGKILL)?;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cg.destroy()
+        .with_context(|| format!("remove the cgroup of container {}", st.id))
+}
+
+/// Waits (bounded) until the process behind `pidfd` has exited.
+fn wait_exit(pidfd: &std::os::fd::OwnedFd, limit: Duration) {
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    let ms = PollTimeout::try_from(limit.as_millis() as i32).unwrap_or(PollTimeout::MAX);
+    let _ = poll(&mut fds, ms);
+}

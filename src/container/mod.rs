@@ -1,0 +1,12 @@
+//! The container lifecycle: state files and locking, and the create/start/kill/delete orchestration that puts the
+//! spec, namespace, cgroup, rootfs and process pieces together.
+
+pub mod create;
+pub mod foreground;
+pub mod hooks;
+pub mod lifecycle;
+pub mod signal;
+pub mod state;
+
+pub use create::{create, CreateOptions};
+pub use lifecycle::{delete, kill, start, status_of};

@@ -1,0 +1,27 @@
+//! berth: a daemonless OCI container runtime. Command-line parsing only; each command lives in `commands/`.
+
+mod cgroups;
+mod cli;
+mod commands;
+mod container;
+mod logging;
+mod namespaces;
+mod process;
+mod rootfs;
+mod spec;
+mod sys;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    logging::init(cli.log.clone(), cli.log_format, cli.debug);
+    let result = commands::dispatch(&cli);
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            logging::error(&logging::chain(&e));
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Capability sets: config names → caps sets, and applying all five in the right order around the uid switch.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+
+use caps::{CapSet, Capability, CapsHashSet};
+use oci_spec::runtime::{Capabilities, LinuxCapabilities};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unknown capability {0}")]
+    Unknown(String),
+    #[error("{op} capability set {set}: {source}")]
+    Apply {
+        op: &'static str,
+        set: &'static str,
+        source: caps::errors::CapsError,
+    },
+}
+
+/// The five sets as caps-crate sets; names the running kernel does not know are dropped (runc warns and skips them).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CapSets {
+    pub bounding: CapsHashSet,
+    pub effective: CapsHashSet,
+    pub permitted: CapsHashSet,
+    pub inheritable: CapsHashSet,
+    pub ambient: CapsHashSet,
+}
+
+pub fn to_caps(set: &Option<Capabilities>) -> Result<CapsHashSet, Error> {
+    let mut out = HashSet::new();
+    for c in set.iter().flatten() {
+        let name = format!("CAP_{c}");
+        let cap = Capability::from_str(&name).map_err(|_| Error::Unknown(name))?;
+        out.insert(cap);
+    }
+    Ok(out)
+}
+
+impl CapSets {
+    pub fn from_spec(c: Option<&LinuxCapabilities>) -> Result<CapSets, Error> {
+        let Some(c) = c else {
+            return Ok(CapSets::default());
+        };
+        let supported = caps::runtime::thread_all_supported();
+        let keep =
+            |s: CapsHashSet| -> CapsHashSet { s.intersection(&supported).copied().collect() };
+        Ok(CapSets {
+            bounding: keep(to_caps(c.bounding())?),
+            effective: keep(to_caps(c.effective())?),
+            permitted: keep(to_caps(c.permitted())?),
+            inheritable: keep(to_caps(c.inheritable())?),
+            ambient: keep(to_caps(c.ambient())?),
+        })
+    }
+
+    /// Shrinks the bounding set; needs CAP_SETPCAP, so it runs before the uid switch.
+    pub fn drop_bounding(&self) -> Result<(), Error> {
+        for cap in caps::runtime::thread_all_supported() {
+            if !self.bounding.contains(&cap) {
+                caps::drop(None, CapSet::Bounding, cap).map_err(|source| Error::Apply {
+                    op: "drop from",
+                    set: "bounding",
+                    source,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets permitted, inheritable, effective and ambient, after the uid switch (which keep-caps survived).
+    pub fn apply_after_setuid(&self) -> Result<(), Error> {
+        let set = |which: CapSet, name: &'static str, value: &CapsHashSet| {
+            caps::set(None, which, value).map_err(|source| Error::Apply {
+                op: "set",
+                set: name,
+                source,
+            })
+        };
+        // Effective first shrinks to what permitted will allow; then permitted, inheritable, effective.
+        set(
+            CapSet::Effective,
+            "effective",
+            &self
+                .effective
+                .intersection(&self.permitted)
+                .copied()
+                .collect(),
+        )?;
+        set(CapSet::Permitted, "permitted", &self.permitted)?;
+        set(CapSet::Inheritable, "inheritable", &self.inheritable)?;
+        set(CapSet::Effective, "effective", &self.effective)?;
+        // Ambient capabilities must be permitted and inheritable; the kernel refuses others.
+        set(CapSet::Ambient, "ambient", &self.ambient)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_translate() {
+        let lc: LinuxCapabilities = serde_json::from_str(
+            r#"{"bounding":["CAP_CHOWN","CAP_KILL"],"effective":["CAP_KILL"],"ambient":[]}"#,
+        )
+        .unwrap();
+        let s = CapSets::from_spec(Some(&lc)).unwrap();
+        assert_eq!(
+            s.bounding,
+            [Capability::CAP_CHOWN, Capability::CAP_KILL]
+                .into_iter()
+                .collect()
+        );
+        assert_eq!(s.effective, [Capability::CAP_KILL].into_iter().collect());
+        assert!(s.permitted.is_empty() && s.ambient.is_empty());
+    }
+
+    #[test]
+    fn unknown_capability_is_an_error_at_parse_time() {
+        let r: Result<LinuxCapabilities, _> = serde_json::from_str(r#"{"bounding":["CAP_BOGUS"]}"#);
+        assert!(r.is_err());
+    }
+}

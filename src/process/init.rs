@@ -1,0 +1,313 @@
+//! The init's side of `create`, top to bottom: wait for the parent (id maps, cgroup) → join namespaces → mounts →
+//! runtime hooks → pivot_root → process setup → report ready → wait for `start` → last hooks, seccomp → execve.
+//!
+//! It runs in the child of a fork of a single-threaded berth, so it may allocate; any error is sent to the parent
+//! with its context and the child exits.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
+
+use super::sync::{Channel, Message};
+use crate::container::state::{OciState, Status};
+use crate::namespaces::{self, Plan};
+use crate::rootfs;
+
+/// Everything the init needs, prepared by the parent before the clone.
+pub struct InitArgs<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: PathBuf,
+    pub plan: &'a Plan,
+    pub channel: Channel,
+    /// Listening socket in the state dir; `start` connects to it.
+    pub start_listener: UnixListener,
+    pub cgroup_paths: &'a std::collections::BTreeMap<String, PathBuf>,
+    pub no_pivot: bool,
+    pub preserve_fds: u32,
+    pub no_new_keyring: bool,
+    pub id: &'a str,
+    /// Make the inherited stdin the controlling terminal (foreground `run` with process.terminal).
+    pub terminal: bool,
+    /// Descriptors of the parent that must not survive into the init (the lock, the parent's channel end).
+    pub close_fds: Vec<RawFd>,
+    pub parent: Pid,
+    pub seccomp: Option<&'a super::seccomp::Filter>,
+    pub hooks: &'a crate::container::hooks::Hooks,
+}
+
+/// Runs the init; never returns.
+pub fn run(args: InitArgs) -> ! {
+    let result = setup(&args);
+    let code = match result {
+        Ok(prepared) => wait_and_exec(&args, prepared),
+        Err(e) => {
+            let _ = args
+                .channel
+                .send(&Message::Error(crate::logging::chain(&e)));
+            1
+        }
+    };
+    std::process::exit(code)
+}
+
+fn die_with_parent(parent: Pid) -> Result<()> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).context("prctl(PR_SET_PDEATHSIG)")?;
+    // The parent may have died before the line above: then nobody would ever kill us. (In a new pid namespace
+    // the parent is outside it and getppid() is 0; there a dead parent shows as EOF on the channel instead.)
+    let ppid = nix::unistd::getppid();
+    if ppid.as_raw() != 0 && ppid != parent {
+        anyhow::bail!("berth create exited during setup");
+    }
+    Ok(())
+}
+
+/// What the init carries from setup to exec.
+struct Prepared {
+    program: super::exec::Program,
+    state: OciState,
+}
+
+fn setup(args: &InitArgs) -> Result<Prepared> {
+    die_with_parent(args.parent)?;
+    for fd in &args.close_fds {
+        let _ = nix::unistd::close(*fd);
+    }
+    crate::container::foreground::reset_signals_for_container().context("reset signal mask")?;
+    if args.terminal {
+        crate::sys::take_controlling_tty(0).context("make stdin the controlling terminal")?;
+    }
+    let spec = args.spec;
+    let linux = spec.linux().as_ref().expect("validated");
+    let process = spec.process().as_ref().expect("validated");
+
+    let mut state = match args.channel.recv(None).context("waiting for the parent")? {
+        Message::Go(state) => state,
+        other => anyhow::bail!("unexpected message from the parent: {other:?}"),
+    };
+    for join in &args.plan.joins {
+        namespaces::enter(join)?;
+    }
+    if args.plan.new_user {
+        // Become root of the new user namespace (mapped by the parent) for the setup that follows.
+        let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
+        let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
+    }
+    if !args.plan.new_user {
+        // No ptrace or /proc/<pid>/exe handle on berth for anything in the container while it sets up (execve
+        // resets this). In a new user namespace it would make our own /proc files unwritable to us.
+        crate::sys::set_not_dumpable().context("prctl(PR_SET_DUMPABLE, 0)")?;
+    }
+    if !args.no_new_keyring {
+        let name = std::ffi::CString::new(format!("_ses.{}", args.id)).expect("ids have no NUL");
+        // ENOSYS/EACCES: keyrings unavailable (e.g. blocked by a seccomp profile around berth); runc ignores too.
+        if let Err(e) = crate::sys::join_session_keyring(&name) {
+            if e != nix::errno::Errno::ENOSYS && e != nix::errno::Errno::EACCES {
+                return Err(e).context("keyctl(JOIN_SESSION_KEYRING)");
+            }
+        }
+    }
+    if args.plan.new_cgroup {
+        namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP, "cgroup namespace")?;
+    }
+
+    let ctx = rootfs::Context {
+        spec,
+        rootfs: &args.rootfs,
+        cgroup_paths: args.cgroup_paths,
+        in_user_ns: args.plan.new_user
+            || args
+                .plan
+                .joins
+                .iter()
+                .any(|j| j.kind == oci_spec::runtime::LinuxNamespaceType::User),
+    };
+    rootfs::prepare(&ctx).context("rootfs")?;
+
+    if !args.hooks.prestart.is_empty() || !args.hooks.create_runtime.is_empty() {
+        args.channel.send(&Message::RunHooks)?;
+        match args.channel.recv(None)? {
+            Message::HooksDone => {}
+            other => anyhow::bail!("unexpected message from the parent: {other:?}"),
+        }
+    }
+    args.hooks
+        .run_phase(crate::container::hooks::Phase::CreateContainer, &state)?;
+
+    if args.no_pivot {
+        rootfs::move_root(&args.rootfs)?;
+    } else {
+        rootfs::pivot(&args.rootfs)?;
+    }
+    rootfs::finish(spec)?;
+
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).with_context(|| format!("sethostname {h:?}"))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        crate::sys::setdomainname(d).with_context(|| format!("setdomainname {d:?}"))?;
+    }
+    if let Some(sysctl) = linux.sysctl() {
+        for (key, value) in sysctl {
+            write_sysctl(key, value)?;
+        }
+    }
+    if let Some(rl) = process.rlimits() {
+        super::rlimits::apply(rl)?;
+    }
+    if let Some(score) = process.oom_score_adj() {
+        write_oom_score_adj(score)?;
+    }
+
+    let cwd = process.cwd();
+    if std::fs::metadata(cwd).is_err() {
+        std::fs::create_dir_all(cwd).with_context(|| format!("create cwd {}", cwd.display()))?;
+    }
+    nix::unistd::chdir(cwd).with_context(|| format!("chdir to cwd {}", cwd.display()))?;
+
+    let env = process.env().clone().unwrap_or_default();
+    let argv = process.args().clone().unwrap_or_default();
+    let path = super::exec::find_program(&argv[0], &env, cwd)?;
+    let program = super::exec::prepare(path, &argv, &env, process.user().uid())?;
+
+    let caps = super::caps::CapSets::from_spec(process.capabilities().as_ref())?;
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if !nnp {
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we still have it (runc too).
+        if let Some(f) = args.seccomp {
+            f.load()?;
+        }
+    }
+    caps.drop_bounding()?;
+    let setgroups_allowed = setgroups_allowed();
+    super::identity::switch(process.user(), setgroups_allowed)?;
+    caps.apply_after_setuid()?;
+    if nnp {
+        nix::sys::prctl::set_no_new_privs().context("prctl(PR_SET_NO_NEW_PRIVS)")?;
+    }
+    // Changing credentials cleared the parent-death signal: set it again until create is done.
+    die_with_parent(args.parent)?;
+    if let Some(mask) = process.user().umask() {
+        crate::sys::set_umask(mask);
+    } else {
+        crate::sys::set_umask(0o022);
+    }
+
+    args.channel.send(&Message::Ready)?;
+    match args.channel.recv(None)? {
+        Message::Detach => {}
+        other => anyhow::bail!("unexpected message from the parent: {other:?}"),
+    }
+    nix::sys::prctl::set_pdeathsig(None).context("prctl(PR_SET_PDEATHSIG, 0)")?;
+    args.channel.send(&Message::Detached)?;
+    state.status = Status::Created;
+    Ok(Prepared { program, state })
+}
+
+/// In a user namespace whose setgroups is "deny", setgroups(2) fails; read it rather than guess.
+fn setgroups_allowed() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true)
+}
+
+/// Blocks until `start` connects, then runs the last steps and execs. Returns an exit code only on failure, after
+/// telling `start` why.
+fn wait_and_exec(args: &InitArgs, prepared: Prepared) -> i32 {
+    let Prepared { program, state } = prepared;
+    let mut conn = loop {
+        match args.start_listener.accept() {
+            Ok((c, _)) => break c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return 1,
+        }
+    };
+    let mut byte = [0u8; 1];
+    if conn.read_exact(&mut byte).is_err() {
+        return 1;
+    }
+    let result = (|| -> Result<()> {
+        args.hooks
+            .run_phase(crate::container::hooks::Phase::StartContainer, &state)?;
+        if args
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.no_new_privileges())
+            .unwrap_or(false)
+        {
+            if let Some(f) = args.seccomp {
+                f.load()?;
+            }
+        }
+        keep_only_stdio_and_preserved(args.preserve_fds)?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = conn.write_all(crate::logging::chain(&e).as_bytes());
+        return 1;
+    }
+    // The connection is close-on-exec: `start` sees EOF the moment execve succeeds.
+    let errno = program.exec();
+    let _ = conn
+        .write_all(format!("exec {}: {}", program.path.to_string_lossy(), errno.desc()).as_bytes());
+    127
+}
+
+/// Only fds 0-2 and the preserved ones (3 .. 3+N) survive execve.
+fn keep_only_stdio_and_preserved(preserve: u32) -> Result<()> {
+    let first = 3 + preserve as i32;
+    crate::sys::cloexec_fds_from(first).context("close_range(CLOEXEC)")?;
+    for fd in 3..first {
+        crate::sys::clear_cloexec(fd).with_context(|| format!("keep preserved fd {fd}"))?;
+    }
+    Ok(())
+}
+
+/// Writes a sysctl through /proc/sys, checking the file really is on procfs.
+fn write_sysctl(key: &str, value: &str) -> Result<()> {
+    if key.contains("..") || key.contains('\0') {
+        anyhow::bail!("sysctl {key:?}: invalid name");
+    }
+    let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+    write_procfs(&path, value).with_context(|| format!("sysctl {key}={value}"))
+}
+
+fn write_oom_score_adj(score: i32) -> Result<()> {
+    write_procfs(
+        std::path::Path::new("/proc/self/oom_score_adj"),
+        &score.to_string(),
+    )
+    .with_context(|| format!("set oom_score_adj to {score} (lowering it needs CAP_SYS_RESOURCE)"))
+}
+
+fn write_procfs(path: &std::path::Path, value: &str) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags_nofollow()
+        .open(path)
+        .with_context(|| format!("open {}", path.display()))?;
+    let magic =
+        crate::sys::fs_magic(f.as_fd()).with_context(|| format!("fstatfs {}", path.display()))?;
+    if magic != libc::PROC_SUPER_MAGIC {
+        anyhow::bail!("{} is not on procfs", path.display());
+    }
+    f.write_all(value.as_bytes())
+        .with_context(|| format!("write {}", path.display()))
+}
+
+trait NoFollow {
+    fn custom_flags_nofollow(&mut self) -> &mut Self;
+}
+
+impl NoFollow for std::fs::OpenOptions {
+    fn custom_flags_nofollow(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+    }
+}

@@ -1,0 +1,9 @@
+//! The container's init: everything that happens in the cloned child, from the sync with the parent to execve.
+
+pub mod caps;
+pub mod exec;
+pub mod identity;
+pub mod init;
+pub mod rlimits;
+pub mod seccomp;
+pub mod sync;

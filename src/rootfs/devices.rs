@@ -1,0 +1,266 @@
+//! /dev inside the container: the default devices, `linux.devices`, and the standard links.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::mount::{mount, MsFlags};
+use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
+use nix::unistd::{fchownat, Gid, Uid};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Spec};
+
+use super::resolve::{fd_path, Root};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("device {path}: {what}: {source}")]
+    Sys {
+        path: PathBuf,
+        what: &'static str,
+        source: nix::Error,
+    },
+    #[error("device {path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Resolve(#[from] super::resolve::Error),
+}
+
+/// A device node to create: path in the container, kind, numbers, mode and owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub path: PathBuf,
+    pub kind: SFlag,
+    pub major: u64,
+    pub minor: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The devices every container gets (the runtime spec's list), 0666 root:root.
+pub fn default_nodes() -> Vec<Node> {
+    [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ]
+    .into_iter()
+    .map(|(name, major, minor)| Node {
+        path: PathBuf::from("/dev").join(name),
+        kind: SFlag::S_IFCHR,
+        major,
+        minor,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+    })
+    .collect()
+}
+
+/// A `linux.devices` entry as a [`Node`]; the type must be c, u, b or p.
+pub fn node_from_spec(d: &LinuxDevice) -> Result<Node, Error> {
+    let kind = match d.typ() {
+        LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
+        LinuxDeviceType::B => SFlag::S_IFBLK,
+        LinuxDeviceType::P => SFlag::S_IFIFO,
+        LinuxDeviceType::A => {
+            return Err(Error::Invalid {
+                path: d.path().clone(),
+                reason: "type \"a\" is only valid in cgroup device rules".into(),
+            })
+        }
+    };
+    if !d.path().starts_with("/dev") {
+        return Err(Error::Invalid {
+            path: d.path().clone(),
+            reason: "device paths must be under /dev".into(),
+        });
+    }
+    Ok(Node {
+        path: d.path().clone(),
+        kind,
+        major: d.major() as u64,
+        minor: d.minor() as u64,
+        mode: d.file_mode().unwrap_or(0o666) & 0o7777,
+        uid: d.uid().unwrap_or(0),
+        gid: d.gid().unwrap_or(0),
+    })
+}
+
+/// Creates every device and link in the container's /dev (before pivot_root; `root` is the rootfs).
+pub fn populate(root: &Root, spec: &Spec, in_user_ns: bool) -> Result<(), Error> {
+    let mut nodes = default_nodes();
+    for d in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let n = node_from_spec(d)?;
+        nodes.retain(|o| o.path != n.path);
+        nodes.push(n);
+    }
+    for n in &nodes {
+        if in_user_ns {
+            bind_host_device(root, n)?;
+        } else {
+            make_node(root, n)?;
+        }
+    }
+    let dev = root.mkdir_all(Path::new("/dev"), 0o755)?;
+    for (target, name) in [
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+        ("pts/ptmx", "ptmx"),
+    ] {
+        match nix::unistd::symlinkat(target, Some(dev.as_raw_fd()), name) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(source) => {
+                return Err(Error::Sys {
+                    path: PathBuf::from("/dev").join(name),
+                    what: "symlink",
+                    source,
+                })
+            }
+        }
+    }
+    for d in ["/dev/pts", "/dev/shm"] {
+        root.mkdir_all(Path::new(d), 0o755)?;
+    }
+    Ok(())
+}
+
+fn make_node(root: &Root, n: &Node) -> Result<(), Error> {
+    let parent = root.mkdir_all(n.path.parent().unwrap_or(Path::new("/dev")), 0o755)?;
+    let name = n.path.file_name().unwrap_or_default();
+    let sys = |what| {
+        let path = n.path.clone();
+        move |source| Error::Sys { path, what, source }
+    };
+    // An existing file there (e.g. from the image) is replaced.
+    let _ = nix::unistd::unlinkat(
+        Some(parent.as_raw_fd()),
+        name,
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    );
+    mknodat(
+        Some(parent.as_raw_fd()),
+        name,
+        n.kind,
+        Mode::from_bits_truncate(n.mode),
+        makedev(n.major, n.minor),
+    )
+    .map_err(sys("mknod"))?;
+    // mknod obeys the umask; chmod to the exact mode.
+    nix::sys::stat::fchmodat(
+        Some(parent.as_raw_fd()),
+        name,
+        Mode::from_bits_truncate(n.mode),
+        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+    )
+    .or_else(|e| {
+        if e == nix::errno::Errno::EOPNOTSUPP {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })
+    .map_err(sys("chmod"))?;
+    fchownat(
+        Some(parent.as_raw_fd()),
+        name,
+        Some(Uid::from_raw(n.uid)),
+        Some(Gid::from_raw(n.gid)),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(sys("chown"))
+}
+
+/// In a user namespace mknod is not allowed: bind the host's device node instead.
+fn bind_host_device(root: &Root, n: &Node) -> Result<(), Error> {
+    let target = root.touch(&n.path)?;
+    mount(
+        Some(&n.path),
+        &fd_path(target.as_fd()),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|source| Error::Sys {
+        path: n.path.clone(),
+        what: "bind from host",
+        source,
+    })
+}
+
+/// Opens the container's /dev/null and checks it really is the null device (1:3), so masking cannot be redirected
+/// to another file by a container that replaced it.
+pub fn open_verified_null() -> Result<OwnedFd, Error> {
+    let path = Path::new("/dev/null");
+    let root = Root::open(Path::new("/"))?;
+    let fd = root.open_in_root(path, OFlag::O_NOFOLLOW)?;
+    let meta = std::fs::metadata(fd_path(fd.as_fd())).map_err(|e| Error::Invalid {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
+    use std::os::unix::fs::MetadataExt;
+    if !meta.file_type().is_char_device() || meta.rdev() != makedev(1, 3) {
+        return Err(Error::Invalid {
+            path: path.into(),
+            reason: "is not the null device (1:3)".into(),
+        });
+    }
+    Ok(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_spec_list() {
+        let names: Vec<_> = default_nodes()
+            .iter()
+            .map(|n| n.path.display().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "/dev/null",
+                "/dev/zero",
+                "/dev/full",
+                "/dev/random",
+                "/dev/urandom",
+                "/dev/tty"
+            ]
+        );
+    }
+
+    #[test]
+    fn spec_devices_translate_and_bad_ones_fail() {
+        let d: LinuxDevice = serde_json::from_str(
+            r#"{"path":"/dev/fuse","type":"c","major":10,"minor":229,"fileMode":8630,"uid":1,"gid":2}"#,
+        )
+        .unwrap();
+        let n = node_from_spec(&d).unwrap();
+        assert_eq!(
+            (n.kind, n.major, n.minor, n.mode, n.uid, n.gid),
+            (SFlag::S_IFCHR, 10, 229, 0o666, 1, 2)
+        );
+        let bad: LinuxDevice =
+            serde_json::from_str(r#"{"path":"/etc/x","type":"c","major":1,"minor":3}"#).unwrap();
+        assert!(node_from_spec(&bad).is_err());
+        let a: LinuxDevice = serde_json::from_str(r#"{"path":"/dev/x","type":"a"}"#).unwrap();
+        assert!(node_from_spec(&a).is_err());
+        let invalid: Result<LinuxDevice, _> =
+            serde_json::from_str(r#"{"path":"/dev/x","type":"z","major":1,"minor":1}"#);
+        assert!(invalid.is_err());
+    }
+}

@@ -1,0 +1,187 @@
+//! The few raw syscalls that nix does not wrap. Every `unsafe` block of berth that is not a plain libc call with
+//! pointer-free arguments lives here, each with a `SAFETY:` note, behind a safe function returning `nix::Result`.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+
+/// `struct clone_args` from linux/sched.h (v2, with `cgroup`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Result of [`clone3_fork`]: which side of the fork we are on.
+pub enum Forked {
+    Parent(Pid),
+    Child,
+}
+
+/// fork-like clone3: the child continues on a copy of the caller's stack, created directly in the namespaces named by
+/// `flags` and, when `cgroup` is given (cgroup v2), directly in that cgroup. SIGCHLD is delivered on exit.
+///
+/// The caller must be single-threaded (berth is, until it forks), so the child may use the allocator freely.
+pub fn clone3_fork(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> nix::Result<Forked> {
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    // SAFETY: clone3 without a stack behaves like fork(): the child gets a copy of this (single-threaded) process's
+    // memory. `args` is a valid, fully initialised clone_args that lives across the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
+    }
+}
+
+/// pidfd_open(2): a handle on a process that cannot be confused with a later process reusing its pid.
+pub fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments; on success the kernel returns a new fd that we own.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: `ret` is a freshly opened fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
+
+/// pidfd_send_signal(2) without siginfo.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> nix::Result<()> {
+    // SAFETY: integer arguments and a null siginfo pointer, which the syscall accepts.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// execve(2) with already-built C strings; returns only on failure.
+pub fn execve(path: &CStr, argv: &[&CStr], envp: &[&CStr]) -> Errno {
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+    // SAFETY: both arrays are null-terminated and point into CStrs that outlive the call.
+    unsafe { libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr()) };
+    Errno::last()
+}
+
+/// Marks every fd from `first` upwards close-on-exec (so that only what we keep survives execve).
+pub fn cloexec_fds_from(first: RawFd) -> nix::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    // SAFETY: only sets FD_CLOEXEC on a range of descriptors.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as u32,
+            u32::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// prctl(PR_SET_DUMPABLE, 0): no /proc/self/exe or ptrace handle on berth for container processes.
+pub fn set_not_dumpable() -> nix::Result<()> {
+    // SAFETY: integer-only prctl.
+    Errno::result(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }).map(drop)
+}
+
+/// Joins a new session keyring named after the container, so the container does not share the caller's keys.
+pub fn join_session_keyring(name: &CStr) -> nix::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
+    // SAFETY: keyctl with a valid NUL-terminated name pointer that outlives the call.
+    let ret =
+        unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    Errno::result(ret).map(drop)
+}
+
+/// Is `fd` on a filesystem with the given magic (e.g. PROC_SUPER_MAGIC)?
+pub fn fs_magic(fd: BorrowedFd<'_>) -> nix::Result<i64> {
+    let st = nix::sys::statfs::fstatfs(fd)?;
+    Ok(st.filesystem_type().0 as i64)
+}
+
+/// setdomainname(2) (nix wraps only sethostname).
+pub fn setdomainname(name: &str) -> nix::Result<()> {
+    // SAFETY: the pointer and length describe `name`'s bytes, which outlive the call.
+    let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    Errno::result(ret).map(drop)
+}
+
+/// setrlimit(2) for a raw resource number.
+pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> nix::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: `lim` is a valid rlimit that lives across the call.
+    let ret = unsafe { libc::setrlimit(resource as _, &lim) };
+    Errno::result(ret).map(drop)
+}
+
+/// umask(2); returns nothing since berth never needs the old mask.
+pub fn set_umask(mask: u32) {
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(mask as libc::mode_t) };
+}
+
+/// Clears FD_CLOEXEC on `fd` so that it survives execve (for --preserve-fds and the terminal).
+pub fn clear_cloexec(fd: RawFd) -> nix::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty())).map(drop)
+}
+
+/// Takes ownership of a descriptor that a nix call has just returned as a RawFd (nix 0.29 still returns raw fds
+/// from open/openat2). Only for fresh descriptors nobody else owns.
+pub fn adopt_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: callers pass a descriptor just returned by a successful open-like syscall, owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Restores SIGPIPE's default action (the Rust runtime sets it to ignored, which execve would pass on).
+pub fn default_sigpipe() -> nix::Result<()> {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: installing SIG_DFL runs no handler code, so no async-signal-safety concern arises.
+    unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }.map(drop)
+}
+
+/// Makes fd 0 the controlling terminal of a new session (run in the foreground with a terminal).
+pub fn take_controlling_tty(fd: RawFd) -> nix::Result<()> {
+    nix::unistd::setsid()?;
+    // SAFETY: TIOCSCTTY takes an integer argument; `fd` is an open descriptor.
+    Errno::result(unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) }).map(drop)
+}
