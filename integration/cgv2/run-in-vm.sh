@@ -56,7 +56,7 @@ cpus=${BERTH_VM_CPUS:-$(n=$(nproc); echo $(( n > 4 ? 4 : n )))}
 t_start=$(now_ms)
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/berth-cgv2-vm.XXXXXX")
-qemu_pid= reader_pids=() qemu_rc=0 vm_ms=0 t_vm=
+qemu_pid= reader_pids=() vm_ms=0 t_vm=
 unblock_readers() {  # a fifo reader whose writer never came is blocked in open(): give it an EOF
   local f p
   for f in "$tmp/out" "$tmp/err"; do [ -p "$f" ] && { exec 7<>"$f"; exec 7>&-; }; done
@@ -64,7 +64,7 @@ unblock_readers() {  # a fifo reader whose writer never came is blocked in open(
   reader_pids=()
 }
 stop_qemu() {
-  if [ -n "$qemu_pid" ]; then kill "$qemu_pid" 2>/dev/null || true; wait "$qemu_pid" 2>/dev/null || true; qemu_pid=; fi
+  if [ -n "$qemu_pid" ]; then kill "$qemu_pid" 2>/dev/null || true; while kill -0 "$qemu_pid" 2>/dev/null; do sleep 0.05; done; qemu_pid=; fi
 }
 cleanup() { stop_qemu; unblock_readers; rm -rf "$tmp"; }
 trap cleanup EXIT
@@ -316,8 +316,11 @@ for a in ${adds[@]+"${adds[@]}"}; do
   [ -e "$a" ] || fail "--add: no such file or directory: $a"
   case $a in /*) abs=$a ;; *) abs=$PWD/$a ;; esac
   abs=$(realpath -ms -- "$abs")            # tidy the name, but keep a symlink's own name
-  case $abs/ in /|/proc/*|/sys/*|/dev/*|"$tmp"/*) fail "--add: refusing to add $abs" ;; esac
+  case $abs/ in //|/proc/*|/sys/*|/dev/*|"$tmp"/*) fail "--add: refusing to add $abs" ;; esac
   case $tmp/ in "$abs"/*) fail "--add: refusing to add $abs (it holds this script's work directory)" ;; esac
+  # everything added lives in guest RAM (the initramfs, then a tmpfs copy of it): keep it well below --mem
+  add_kb=$(( ${add_kb:-0} + $(du -skD -- "$abs" | cut -f1) ))
+  [ "$add_kb" -le $(( mem * 1024 / 4 )) ] || fail "--add: $((add_kb / 1024)) MiB is too much for --mem $mem (limit: a quarter)"
   put_file "$rr" "$abs"
 done
 { printf 'SHARE_DIR=%q\nCMD=(' "$dir"; printf '%q ' "$@"; printf ')\n'; } > "$rr/berth/run.conf"
@@ -363,6 +366,7 @@ boot() {
   [ -n "$t_vm" ] || t_vm=$t0    # --timeout counts from the first QEMU start
   ${pdeath[@]+"${pdeath[@]}"} qemu-system-x86_64 "${args[@]}" </dev/null >"$tmp/qemu.log" 2>&1 &
   qemu_pid=$!
+  disown "$qemu_pid"   # no "Aborted" job notice from bash when QEMU dies of a signal (it does, if KVM is unusable)
   while kill -0 "$qemu_pid" 2>/dev/null; do
     sleep 0.1
     elapsed=$(( $(now_ms) - t0 ))
@@ -377,7 +381,6 @@ boot() {
       stop_qemu; unblock_readers; exit 124
     fi
   done
-  qemu_rc=0; wait "$qemu_pid" 2>/dev/null || qemu_rc=$?
   qemu_pid=
   unblock_readers
   vm_ms=$(( $(now_ms) - t0 ))
@@ -405,7 +408,7 @@ if [ "$verbose" = 1 ]; then
 fi
 rc=$(tr -dc '0-9' < "$tmp/status")
 if [ -z "$rc" ]; then
-  echo "$me: the VM ($used) stopped after $vm_ms ms without reporting COMMAND's exit status (QEMU exit status $qemu_rc)" >&2
+  echo "$me: the VM ($used) stopped after $vm_ms ms without reporting COMMAND's exit status" >&2
   if [ -s "$tmp/qemu.log" ]; then echo "--- QEMU output:" >&2; cat "$tmp/qemu.log" >&2; fi
   if [ -s "$tmp/console" ]; then echo "--- guest console (tail):" >&2; tr -d '\r' < "$tmp/console" | tail -n 40 >&2
   else echo "--- the guest console is empty (kernel died early, e.g. too little --mem for kernel + initramfs)" >&2; fi

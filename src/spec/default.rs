@@ -102,7 +102,7 @@ mod tests {
                 .as_ref()
                 .unwrap()
                 .len();
-            assert_eq!(nss, if rootless { 6 } else { 6 });
+            assert_eq!(nss, 6, "rootless swaps network for user");
         }
     }
 }

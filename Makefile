@@ -1,0 +1,40 @@
+# berth: build, demo and tests. Everything a fresh Debian machine (as root) needs is installed by `make deps`.
+
+CARGO_TARGET := x86_64-unknown-linux-gnu
+BIN := target/release/berth
+BUILT := target/$(CARGO_TARGET)/release/berth
+DEMO_DIR ?= /tmp/berth-demo
+APT_PACKAGES := busybox-static
+
+.PHONY: all build deps demo test unit-test lint bench clean
+
+all: build
+
+build:
+	cargo build --release
+	mkdir -p target/release
+	cp $(BUILT) $(BIN)
+	@ldd $(BIN) 2>&1 | grep -q 'not a dynamic executable\|statically linked' || { echo "berth is not static"; exit 1; }
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+# Builds berth, assembles a busybox bundle and runs a container from it.
+demo: deps build
+	integration/make-bundle.sh $(DEMO_DIR) sh -c 'echo "hello from $$(hostname), pid $$$$ in its own pid namespace"; id'
+	$(BIN) --root $(DEMO_DIR)/state run --bundle $(DEMO_DIR) berth-demo-$$$$
+
+unit-test:
+	cargo test --release --bin berth
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --release --all-targets -- -D warnings
+
+# The whole suite: unit tests, then real containers (tests/).
+test: deps build
+	cargo test --release -- --test-threads=2
+
+clean:
+	cargo clean

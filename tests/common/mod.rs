@@ -1,0 +1,369 @@
+//! Shared harness for tests that run real containers: busybox bundles, a private state root per test, unique ids
+//! and relative cgroups, and guards that clean up containers, cgroups and directories even when a test fails.
+//!
+//! These tests need root and `busybox-static` (`make deps`).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A unique name for this test process and call (ids, cgroups and directories use it).
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// The busybox-static binary the bundles are made of.
+pub fn busybox() -> PathBuf {
+    for p in ["/bin/busybox", "/usr/bin/busybox"] {
+        if Path::new(p).exists() {
+            return p.into();
+        }
+    }
+    panic!("busybox-static is needed (make deps)");
+}
+
+/// A bundle directory with a busybox rootfs and berth's default config (terminal off, relative cgroup).
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub config: Value,
+    /// The relative cgroupsPath, `berth-tests/<name>`.
+    pub cgroup: String,
+}
+
+impl Bundle {
+    pub fn new(name: &str) -> Bundle {
+        let dir = std::env::temp_dir().join(format!("berth-test-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let rootfs = dir.join("rootfs");
+        for d in ["bin", "etc", "tmp", "root"] {
+            std::fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        std::fs::copy(busybox(), rootfs.join("bin/busybox")).unwrap();
+        let list = Command::new(busybox()).arg("--list").output().unwrap();
+        for applet in String::from_utf8_lossy(&list.stdout).lines() {
+            if applet != "busybox" {
+                let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
+            }
+        }
+        std::fs::write(
+            rootfs.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(rootfs.join("etc/group"), "root:x:0:\nuser:x:1000:\n").unwrap();
+        let out = Command::new(BERTH)
+            .args(["spec", "--bundle"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "berth spec: {out:?}");
+        let mut config: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+        let cgroup = format!("berth-tests/{name}");
+        config["process"]["terminal"] = json!(false);
+        config["linux"]["cgroupsPath"] = json!(cgroup);
+        let b = Bundle {
+            dir,
+            config,
+            cgroup,
+        };
+        b.save();
+        b
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+
+    /// Sets process.args.
+    pub fn args(&mut self, args: &[&str]) -> &mut Self {
+        self.config["process"]["args"] = json!(args);
+        self.save();
+        self
+    }
+
+    /// Runs `sh -c script` in the container.
+    pub fn sh(&mut self, script: &str) -> &mut Self {
+        self.args(&["sh", "-c", script])
+    }
+
+    /// Edits the config in place.
+    pub fn edit(&mut self, f: impl FnOnce(&mut Value)) -> &mut Self {
+        f(&mut self.config);
+        self.save();
+        self
+    }
+
+    pub fn save(&self) {
+        std::fs::write(
+            self.dir.join("config.json"),
+            serde_json::to_vec_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        // Bundles may hold mounts only if a test failed half-way in a no-mount-namespace container; detach first.
+        let _ = Command::new("umount")
+            .args(["-R", "-l"])
+            .arg(self.rootfs())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// berth with a private state root. Dropping it force-deletes every container left under that root and removes
+/// the root.
+pub struct Berth {
+    pub root: PathBuf,
+}
+
+impl Berth {
+    pub fn new() -> Berth {
+        let root = std::env::temp_dir().join(unique("berth-root"));
+        Berth { root }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(BERTH);
+        c.arg("--root").arg(&self.root);
+        c
+    }
+
+    /// Runs berth with `args`; stdin is /dev/null and output is captured.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// Runs berth, asserting success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs berth, asserting failure with exit code 1 and one error line; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "berth {args:?} should fail: {err}"
+        );
+        assert!(!err.contains("panicked"), "berth {args:?} panicked: {err}");
+        assert!(!err.trim().is_empty(), "berth {args:?} failed silently");
+        err
+    }
+
+    /// `create` with the container's stdio going to files in the bundle (a pipe would stay open as long as the
+    /// container lives). Returns the output of berth itself.
+    pub fn create(&self, bundle: &Bundle, id: &str, extra: &[&str]) -> Output {
+        let (out, err) = stdio_files(bundle, id);
+        let mut c = self.cmd();
+        c.arg("create")
+            .arg("--bundle")
+            .arg(&bundle.dir)
+            .args(extra)
+            .arg(id);
+        c.stdin(Stdio::null()).stdout(out).stderr(err);
+        let status = c.status().unwrap();
+        Output {
+            status,
+            stdout: Vec::new(),
+            stderr: std::fs::read(stdio_path(bundle, id, "err")).unwrap_or_default(),
+        }
+    }
+
+    /// The container's stdout so far (when it was created with [`Berth::create`]).
+    pub fn stdout_of(&self, bundle: &Bundle, id: &str) -> String {
+        std::fs::read_to_string(stdio_path(bundle, id, "out")).unwrap_or_default()
+    }
+
+    pub fn state(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["state", id])).unwrap()
+    }
+
+    pub fn status(&self, id: &str) -> String {
+        self.state(id)["status"].as_str().unwrap().to_string()
+    }
+
+    /// Polls until the container reaches `status` (bounded).
+    pub fn wait_status(&self, id: &str, status: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = self.status(id);
+            if now == status {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id}: still {now}, wanted {status}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The cgroup directories berth recorded for a container.
+    pub fn cgroup_dirs(&self, id: &str) -> Vec<PathBuf> {
+        let raw = std::fs::read(self.root.join(id).join("state.json")).unwrap();
+        let v: Value = serde_json::from_slice(&raw).unwrap();
+        v["cgroupPaths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|p| PathBuf::from(p.as_str().unwrap()))
+            .collect()
+    }
+
+    /// Runs the bundle in the foreground with `run`; returns (exit code, stdout, stderr).
+    pub fn run_bundle(&self, bundle: &Bundle, id: &str) -> (i32, String, String) {
+        let out = self
+            .cmd()
+            .args(["run", "--bundle"])
+            .arg(&bundle.dir)
+            .arg(id)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    }
+}
+
+impl Default for Berth {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        if let Ok(entries) = std::fs::read_dir(&self.root) {
+            for e in entries.flatten() {
+                let id = e.file_name().to_string_lossy().to_string();
+                let _ = self
+                    .cmd()
+                    .args(["delete", "--force", &id])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+        remove_test_cgroup_parents();
+    }
+}
+
+fn stdio_path(bundle: &Bundle, id: &str, which: &str) -> PathBuf {
+    bundle.dir.join(format!("{id}.{which}"))
+}
+
+fn stdio_files(bundle: &Bundle, id: &str) -> (std::fs::File, std::fs::File) {
+    (
+        std::fs::File::create(stdio_path(bundle, id, "out")).unwrap(),
+        std::fs::File::create(stdio_path(bundle, id, "err")).unwrap(),
+    )
+}
+
+/// Removes the (empty) `berth-tests` parents that relative cgroup paths create under our own cgroups.
+pub fn remove_test_cgroup_parents() {
+    for dir in own_cgroup_dirs() {
+        let _ = std::fs::remove_dir(dir.join("berth-tests"));
+    }
+}
+
+/// This process's cgroup directory in every mounted hierarchy.
+pub fn own_cgroup_dirs() -> Vec<PathBuf> {
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let post: Vec<&str> = post.split(' ').collect();
+        let mountpoint = pre[4];
+        let ctrls: Vec<&str> = match post[0] {
+            "cgroup2" => Vec::new(),
+            "cgroup" => post[2]
+                .split(',')
+                .filter(|o| !["rw", "ro", "xattr", "noprefix", "clone_children"].contains(o))
+                .collect(),
+            _ => continue,
+        };
+        for l in cgroups.lines() {
+            let mut parts = l.splitn(3, ':');
+            let (_, c, path) = (
+                parts.next(),
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or(""),
+            );
+            let mut have: Vec<&str> = if c.is_empty() {
+                Vec::new()
+            } else {
+                c.split(',').collect()
+            };
+            let mut want = ctrls.clone();
+            have.sort();
+            want.sort();
+            if have == want {
+                out.push(Path::new(mountpoint).join(path.trim_start_matches('/')));
+            }
+        }
+    }
+    out
+}
+
+/// Is `pid` a live (non-zombie) process?
+pub fn alive(pid: i64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => {
+            let state = s.rsplit(')').next().unwrap_or("").split_whitespace().next();
+            !matches!(state, Some("Z") | Some("X"))
+        }
+        Err(_) => false,
+    }
+}
+
+/// Asserts that nothing of container `id` is left: no state dir, no cgroup directory, no live init.
+pub fn assert_gone(berth: &Berth, id: &str, cgroups: &[PathBuf], pid: Option<i64>) {
+    assert!(!berth.root.join(id).exists(), "{id}: state dir left behind");
+    for d in cgroups {
+        assert!(!d.exists(), "{id}: cgroup {} left behind", d.display());
+    }
+    if let Some(pid) = pid {
+        assert!(!alive(pid), "{id}: init {pid} still alive");
+    }
+}
+
+/// The host's namespace inode for `kind` (e.g. "pid", "net").
+pub fn host_ns(kind: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{kind}"))
+        .unwrap()
+        .to_string_lossy()
+        .to_string()
+}
