@@ -73,11 +73,8 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     let linux = spec.linux().as_ref().expect("validated");
     let process = spec.process().as_ref().expect("validated");
     let terminal = process.terminal().unwrap_or(false);
-    if terminal && !opts.inherit_terminal {
-        match &opts.console_socket {
-            None => bail!("process.terminal is set: --console-socket is required"),
-            Some(_) => bail!("process.terminal with --console-socket: not supported yet"),
-        }
+    if terminal && !opts.inherit_terminal && opts.console_socket.is_none() {
+        bail!("process.terminal is set: --console-socket is required");
     }
     let seccomp = linux
         .seccomp()
@@ -89,6 +86,11 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
         bail!("joining a user namespace, or a new user namespace with joined namespaces, is not supported yet");
     }
     let hooks = Hooks::from_spec(spec);
+    // Connected before anything exists, so that a missing or non-listening socket fails cleanly.
+    let console_socket = match (&opts.console_socket, terminal && !opts.inherit_terminal) {
+        (Some(path), true) => Some(crate::process::tty::connect(path)?),
+        _ => None,
+    };
 
     let dir = StateDir::new(&opts.root, &opts.id);
     dir.create()?;
@@ -158,6 +160,7 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
                 parent: me,
                 seccomp: seccomp.as_ref(),
                 hooks: &hooks,
+                console_socket,
             });
         }
         other => other,
@@ -171,6 +174,7 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     undo.pid = Some(pid);
     drop(init_chan);
     drop(listener);
+    drop(console_socket);
 
     st.pid = pid.as_raw();
     st.pid_start_time = match state::proc_state(pid.as_raw()) {

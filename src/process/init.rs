@@ -39,6 +39,8 @@ pub struct InitArgs<'a> {
     pub parent: Pid,
     pub seccomp: Option<&'a super::seccomp::Filter>,
     pub hooks: &'a crate::container::hooks::Hooks,
+    /// process.terminal with --console-socket: the connected socket the pty master is sent over.
+    pub console_socket: Option<std::os::unix::net::UnixStream>,
 }
 
 /// Runs the init; never returns.
@@ -143,6 +145,14 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
         rootfs::move_root(&args.rootfs)?;
     } else {
         rootfs::pivot(&args.rootfs)?;
+    }
+    if let Some(socket) = &args.console_socket {
+        let size = process
+            .console_size()
+            .as_ref()
+            .map(|b| (b.height(), b.width()));
+        let owner = Some((process.user().uid(), process.user().gid()));
+        super::tty::setup_console(socket, size, true, owner)?;
     }
     rootfs::finish(spec)?;
 

@@ -7,3 +7,4 @@ pub mod init;
 pub mod rlimits;
 pub mod seccomp;
 pub mod sync;
+pub mod tty;
