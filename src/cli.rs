@@ -59,6 +59,60 @@ pub enum Command {
     /// List the containers under the state root.
     #[command(alias = "ls")]
     List(ListArgs),
+    /// Run a new process inside a running container.
+    Exec(ExecArgs),
+    /// Print the features this runtime implements (runtime-spec features.json).
+    Features,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Path to an OCI process JSON; the command line after the id is then ignored.
+    #[arg(short = 'p', long)]
+    pub process: Option<PathBuf>,
+    /// Allocate a pseudo-terminal.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Unix socket that receives the pty master (with --tty).
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Do not wait for the process.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// File to write the process's host pid to.
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Working directory inside the container.
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Extra environment variables (KEY=value).
+    #[arg(short = 'e', long)]
+    pub env: Vec<String>,
+    /// uid[:gid] to run as.
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Additional groups.
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability (to every set).
+    #[arg(short = 'c', long = "cap")]
+    pub cap: Vec<String>,
+    /// Set no_new_privs.
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// AppArmor profile.
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// SELinux process label.
+    #[arg(long = "process-label")]
+    pub process_label: Option<String>,
+    /// Pass N extra fds (3 .. 3+N-1) to the process.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    pub id: String,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -184,6 +238,23 @@ mod tests {
             panic!()
         };
         assert_eq!(k.signal, None);
+    }
+
+    #[test]
+    fn exec_takes_its_flags_then_the_command_with_its_own_flags() {
+        let c = parse(&[
+            "exec", "-t", "-e", "A=1", "-u", "1:2", "-g", "5", "--cap", "CAP_KILL", "c1", "sh",
+            "-c", "ls -l",
+        ]);
+        let Some(Command::Exec(e)) = c.command else {
+            panic!()
+        };
+        assert!(e.tty);
+        assert_eq!(e.env, ["A=1"]);
+        assert_eq!(e.user.as_deref(), Some("1:2"));
+        assert_eq!(e.additional_gids, [5]);
+        assert_eq!(e.id, "c1");
+        assert_eq!(e.command, ["sh", "-c", "ls -l"]);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 mod create;
 mod delete;
+mod exec;
+mod features;
 mod kill;
 mod list;
 mod run;
@@ -36,6 +38,8 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Run(a) => run::run(cli, a),
         Command::Spec(a) => spec::run(a),
         Command::List(a) => list::run(cli, a),
+        Command::Exec(a) => exec::run(cli, a),
+        Command::Features => features::run(),
     }
 }
 

@@ -160,9 +160,11 @@ pub fn delete(dir: &StateDir, force: bool) -> Result<()> {
         _ if force => {}
         other => bail!("cannot delete a container that is not stopped: {other}"),
     }
+    // Read before the state dir (and the config saved in it) goes.
+    let hooks = saved_hooks(dir);
     destroy(&st)?;
     dir.remove()?;
-    if let Err(e) = saved_hooks(dir).run_phase(Phase::Poststop, &st.oci(Status::Stopped)) {
+    if let Err(e) = hooks.run_phase(Phase::Poststop, &st.oci(Status::Stopped)) {
         crate::logging::warn(&format!("container {}: {e}", st.id));
     }
     Ok(())

@@ -2,6 +2,7 @@
 //! spec, namespace, cgroup, rootfs and process pieces together.
 
 pub mod create;
+pub mod exec;
 pub mod foreground;
 pub mod hooks;
 pub mod lifecycle;

@@ -2,6 +2,7 @@
 
 pub mod caps;
 pub mod exec;
+pub mod exec_into;
 pub mod identity;
 pub mod init;
 pub mod rlimits;

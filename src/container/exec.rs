@@ -1,0 +1,497 @@
+//! `exec`, parent side: a new process in a running container. Top to bottom: check the container → build the
+//! process (the config's, or `--process FILE`, with the flags applied) → join the container's pid and time
+//! namespaces (so the child is born in them) → clone3 straight into the container's cgroup (v2; v1 writes the pid
+//! right after) → let the child join the other namespaces and exec → wait (foreground) or return (detached).
+//!
+//! CVE-2019-5736 (a container rewriting the runtime through /proc/<pid>/exe): berth never re-executes itself, so no
+//! berth program is started inside the container; the child is forked from a parent that made itself non-dumpable
+//! before the clone, so it is non-dumpable from birth until its execve (the kernel then denies /proc/<pid>/exe,
+//! /proc/<pid>/mem and ptrace to the container, see tests/exec.rs), and it holds no descriptor of berth's binary.
+//! What it cannot stop on its own: a container program whose `#!` line names /proc/self/exe makes the kernel run
+//! berth's host binary inside the container at execve time. runc and crun answer that with a sealed memfd copy of
+//! themselves; berth relies on the binary not being writable from the container (see the README's security notes).
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::sched::CloneFlags;
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::{Process, Spec};
+use serde_json::{json, Value};
+
+use super::foreground::Forwarder;
+use super::state::{self, StateDir, Status};
+use crate::cgroups;
+use crate::process::exec_into::{self, ExecArgs};
+use crate::process::sync::{self, Message};
+use crate::sys::{clone3_fork, Forked};
+
+/// How long the parent waits for the child to get from the clone to its execve.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The flags of `berth exec` that shape the process.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub args: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    pub env: Vec<String>,
+    pub tty: bool,
+    pub user: Option<String>,
+    pub additional_gids: Vec<u32>,
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+    pub apparmor: Option<String>,
+    pub process_label: Option<String>,
+}
+
+pub struct ExecOptions {
+    pub process_file: Option<PathBuf>,
+    pub overrides: Overrides,
+    pub console_socket: Option<PathBuf>,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("process {path}: {reason}")]
+    ProcessFile { path: String, reason: String },
+    #[error("--user {0:?}: expected uid[:gid] (numbers)")]
+    User(String),
+}
+
+/// The keys runtime-spec defines for `process` and its objects; anything else in a process file is refused (a
+/// misspelt key would otherwise be silently ignored).
+const PROCESS_KEYS: &[&str] = &[
+    "terminal",
+    "consoleSize",
+    "user",
+    "args",
+    "commandLine",
+    "env",
+    "cwd",
+    "capabilities",
+    "rlimits",
+    "noNewPrivileges",
+    "apparmorProfile",
+    "oomScoreAdj",
+    "selinuxLabel",
+    "ioPriority",
+    "scheduler",
+    "execCPUAffinity",
+];
+const USER_KEYS: &[&str] = &["uid", "gid", "umask", "additionalGids", "username"];
+const CAPS_KEYS: &[&str] = &[
+    "bounding",
+    "effective",
+    "inheritable",
+    "permitted",
+    "ambient",
+];
+const SIZE_KEYS: &[&str] = &["height", "width"];
+const RLIMIT_KEYS: &[&str] = &["type", "soft", "hard"];
+
+fn check_keys(v: &Value, allowed: &[&str], at: &str) -> std::result::Result<(), String> {
+    let Some(obj) = v.as_object() else {
+        return Err(format!("{at}: expected an object"));
+    };
+    for k in obj.keys() {
+        if !allowed.contains(&k.as_str()) {
+            return Err(format!("{at}: unknown field {k:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a process document for unknown fields (types are checked when it is decoded).
+pub fn check_process_fields(v: &Value) -> std::result::Result<(), String> {
+    check_keys(v, PROCESS_KEYS, "process")?;
+    if let Some(u) = v.get("user") {
+        check_keys(u, USER_KEYS, "process.user")?;
+    }
+    if let Some(c) = v.get("capabilities") {
+        check_keys(c, CAPS_KEYS, "process.capabilities")?;
+    }
+    if let Some(s) = v.get("consoleSize") {
+        check_keys(s, SIZE_KEYS, "process.consoleSize")?;
+    }
+    if let Some(Value::Array(rl)) = v.get("rlimits") {
+        for r in rl {
+            check_keys(r, RLIMIT_KEYS, "process.rlimits[]")?;
+        }
+    }
+    Ok(())
+}
+
+fn push_unique(list: &mut Value, item: Value) {
+    if !list.is_array() {
+        *list = json!([]);
+    }
+    let arr = list.as_array_mut().expect("just made an array");
+    if !arr.contains(&item) {
+        arr.push(item);
+    }
+}
+
+/// The process to run: `base` (the container's process, or a process file) with the flags applied, decoded.
+pub fn build_process(
+    mut v: Value,
+    o: &Overrides,
+    from_file: bool,
+) -> std::result::Result<Process, String> {
+    if !v.is_object() {
+        return Err("process: expected an object".into());
+    }
+    if !from_file && !o.args.is_empty() {
+        v["args"] = json!(o.args);
+    }
+    if let Some(cwd) = &o.cwd {
+        v["cwd"] = json!(cwd);
+    }
+    for e in &o.env {
+        push_unique(&mut v["env"], json!(e));
+    }
+    if o.tty {
+        v["terminal"] = json!(true);
+    }
+    if let Some(u) = &o.user {
+        let (uid, gid) = parse_user(u).map_err(|e| e.to_string())?;
+        v["user"]["uid"] = json!(uid);
+        if let Some(g) = gid {
+            v["user"]["gid"] = json!(g);
+        }
+    }
+    for g in &o.additional_gids {
+        push_unique(&mut v["user"]["additionalGids"], json!(g));
+    }
+    for cap in &o.caps {
+        let name = if cap.starts_with("CAP_") {
+            cap.clone()
+        } else {
+            format!("CAP_{}", cap.to_uppercase())
+        };
+        for set in CAPS_KEYS {
+            push_unique(&mut v["capabilities"][set], json!(name));
+        }
+    }
+    if o.no_new_privs {
+        v["noNewPrivileges"] = json!(true);
+    }
+    if let Some(a) = &o.apparmor {
+        v["apparmorProfile"] = json!(a);
+    }
+    if let Some(l) = &o.process_label {
+        v["selinuxLabel"] = json!(l);
+    }
+    if v.get("user").is_none() {
+        v["user"] = json!({"uid": 0, "gid": 0});
+    }
+    if v.get("cwd").is_none() {
+        v["cwd"] = json!("/");
+    }
+    let p: Process = serde_json::from_value(v).map_err(|e| format!("process: {e}"))?;
+    if p.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err("process.args is empty: give a command".into());
+    }
+    if !p.cwd().is_absolute() {
+        return Err(format!(
+            "process.cwd {:?} must be an absolute path",
+            p.cwd()
+        ));
+    }
+    Ok(p)
+}
+
+/// `uid[:gid]`, numeric as runc takes it.
+pub fn parse_user(s: &str) -> std::result::Result<(u32, Option<u32>), Error> {
+    let bad = || Error::User(s.to_string());
+    let (u, g) = match s.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (s, None),
+    };
+    let uid = u.parse().map_err(|_| bad())?;
+    let gid = g.map(|g| g.parse().map_err(|_| bad())).transpose()?;
+    Ok((uid, gid))
+}
+
+fn load_process(dir: &StateDir, opts: &ExecOptions) -> Result<(Spec, Process)> {
+    let raw = std::fs::read(dir.file(state::CONFIG_FILE))
+        .with_context(|| format!("read {}", dir.file(state::CONFIG_FILE).display()))?;
+    let config: Value = serde_json::from_slice(&raw).context("saved config.json")?;
+    let spec: Spec = serde_json::from_value(config.clone()).context("saved config.json")?;
+    let (base, from_file) = match &opts.process_file {
+        Some(path) => {
+            let perr = |reason: String| Error::ProcessFile {
+                path: path.display().to_string(),
+                reason,
+            };
+            let text = std::fs::read(path).map_err(|e| perr(e.to_string()))?;
+            let v: Value = serde_json::from_slice(&text).map_err(|e| perr(e.to_string()))?;
+            check_process_fields(&v).map_err(perr)?;
+            (v, true)
+        }
+        None => (config.get("process").cloned().unwrap_or(json!({})), false),
+    };
+    let process =
+        build_process(base, &opts.overrides, from_file).map_err(|reason| Error::ProcessFile {
+            path: opts
+                .process_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "(from the container's config and flags)".into()),
+            reason,
+        })?;
+    Ok((spec, process))
+}
+
+/// Namespaces of the init that differ from ours, as setns flags (joining our own user namespace is an error).
+fn namespaces_to_join(pid: Pid) -> Result<CloneFlags> {
+    let kinds: &[(&str, CloneFlags)] = &[
+        ("user", CloneFlags::CLONE_NEWUSER),
+        ("mnt", CloneFlags::CLONE_NEWNS),
+        ("pid", CloneFlags::CLONE_NEWPID),
+        ("net", CloneFlags::CLONE_NEWNET),
+        ("ipc", CloneFlags::CLONE_NEWIPC),
+        ("uts", CloneFlags::CLONE_NEWUTS),
+        ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+        ("time", CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)),
+    ];
+    let mut flags = CloneFlags::empty();
+    for (name, flag) in kinds {
+        let theirs = format!("/proc/{pid}/ns/{name}");
+        let Ok(their) = std::fs::metadata(&theirs) else {
+            continue;
+        };
+        let ours = std::fs::metadata(format!("/proc/self/ns/{name}"))
+            .with_context(|| format!("stat /proc/self/ns/{name}"))?;
+        if (their.dev(), their.ino()) != (ours.dev(), ours.ino()) {
+            flags |= *flag;
+        }
+    }
+    Ok(flags)
+}
+
+/// Runs a new process in the container. Foreground: returns its exit code (128+N on signal N). Detached: 0 once
+/// it has exec'd.
+pub fn exec(dir: &StateDir, opts: &ExecOptions) -> Result<i32> {
+    let st = dir.load()?;
+    match super::status_of(dir, &st) {
+        Status::Running | Status::Created => {}
+        Status::Paused => bail!("cannot exec in a paused container (resume it first)"),
+        other => bail!("cannot exec in a container that is {other}"),
+    }
+    let (spec, process) = load_process(dir, opts)?;
+    let terminal = process.terminal().unwrap_or(false);
+    let console_socket = match (&opts.console_socket, terminal) {
+        (Some(path), true) => Some(crate::process::tty::connect(path)?),
+        (None, true) if opts.detach => {
+            bail!("process.terminal with --detach needs --console-socket")
+        }
+        _ => None,
+    };
+    let seccomp = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(crate::process::seccomp::compile)
+        .transpose()?;
+
+    let init = Pid::from_raw(st.pid);
+    let pidfd = crate::sys::pidfd_open(init).with_context(|| format!("pidfd_open {init}"))?;
+    let flags = namespaces_to_join(init)?;
+    // The pidfd now pins the process: if it is still the recorded init, the namespaces read above are its own.
+    if !st.init_alive() {
+        bail!("cannot exec: the container's init (pid {init}) has exited");
+    }
+    let cgroup = cgroups::from_paths(&st.cgroup_paths);
+    let cgroup_fd = cgroup.clone_fd()?;
+
+    let forwarder = (!opts.detach).then(Forwarder::block).transpose()?;
+    // The child is forked from us: non-dumpable here means non-dumpable from its birth in the container's pid
+    // namespace until its execve.
+    crate::sys::set_not_dumpable().context("prctl(PR_SET_DUMPABLE, 0)")?;
+    let before = PreJoin::enter(pidfd.as_fd(), flags)?;
+    let (parent_chan, child_chan) = sync::pair()?;
+    let forked = clone3_fork(0, cgroup_fd.as_ref().map(|f| f.as_fd()));
+    if let Ok(Forked::Child) = forked {
+        drop(parent_chan);
+        exec_into::run(ExecArgs {
+            process: &process,
+            pidfd,
+            join: flags - (CloneFlags::CLONE_NEWPID | time_flag()),
+            channel: child_chan,
+            console_socket,
+            inherit_terminal: terminal && opts.console_socket.is_none(),
+            preserve_fds: opts.preserve_fds,
+            seccomp: seccomp.as_ref(),
+        });
+    }
+    before.leave()?;
+    let pid = match forked {
+        Ok(Forked::Parent(pid)) => pid,
+        Ok(Forked::Child) => unreachable!("the child never returns"),
+        Err(e) => bail!("clone3 into the container: {e}"),
+    };
+    drop(child_chan);
+    drop(console_socket);
+    let result = (|| -> Result<()> {
+        if cgroup_fd.is_none() && !st.cgroup_paths.is_empty() {
+            cgroup.add_task(pid)?;
+        }
+        parent_chan
+            .send(&Message::Go(st.oci(Status::Running)))
+            .map_err(|e| anyhow!("the exec process (pid {pid}) died during setup ({e})"))?;
+        // EOF: the channel was closed by a successful execve. A message: the child's error report.
+        match parent_chan.recv(Some(SETUP_TIMEOUT)) {
+            Err(sync::Error::Closed) => Ok(()),
+            Ok(Message::Error(e)) => Err(anyhow!("{e}")),
+            Ok(other) => Err(anyhow!(
+                "unexpected message from the exec process: {other:?}"
+            )),
+            Err(e) => Err(e.into()),
+        }
+    })();
+    if let Err(e) = result {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+        return Err(e);
+    }
+    if let Some(pf) = &opts.pid_file {
+        super::create::write_pid_file(pf, pid)?;
+    }
+    match forwarder {
+        Some(f) => f.wait(pid),
+        None => Ok(0),
+    }
+}
+
+fn time_flag() -> CloneFlags {
+    CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)
+}
+
+/// Joins the container's pid and time namespaces for our children only (pid_for_children, time_for_children), and
+/// goes back afterwards.
+struct PreJoin {
+    saved: Vec<(OwnedFd, CloneFlags)>,
+}
+
+impl PreJoin {
+    fn enter(pidfd: std::os::fd::BorrowedFd<'_>, flags: CloneFlags) -> Result<PreJoin> {
+        let mut saved = Vec::new();
+        for (name, flag) in [("pid", CloneFlags::CLONE_NEWPID), ("time", time_flag())] {
+            if !flags.contains(flag) {
+                continue;
+            }
+            let own = std::fs::File::open(format!("/proc/self/ns/{name}"))
+                .with_context(|| format!("open /proc/self/ns/{name}"))?;
+            saved.push((OwnedFd::from(own), flag));
+            nix::sched::setns(pidfd, flag)
+                .with_context(|| format!("setns into the container's {name} namespace"))?;
+        }
+        Ok(PreJoin { saved })
+    }
+
+    fn leave(self) -> Result<()> {
+        for (fd, flag) in &self.saved {
+            nix::sched::setns(fd.as_fd(), *flag)
+                .with_context(|| format!("setns back to berth's own {flag:?} namespace"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The state dir of a container that must exist.
+pub fn existing(root: &Path, id: &str) -> Result<StateDir> {
+    crate::spec::validate_id(id)?;
+    let dir = StateDir::new(root, id);
+    if !dir.file(state::STATE_FILE).exists() {
+        bail!("container {id} does not exist");
+    }
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Value {
+        json!({
+            "args": ["sleep", "100"], "cwd": "/", "env": ["PATH=/bin"],
+            "user": {"uid": 0, "gid": 0},
+            "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}
+        })
+    }
+
+    #[test]
+    fn flags_override_the_containers_process() {
+        let o = Overrides {
+            args: vec!["sh".into(), "-c".into(), "id".into()],
+            cwd: Some("/tmp".into()),
+            env: vec!["A=1".into()],
+            tty: true,
+            user: Some("1000:100".into()),
+            additional_gids: vec![5, 6],
+            caps: vec!["CAP_CHOWN".into(), "net_raw".into()],
+            no_new_privs: true,
+            ..Default::default()
+        };
+        let p = build_process(base(), &o, false).unwrap();
+        assert_eq!(p.args().as_ref().unwrap(), &["sh", "-c", "id"]);
+        assert_eq!(p.cwd(), Path::new("/tmp"));
+        assert_eq!(p.env().as_ref().unwrap(), &["PATH=/bin", "A=1"]);
+        assert_eq!(p.terminal(), Some(true));
+        assert_eq!((p.user().uid(), p.user().gid()), (1000, 100));
+        assert_eq!(p.user().additional_gids().as_ref().unwrap(), &[5, 6]);
+        let caps = p.capabilities().as_ref().unwrap();
+        let eff = caps.effective().as_ref().unwrap();
+        assert_eq!(eff.len(), 3);
+        assert!(caps.ambient().as_ref().unwrap().len() == 2);
+        assert_eq!(p.no_new_privileges(), Some(true));
+    }
+
+    #[test]
+    fn a_process_file_keeps_its_own_args() {
+        let o = Overrides {
+            args: vec!["ignored".into()],
+            ..Default::default()
+        };
+        let p = build_process(base(), &o, true).unwrap();
+        assert_eq!(p.args().as_ref().unwrap(), &["sleep", "100"]);
+    }
+
+    #[test]
+    fn bad_process_documents_are_clear_errors() {
+        let mut v = base();
+        v["argz"] = json!(["x"]);
+        assert!(check_process_fields(&v).unwrap_err().contains("\"argz\""));
+        let mut v = base();
+        v["user"]["uidd"] = json!(1);
+        assert!(check_process_fields(&v)
+            .unwrap_err()
+            .contains("process.user"));
+        let mut v = base();
+        v["args"] = json!("sh");
+        let e = build_process(v, &Overrides::default(), true).unwrap_err();
+        assert!(e.contains("invalid type"), "{e}");
+        let mut v = base();
+        v["args"] = json!([]);
+        assert!(build_process(v, &Overrides::default(), true).is_err());
+        let mut v = base();
+        v["cwd"] = json!("rel");
+        assert!(build_process(v, &Overrides::default(), true).is_err());
+        assert!(check_process_fields(&base()).is_ok());
+    }
+
+    #[test]
+    fn user_flag_is_numeric_uid_and_optional_gid() {
+        assert_eq!(parse_user("10").unwrap(), (10, None));
+        assert_eq!(parse_user("10:20").unwrap(), (10, Some(20)));
+        assert!(parse_user("root").is_err());
+        assert!(parse_user("1:x").is_err());
+    }
+}

@@ -1,0 +1,374 @@
+//! `berth exec` with real containers: namespaces and cgroup joined, exit codes, the flags, process files, detached
+//! processes with a pid file, terminals over a console socket, bad input, and that the setting-up process cannot be
+//! reached through /proc/<pid>/exe from inside the container (CVE-2019-5736).
+
+mod common;
+
+use std::os::unix::net::UnixListener;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+/// A running container (sleeping) with its init pid.
+fn running(berth: &Berth, name: &str) -> (String, Bundle, i64) {
+    let id = unique(name);
+    let mut b = Bundle::new(&id);
+    b.args(&["sleep", "1000"]);
+    let out = berth.create(&b, &id, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    berth.ok(&["start", &id]);
+    let pid = berth.state(&id)["pid"].as_i64().unwrap();
+    (id, b, pid)
+}
+
+fn exec(berth: &Berth, args: &[&str]) -> (i32, String, String) {
+    let out = berth
+        .cmd()
+        .arg("exec")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn ns_of(pid: i64, kind: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+        .unwrap()
+        .to_string_lossy()
+        .to_string()
+}
+
+#[test]
+fn exec_joins_every_namespace_and_returns_the_exit_code() {
+    let berth = Berth::new();
+    let (id, _b, pid) = running(&berth, "exec-ns");
+    let (code, out, err) = exec(
+        &berth,
+        &[
+            &id,
+            "sh",
+            "-c",
+            "for n in mnt pid net ipc uts cgroup; do echo $n=$(readlink /proc/self/ns/$n); done; \
+             echo mypid=$$; hostname; exit 3",
+        ],
+    );
+    assert_eq!(code, 3, "stderr: {err}");
+    for kind in ["mnt", "pid", "net", "ipc", "uts", "cgroup"] {
+        let want = format!("{kind}={}", ns_of(pid, kind));
+        assert!(out.contains(&want), "{want} not in {out}");
+        assert_ne!(
+            ns_of(pid, kind),
+            host_ns(kind),
+            "{kind}: test needs a new ns"
+        );
+    }
+    let inner_pid: i64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("mypid="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        inner_pid < 100,
+        "not in the container's pid namespace: {inner_pid}"
+    );
+    assert!(out.contains("berth"), "hostname: {out}");
+
+    // Death by a signal: 128+N.
+    let (code, _, err) = exec(&berth, &[&id, "sh", "-c", "kill -9 $$"]);
+    assert_eq!(code, 137, "{err}");
+    // A program that does not exist: a clear error, exit 1 (nothing was run).
+    let (code, _, err) = exec(&berth, &[&id, "no-such-program"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no-such-program") && err.contains(&id),
+        "{err}"
+    );
+    berth.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn exec_flags_shape_the_process() {
+    let berth = Berth::new();
+    let (id, _b, _pid) = running(&berth, "exec-flags");
+    let (code, out, err) = exec(
+        &berth,
+        &[
+            "-e",
+            "FOO=bar",
+            "--cwd",
+            "/tmp",
+            "-u",
+            "1000:1000",
+            "-g",
+            "5",
+            "-g",
+            "7",
+            "--cap",
+            "CAP_CHOWN",
+            "--no-new-privs",
+            &id,
+            "sh",
+            "-c",
+            "echo foo=$FOO; pwd; echo ids=$(id -u):$(id -g); echo groups=$(id -G); \
+             grep -E '^(CapEff|NoNewPrivs)' /proc/self/status",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("foo=bar"), "{out}");
+    assert!(out.contains("/tmp\n"), "{out}");
+    assert!(out.contains("ids=1000:1000"), "{out}");
+    assert!(out.contains("groups=1000 5 7"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    // CAP_CHOWN (bit 0) is added to the effective set of a non-root user through the ambient set.
+    let capeff = out
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:\t"))
+        .unwrap();
+    let bits = u64::from_str_radix(capeff.trim(), 16).unwrap();
+    assert_eq!(bits & 1, 1, "CAP_CHOWN not effective: {capeff}");
+    berth.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn exec_process_file_and_its_errors() {
+    let berth = Berth::new();
+    let (id, b, _pid) = running(&berth, "exec-pfile");
+    let pf = b.dir.join("process.json");
+    let good = json!({
+        "args": ["sh", "-c", "echo from-file-$X; exit 4"],
+        "env": ["PATH=/bin", "X=1"],
+        "cwd": "/",
+        "user": {"uid": 0, "gid": 0}
+    });
+    std::fs::write(&pf, good.to_string()).unwrap();
+    let (code, out, err) = exec(&berth, &["--process", pf.to_str().unwrap(), &id]);
+    assert_eq!(code, 4, "{err}");
+    assert_eq!(out.trim(), "from-file-1");
+
+    let mut unknown = good.clone();
+    unknown["argz"] = json!(["x"]);
+    std::fs::write(&pf, unknown.to_string()).unwrap();
+    let err = berth.fails(&["exec", "--process", pf.to_str().unwrap(), &id]);
+    assert!(
+        err.contains("unknown field \"argz\"") && err.contains("process.json"),
+        "{err}"
+    );
+
+    let mut wrong = good.clone();
+    wrong["user"]["uid"] = json!("root");
+    std::fs::write(&pf, wrong.to_string()).unwrap();
+    let err = berth.fails(&["exec", "--process", pf.to_str().unwrap(), &id]);
+    assert!(err.contains("invalid type"), "{err}");
+
+    std::fs::write(&pf, "{not json").unwrap();
+    let err = berth.fails(&["exec", "--process", pf.to_str().unwrap(), &id]);
+    assert!(err.contains("process.json"), "{err}");
+    berth.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn exec_detached_writes_the_pid_file_and_joins_the_cgroup() {
+    let berth = Berth::new();
+    let (id, b, _pid) = running(&berth, "exec-detach");
+    let pid_file = b.dir.join("exec.pid");
+    let start = Instant::now();
+    // Its stdio must not be a pipe of ours: the detached process keeps it open.
+    let st = berth
+        .cmd()
+        .args([
+            "exec",
+            "-d",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            &id,
+            "sleep",
+            "1000",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(start.elapsed() < Duration::from_secs(5), "exec -d waited");
+    let text = std::fs::read_to_string(&pid_file).unwrap();
+    let pid: i64 = text.parse().expect("the pid file is a bare integer");
+    assert!(alive(pid));
+    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    assert_eq!(cmdline, "sleep\u{0}1000\u{0}");
+    // In every cgroup of the container.
+    for dir in berth.cgroup_dirs(&id) {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+        assert!(
+            procs.lines().any(|l| l == pid.to_string()),
+            "{pid} not in {}",
+            dir.display()
+        );
+    }
+    // And not dumpable-leaking anything: it is now the container's program, killed with the container.
+    berth.ok(&["delete", "--force", &id]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!alive(pid), "exec'd process survived delete --force");
+}
+
+#[test]
+fn exec_into_stopped_or_missing_containers_fails_clearly() {
+    let berth = Berth::new();
+    let id = unique("exec-stopped");
+    let mut b = Bundle::new(&id);
+    b.args(&["true"]);
+    assert!(berth.create(&b, &id, &[]).status.success());
+    berth.ok(&["start", &id]);
+    berth.wait_status(&id, "stopped");
+    let err = berth.fails(&["exec", &id, "true"]);
+    assert!(err.contains(&id) && err.contains("stopped"), "{err}");
+    berth.ok(&["delete", &id]);
+    let err = berth.fails(&["exec", "no-such-container-x", "true"]);
+    assert!(err.contains("does not exist"), "{err}");
+}
+
+#[test]
+fn exec_with_a_terminal_over_the_console_socket() {
+    let berth = Berth::new();
+    let (id, b, _pid) = running(&berth, "exec-tty");
+    let sock = b.dir.join("exec-console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let st = berth
+        .cmd()
+        .args([
+            "exec",
+            "-t",
+            "-d",
+            "--console-socket",
+            sock.to_str().unwrap(),
+            &id,
+            "sh",
+            "-c",
+            "tty; [ -t 1 ] && echo out-is-tty; sleep 1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (name, master) = tty_client::receive_master(&listener);
+    assert_eq!(name, "/dev/ptmx");
+    let text = tty_client::read_until(&master, "out-is-tty");
+    assert!(text.contains("/dev/pts/"), "{text}");
+    berth.ok(&["delete", "--force", &id]);
+}
+
+/// CVE-2019-5736: while `berth exec` sets up (here: held reading the container's /etc/passwd, a FIFO, as it
+/// looks up HOME after dropping to the process's user and capabilities), the container's root looks for it in
+/// /proc and tries to resolve and open its /proc/<pid>/exe for writing. Both must be denied (it is non-dumpable).
+#[test]
+fn exec_process_cannot_be_reached_through_proc_exe_while_it_sets_up() {
+    let berth = Berth::new();
+    let id = unique("exec-cve");
+    let mut b = Bundle::new(&id);
+    let passwd = b.rootfs().join("etc/passwd");
+    std::fs::remove_file(&passwd).unwrap();
+    let st = std::process::Command::new("mkfifo")
+        .arg(&passwd)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let script = r#"
+        while :; do
+          for d in /proc/[0-9]*; do
+            [ "$(cat $d/comm 2>/dev/null)" = berth ] || continue
+            if readlink $d/exe >/dev/null 2>&1; then echo readlink-allowed; else echo readlink-denied; fi > /dev/shm/result
+            if (: >> $d/exe) 2>/dev/null; then echo open-write-allowed; else echo open-write-denied; fi >> /dev/shm/result
+            echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd
+            exec sleep 1000
+          done
+        done"#;
+    b.sh(script).edit(|c| {
+        // The init itself must not read /etc/passwd (it would block on the FIFO).
+        c["process"]["env"] = json!(["PATH=/bin", "HOME=/root"]);
+    });
+    assert!(berth.create(&b, &id, &[]).status.success());
+    berth.ok(&["start", &id]);
+    let pf = b.dir.join("p.json");
+    std::fs::write(
+        &pf,
+        json!({"args": ["cat", "/dev/shm/result"], "env": ["PATH=/bin"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+               "capabilities": {"bounding": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                                "effective": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                                "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]}})
+        .to_string(),
+    )
+    .unwrap();
+    let (code, out, err) = exec(&berth, &["--process", pf.to_str().unwrap(), &id]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("readlink-denied"), "{out}");
+    assert!(out.contains("open-write-denied"), "{out}");
+    berth.ok(&["delete", "--force", &id]);
+}
+
+mod tty_client {
+    use std::io::IoSliceMut;
+    use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+    use std::os::unix::net::UnixListener;
+    use std::time::{Duration, Instant};
+
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+
+    pub fn receive_master(listener: &UnixListener) -> (String, OwnedFd) {
+        let (conn, _) = listener.accept().unwrap();
+        let mut name = vec![0u8; 4096];
+        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+        let mut iov = [IoSliceMut::new(&mut name)];
+        let msg = recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::empty(),
+        )
+        .unwrap();
+        let mut fds = Vec::new();
+        for c in msg.cmsgs().unwrap() {
+            if let ControlMessageOwned::ScmRights(f) = c {
+                fds.extend(f);
+            }
+        }
+        let n = msg.bytes;
+        assert_eq!(fds.len(), 1);
+        let name = String::from_utf8_lossy(&name[..n]).to_string();
+        // SAFETY: received over SCM_RIGHTS, owned by us.
+        (name, unsafe { OwnedFd::from_raw_fd(fds[0]) })
+    }
+
+    pub fn read_until(master: &OwnedFd, want: &str) -> String {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !String::from_utf8_lossy(&got).contains(want) && Instant::now() < deadline {
+            let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+            if poll(&mut fds, PollTimeout::from(200u16)).unwrap() == 0 {
+                continue;
+            }
+            let mut buf = [0u8; 4096];
+            match nix::unistd::read(master.as_raw_fd(), &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&got).to_string()
+    }
+}
