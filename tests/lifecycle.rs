@@ -250,3 +250,82 @@ fn run_detached_leaves_a_running_container_and_pid_file() {
     assert_eq!(json_list[0]["id"], json!(id));
     assert_eq!(berth.ok(&["list", "-q"]).trim(), id);
 }
+
+#[test]
+fn preserve_fds_passes_exactly_the_extra_descriptors() {
+    let berth = Berth::new();
+    let id = unique("fds");
+    let mut b = Bundle::new(&id);
+    std::fs::write(b.dir.join("secret"), "passed-through\n").unwrap();
+    // fd 3 is preserved, fd 4 (also open in the caller, not close-on-exec) must not reach the container.
+    b.sh("cat <&3; ls /proc/self/fd | sort -n | tr '\\n' ' '");
+    let script = format!(
+        "exec 3<{dir}/secret 4<{dir}/secret; {berth} --root {root} run --preserve-fds 1 --bundle {dir} {id}",
+        dir = b.dir.display(),
+        berth = BERTH,
+        root = berth.root.display(),
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("passed-through"));
+    // ls itself opens the directory it lists (one more fd above 3).
+    let fds: Vec<u32> = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(|f| f.parse().unwrap())
+        .collect();
+    assert_eq!(&fds[..4], &[0, 1, 2, 3], "{fds:?}");
+    assert!(
+        fds.len() == 5,
+        "only stdio, fd 3 and ls's own directory fd: {fds:?}"
+    );
+}
+
+#[test]
+fn no_pivot_moves_the_rootfs_and_chroots() {
+    let berth = Berth::new();
+    let id = unique("nopivot");
+    let mut b = Bundle::new(&id);
+    b.sh("grep -c user: /etc/passwd; cat /proc/self/mountinfo | wc -l");
+    let mounts_seen = |flags: &[&str]| -> usize {
+        let out = berth
+            .cmd()
+            .arg("run")
+            .args(flags)
+            .arg("--bundle")
+            .arg(&b.dir)
+            .arg(&id)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let mut lines = stdout.lines();
+        assert_eq!(
+            lines.next(),
+            Some("1"),
+            "the container's /etc/passwd: {stdout}"
+        );
+        lines.next().unwrap().trim().parse().unwrap()
+    };
+    let pivoted = mounts_seen(&[]);
+    let moved = mounts_seen(&["--no-pivot"]);
+    // pivot_root detaches the host's mounts; MS_MOVE + chroot leaves them below the chroot.
+    assert!(
+        moved > pivoted,
+        "--no-pivot must not pivot: {moved} vs {pivoted} mounts"
+    );
+}
