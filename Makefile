@@ -4,9 +4,9 @@ CARGO_TARGET := x86_64-unknown-linux-gnu
 BIN := target/release/berth
 BUILT := target/$(CARGO_TARGET)/release/berth
 DEMO_DIR ?= /tmp/berth-demo
-APT_PACKAGES := busybox-static
+APT_PACKAGES := busybox-static containerd util-linux
 
-.PHONY: all build deps demo test unit-test lint bench clean
+.PHONY: all build deps demo test unit-test lint bench clean test-integration
 
 all: build
 
@@ -33,8 +33,12 @@ lint:
 	cargo clippy --release --all-targets -- -D warnings
 
 # The whole suite: unit tests, then real containers (tests/).
-test: deps build
+test: deps build test-integration
 	cargo test --release -- --test-threads=2
+
+# Real clients driving berth: containerd's ctr and runc shim (private containerd, locally built image).
+test-integration: deps build
+	BERTH=$(CURDIR)/$(BIN) integration/containerd.sh
 
 # berth, runc and crun side by side (ratios, not a test).
 bench: deps build
