@@ -4,7 +4,7 @@ CARGO_TARGET := x86_64-unknown-linux-gnu
 BIN := target/release/berth
 BUILT := target/$(CARGO_TARGET)/release/berth
 DEMO_DIR ?= /tmp/berth-demo
-APT_PACKAGES := busybox-static containerd util-linux
+APT_PACKAGES := busybox-static containerd podman conmon util-linux
 
 .PHONY: all build deps demo test unit-test lint bench clean test-integration
 
@@ -39,6 +39,7 @@ test: deps build test-integration
 # Real clients driving berth: containerd's ctr and runc shim (private containerd, locally built image).
 test-integration: deps build
 	BERTH=$(CURDIR)/$(BIN) integration/containerd.sh
+	BERTH=$(CURDIR)/$(BIN) integration/podman.sh
 
 # berth, runc and crun side by side (ratios, not a test).
 bench: deps build

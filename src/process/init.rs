@@ -167,6 +167,13 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     if std::fs::metadata(cwd).is_err() {
         std::fs::create_dir_all(cwd).with_context(|| format!("create cwd {}", cwd.display()))?;
     }
+    // Before /proc/sys turns read-only (readonlyPaths), as runc orders it: podman's default config sets sysctls
+    // and lists /proc/sys read-only.
+    if let Some(sysctl) = linux.sysctl() {
+        for (key, value) in sysctl {
+            write_sysctl(key, value)?;
+        }
+    }
     rootfs::finish(spec)?;
 
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
@@ -174,11 +181,6 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     }
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
         crate::sys::setdomainname(d).with_context(|| format!("setdomainname {d:?}"))?;
-    }
-    if let Some(sysctl) = linux.sysctl() {
-        for (key, value) in sysctl {
-            write_sysctl(key, value)?;
-        }
     }
     if let Some(rl) = process.rlimits() {
         super::rlimits::apply(rl)?;
