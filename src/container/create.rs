@@ -41,6 +41,8 @@ pub struct CreateOptions {
 /// Undoes a failed create: kills the init, removes the cgroup and the state dir. Disarmed on success.
 struct Undo<'a> {
     dir: &'a StateDir,
+    /// Without a mount namespace the init mounted in berth's own: the rootfs whose mounts to take down.
+    host_mounts: Option<PathBuf>,
     cgroup: Option<Box<dyn cgroups::Manager>>,
     pid: Option<Pid>,
     armed: bool,
@@ -61,6 +63,9 @@ impl Drop for Undo<'_> {
             }
             let _ = cg.destroy();
         }
+        if let Some(rootfs) = &self.host_mounts {
+            let _ = crate::rootfs::unmount_all_under(rootfs);
+        }
         let _ = self.dir.remove();
     }
 }
@@ -70,6 +75,7 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     spec::validate_id(&opts.id)?;
     let bundle = spec::load_bundle(&opts.bundle)?;
     let spec = &bundle.spec;
+    crate::rootfs::validate(spec)?;
     let linux = spec.linux().as_ref().expect("validated");
     let process = spec.process().as_ref().expect("validated");
     let terminal = process.terminal().unwrap_or(false);
@@ -94,6 +100,7 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     dir.create()?;
     let mut undo = Undo {
         dir: &dir,
+        host_mounts: (!crate::rootfs::has_mount_ns(spec)).then(|| bundle.rootfs.clone()),
         cgroup: None,
         pid: None,
         armed: true,
@@ -119,6 +126,7 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
             .collect(),
         cgroup_paths: cgroup.paths().clone(),
         own_pid_ns: plan.new_pid,
+        host_mounts: !crate::rootfs::has_mount_ns(spec),
     };
     // Recorded before the cgroup and the init exist, so that `delete` can always find them.
     dir.save(&st)?;

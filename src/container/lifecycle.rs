@@ -179,6 +179,10 @@ fn destroy(st: &State) -> Result<()> {
             }
         }
     }
+    if st.host_mounts {
+        crate::rootfs::unmount_all_under(&st.rootfs)
+            .with_context(|| format!("unmount what container {} mounted", st.id))?;
+    }
     if st.cgroup_paths.is_empty() {
         return Ok(());
     }

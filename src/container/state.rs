@@ -67,6 +67,10 @@ pub struct State {
     /// Whether the container has its own pid namespace (then killing init kills all).
     #[serde(default)]
     pub own_pid_ns: bool,
+    /// The container has no mount namespace: its mounts were made in the host's, under the rootfs, and `delete`
+    /// must take them down.
+    #[serde(default)]
+    pub host_mounts: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -394,6 +398,7 @@ mod tests {
             annotations: BTreeMap::new(),
             cgroup_paths: BTreeMap::new(),
             own_pid_ns: true,
+            host_mounts: false,
         }
     }
 

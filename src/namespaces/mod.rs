@@ -108,9 +108,6 @@ pub fn validate(spec: &Spec) -> Result<(), String> {
     if linux.time_offsets().is_some() && !has(LinuxNamespaceType::Time) {
         return Err("linux.timeOffsets needs a time namespace".into());
     }
-    if !has(LinuxNamespaceType::Mount) {
-        return Err("linux.namespaces must include a mount namespace".into());
-    }
     if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
         return Err("hostname needs a new uts namespace".into());
     }

@@ -83,7 +83,6 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
         crate::sys::take_controlling_tty(0).context("make stdin the controlling terminal")?;
     }
     let spec = args.spec;
-    let linux = spec.linux().as_ref().expect("validated");
     let process = spec.process().as_ref().expect("validated");
 
     let mut state = match args.channel.recv(None).context("waiting for the parent")? {
@@ -139,11 +138,7 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     args.hooks
         .run_phase(crate::container::hooks::Phase::CreateContainer, &state)?;
 
-    if args.no_pivot {
-        rootfs::move_root(&args.rootfs)?;
-    } else {
-        rootfs::pivot(&args.rootfs)?;
-    }
+    rootfs::enter_root(spec, &args.rootfs, args.no_pivot)?;
     rootfs::finish(spec)?;
 
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
@@ -152,11 +147,7 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
         crate::sys::setdomainname(d).with_context(|| format!("setdomainname {d:?}"))?;
     }
-    if let Some(sysctl) = linux.sysctl() {
-        for (key, value) in sysctl {
-            write_sysctl(key, value)?;
-        }
-    }
+    rootfs::sysctl::apply(spec)?;
     if let Some(rl) = process.rlimits() {
         super::rlimits::apply(rl)?;
     }
@@ -267,15 +258,6 @@ fn keep_only_stdio_and_preserved(preserve: u32) -> Result<()> {
         crate::sys::clear_cloexec(fd).with_context(|| format!("keep preserved fd {fd}"))?;
     }
     Ok(())
-}
-
-/// Writes a sysctl through /proc/sys, checking the file really is on procfs.
-fn write_sysctl(key: &str, value: &str) -> Result<()> {
-    if key.contains("..") || key.contains('\0') {
-        anyhow::bail!("sysctl {key:?}: invalid name");
-    }
-    let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
-    write_procfs(&path, value).with_context(|| format!("sysctl {key}={value}"))
 }
 
 fn write_oom_score_adj(score: i32) -> Result<()> {

@@ -137,6 +137,29 @@ pub fn populate(root: &Root, spec: &Spec, in_user_ns: bool) -> Result<(), Error>
     Ok(())
 }
 
+/// /dev/pts as a new devpts instance (when the config mounts none): ptys of the container's own, with the tty
+/// group when it exists in the container's user namespace.
+pub fn mount_devpts(root: &Root) -> Result<(), Error> {
+    let target = root.mkdir_all(Path::new("/dev/pts"), 0o755)?;
+    let path = fd_path(target.as_fd());
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+    let mut res = Err(nix::errno::Errno::EINVAL);
+    for data in [
+        "newinstance,ptmxmode=0666,mode=0620,gid=5",
+        "newinstance,ptmxmode=0666,mode=0620",
+    ] {
+        res = mount(Some("devpts"), &path, Some("devpts"), flags, Some(data));
+        if res != Err(nix::errno::Errno::EINVAL) {
+            break;
+        }
+    }
+    res.map_err(|source| Error::Sys {
+        path: "/dev/pts".into(),
+        what: "mount devpts",
+        source,
+    })
+}
+
 fn make_node(root: &Root, n: &Node) -> Result<(), Error> {
     let parent = root.mkdir_all(n.path.parent().unwrap_or(Path::new("/dev")), 0o755)?;
     let name = n.path.file_name().unwrap_or_default();

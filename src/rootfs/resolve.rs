@@ -117,6 +117,21 @@ impl Root {
     }
 }
 
+impl Root {
+    /// Where an fd (from this root) really is, relative to the root: e.g. `proc` for a destination `/x` that is
+    /// a symlink to `/proc`. Empty when it cannot be told.
+    pub fn relative_of(&self, fd: &OwnedFd) -> PathBuf {
+        let real = |f: std::os::fd::BorrowedFd<'_>| std::fs::read_link(fd_path(f)).ok();
+        match (real(self.fd.as_fd()), real(fd.as_fd())) {
+            (Some(root), Some(p)) => p
+                .strip_prefix(&root)
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+            _ => PathBuf::new(),
+        }
+    }
+}
+
 /// "/proc/self/fd/N": a path naming exactly the object an fd holds, for mount(2) and friends.
 pub fn fd_path(fd: std::os::fd::BorrowedFd<'_>) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
