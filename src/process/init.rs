@@ -147,7 +147,6 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
         crate::sys::setdomainname(d).with_context(|| format!("setdomainname {d:?}"))?;
     }
-    rootfs::sysctl::apply(spec)?;
     if let Some(rl) = process.rlimits() {
         super::rlimits::apply(rl)?;
     }

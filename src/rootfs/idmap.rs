@@ -47,23 +47,38 @@ pub fn maps_for(spec: &Spec, m: &Mount) -> Result<(String, String), String> {
 fn userns_with(uid_map: &str, gid_map: &str) -> nix::Result<OwnedFd> {
     let pid = crate::sys::fork_idle_child(libc::CLONE_NEWUSER as u64)?;
     let result = (|| {
+        let proc_pid = pid_in_proc(pid)?;
         for (name, data) in [("uid_map", uid_map), ("gid_map", gid_map)] {
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
-                .open(format!("/proc/{pid}/{name}"))
+                .open(format!("/proc/{proc_pid}/{name}"))
                 .map_err(io_errno)?;
             if crate::sys::fs_magic(f.as_fd())? != libc::PROC_SUPER_MAGIC {
                 return Err(Errno::EXDEV);
             }
             f.write_all(data.as_bytes()).map_err(io_errno)?;
         }
-        std::fs::File::open(format!("/proc/{pid}/ns/user"))
+        std::fs::File::open(format!("/proc/{proc_pid}/ns/user"))
             .map(OwnedFd::from)
             .map_err(io_errno)
     })();
     let _ = kill(pid, Signal::SIGKILL);
     let _ = waitpid(pid, None);
     result
+}
+
+/// The child's pid as the mounted /proc knows it: before pivot_root in a new pid namespace, /proc is still the
+/// host's, where our pid numbers mean other processes. A pidfd's fdinfo tells the pid in /proc's namespace.
+fn pid_in_proc(pid: nix::unistd::Pid) -> nix::Result<i32> {
+    let pidfd = crate::sys::pidfd_open(pid)?;
+    use std::os::fd::AsRawFd;
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd()))
+        .map_err(io_errno)?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|p| *p > 0)
+        .ok_or(Errno::ESRCH)
 }
 
 fn io_errno(e: std::io::Error) -> Errno {
@@ -77,18 +92,20 @@ pub fn bind(
     recursive: bool,
     uid_map: &str,
     gid_map: &str,
-) -> nix::Result<()> {
-    let userns = userns_with(uid_map, gid_map)?;
-    let src = CString::new(source.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
-    let tree = crate::sys::open_tree_clone(&src, recursive)?;
+) -> Result<(), (&'static str, Errno)> {
+    let userns =
+        userns_with(uid_map, gid_map).map_err(|e| ("user namespace for the id maps", e))?;
+    let src = CString::new(source.as_os_str().as_bytes()).map_err(|_| ("source", Errno::EINVAL))?;
+    let tree = crate::sys::open_tree_clone(&src, recursive).map_err(|e| ("open_tree", e))?;
     use std::os::fd::AsRawFd;
     let attr = crate::sys::MountAttr {
         attr_set: crate::sys::MOUNT_ATTR_IDMAP,
         userns_fd: userns.as_raw_fd() as u64,
         ..Default::default()
     };
-    crate::sys::mount_setattr(tree.as_fd(), recursive, &attr)?;
-    crate::sys::move_mount_fd(tree.as_fd(), target.as_fd())
+    crate::sys::mount_setattr(tree.as_fd(), recursive, &attr)
+        .map_err(|e| ("mount_setattr(MOUNT_ATTR_IDMAP)", e))?;
+    crate::sys::move_mount_fd(tree.as_fd(), target.as_fd()).map_err(|e| ("move_mount", e))
 }
 
 #[cfg(test)]

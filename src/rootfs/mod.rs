@@ -258,11 +258,14 @@ fn mount_one(ctx: &Context, root: &Root, m: &Mount) -> Result<(), Error> {
     };
     // Only procfs may sit on /proc and only sysfs on /sys (runc refuses anything else there: berth later trusts
     // what it finds in them). Judged on where the destination really resolved to.
+    // (A bind of something that is itself on sysfs may go on /sys: the rootless config binds the host's /sys.)
     let resolved = root.relative_of(&target);
-    for (dir, want, name) in [("proc", "proc", "procfs"), ("sys", "sysfs", "sysfs")] {
-        if resolved == Path::new(dir) && fstype != want {
-            return Err(invalid(format!("only {name} may be mounted here")));
-        }
+    let sysfs_bind = bind && is_on_sysfs(&source);
+    if resolved == Path::new("proc") && fstype != "proc" {
+        return Err(invalid("only procfs may be mounted on /proc".into()));
+    }
+    if resolved == Path::new("sys") && fstype != "sysfs" && !sysfs_bind {
+        return Err(invalid("only sysfs may be mounted on /sys".into()));
     }
     let target_path = fd_path(target.as_fd());
     if let Some(recursive) = opts.idmap.or_else(|| {
@@ -276,7 +279,14 @@ fn mount_one(ctx: &Context, root: &Root, m: &Mount) -> Result<(), Error> {
             &uid,
             &gid,
         )
-        .map_err(merr)?;
+        .map_err(|(step, source)| Error::Sys {
+            what: format!(
+                "idmapped mount {} on {}: {step}",
+                m.source().clone().unwrap_or_default().display(),
+                dest.display()
+            ),
+            source,
+        })?;
         remount_bind(root, dest, &opts, &merr)?;
     } else if bind {
         let flags = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
@@ -332,6 +342,11 @@ fn mount_one(ctx: &Context, root: &Root, m: &Mount) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+fn is_on_sysfs(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path)
+        .is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::SYSFS_MAGIC)
 }
 
 fn is_symlink(fd: &std::os::fd::OwnedFd) -> bool {
@@ -518,9 +533,18 @@ fn mount_cgroup(
 /// pivot_root into the rootfs and detach the old root. The pivot_root(".", ".") form needs no directory for the
 /// old root inside the container.
 fn pivot(rootfs: &Path) -> Result<(), Error> {
+    let old_root = nix::fcntl::open(
+        "/",
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map(crate::sys::adopt_fd)
+    .map_err(sys("open the old root"))?;
     nix::unistd::chdir(rootfs).map_err(sys(format!("chdir {}", rootfs.display())))?;
     nix::unistd::pivot_root(".", ".").map_err(sys(format!("pivot_root {}", rootfs.display())))?;
-    // The old root is stacked on "."; make it a slave so unmounting it cannot propagate to the host.
+    // The old root is now stacked on the new one. Make its tree (and only its tree: "." would name the new root
+    // and undo the container's own propagation) a slave, so that detaching it cannot propagate to the host.
+    nix::unistd::fchdir(old_root.as_raw_fd()).map_err(sys("fchdir to the old root"))?;
     mount(
         None::<&str>,
         ".",
@@ -564,10 +588,13 @@ fn move_root(rootfs: &Path) -> Result<(), Error> {
 pub fn finish(spec: &Spec) -> Result<(), Error> {
     let linux = spec.linux().as_ref();
     if has_mount_ns(spec) {
-        let prop = root_propagation(spec)?;
+        // Only / itself: the recursive part was applied before the mounts, which have their own propagation.
+        let prop = root_propagation(spec)? - MsFlags::MS_REC;
         mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
             .map_err(sys(format!("make the container's / {prop:?}")))?;
     }
+    // Before the read-only and masked paths (which may cover /proc/sys), as runc does.
+    sysctl::apply(spec)?;
     for p in linux
         .and_then(|l| l.masked_paths().as_ref())
         .into_iter()
@@ -712,6 +739,9 @@ pub fn bind_console(root: &Root, pty_slave: &Path) -> Result<(), Error> {
 /// Takes down every mount at or below `rootfs` in berth's own namespace, deepest first and lazily (for containers
 /// without a mount namespace, whose mounts were made there). Returns how many were unmounted.
 pub fn unmount_all_under(rootfs: &Path) -> Result<usize, Error> {
+    // mountinfo shows real paths (the bundle's rootfs may be reached through a symlink).
+    let real = rootfs.canonicalize();
+    let rootfs = real.as_deref().unwrap_or(rootfs);
     let mut points = mountinfo::mounts_under(rootfs).map_err(|e| Error::Io {
         dest: rootfs.to_path_buf(),
         what: "read /proc/self/mountinfo".into(),

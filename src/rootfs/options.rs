@@ -101,7 +101,7 @@ pub fn parse(options: &[String]) -> Result<MountOptions, String> {
             }
             r if recursive_attr(r).is_some() => {
                 let (set, clr) = recursive_attr(r).expect("checked");
-                o.rec_clr = (o.rec_clr | clr) & !set;
+                o.rec_clr = (o.rec_clr & !set) | clr;
                 o.rec_set = (o.rec_set & !clr) | set;
                 continue;
             }
@@ -143,11 +143,13 @@ pub fn recursive_attr(word: &str) -> Option<(u64, u64)> {
         "rnodiratime" => (MOUNT_ATTR_NODIRATIME, 0),
         "rdiratime" => (0, MOUNT_ATTR_NODIRATIME),
         "rrelatime" => (MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME),
-        "rnorelatime" => (0, MOUNT_ATTR_RELATIME),
+        // The atime field is an enum: leaving one mode means choosing another (the kernel's default, relatime,
+        // for "not noatime"/"not strictatime"; strictatime for "not relatime").
+        "rnorelatime" => (MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME),
         "rnoatime" => (MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME),
-        "ratime" => (0, MOUNT_ATTR_NOATIME),
+        "ratime" => (MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME),
         "rstrictatime" => (MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME),
-        "rnostrictatime" => (0, MOUNT_ATTR_STRICTATIME),
+        "rnostrictatime" => (MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME),
         "rnosymfollow" => (MOUNT_ATTR_NOSYMFOLLOW, 0),
         "rsymfollow" => (0, MOUNT_ATTR_NOSYMFOLLOW),
         _ => return None,
