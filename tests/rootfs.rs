@@ -23,8 +23,7 @@ fn run_ok(b: &Bundle, id: &str) -> String {
 /// fs type, super options), e.g. "ro,nosuid,relatime shared:5 - tmpfs tmpfs rw".
 fn mount_line<'a>(text: &'a str, mount_point: &str) -> Option<&'a str> {
     text.lines()
-        .filter(|l| l.split(' ').nth(4) == Some(mount_point))
-        .last()
+        .rfind(|l| l.split(' ').nth(4) == Some(mount_point))
         .map(|l| l.splitn(6, ' ').nth(5).unwrap_or(""))
 }
 

@@ -74,7 +74,11 @@ pub fn node_from_spec(d: &LinuxDevice) -> Result<Node, Error> {
             })
         }
     };
-    if !d.path().starts_with("/dev") {
+    let climbs = d
+        .path()
+        .components()
+        .any(|c| c == std::path::Component::ParentDir);
+    if !d.path().starts_with("/dev") || climbs || d.path() == Path::new("/dev") {
         return Err(Error::Invalid {
             path: d.path().clone(),
             reason: "device paths must be under /dev".into(),
@@ -277,9 +281,13 @@ mod tests {
             (n.kind, n.major, n.minor, n.mode, n.uid, n.gid),
             (SFlag::S_IFCHR, 10, 229, 0o666, 1, 2)
         );
-        let bad: LinuxDevice =
-            serde_json::from_str(r#"{"path":"/etc/x","type":"c","major":1,"minor":3}"#).unwrap();
-        assert!(node_from_spec(&bad).is_err());
+        for path in ["/etc/x", "/dev/../etc/x", "/dev", "/devices/x"] {
+            let bad: LinuxDevice = serde_json::from_value(
+                serde_json::json!({"path": path, "type": "c", "major": 1, "minor": 3}),
+            )
+            .unwrap();
+            assert!(node_from_spec(&bad).is_err(), "{path}");
+        }
         let a: LinuxDevice = serde_json::from_str(r#"{"path":"/dev/x","type":"a"}"#).unwrap();
         assert!(node_from_spec(&a).is_err());
         let invalid: Result<LinuxDevice, _> =
