@@ -507,7 +507,9 @@ fn no_mount_namespace_mounts_under_the_rootfs_and_delete_cleans_up() {
     berth.ok(&["start", &id]);
     assert!(wait_for("output", || berth
         .stdout_of(&b, &id)
-        .contains("RO")));
+        .lines()
+        .count()
+        == 3));
     assert_eq!(berth.stdout_of(&b, &id), "PROC\n1:3\nRO\n");
     berth.ok(&["delete", "--force", &id]);
     assert_eq!(
