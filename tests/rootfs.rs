@@ -535,3 +535,33 @@ fn no_pivot_moves_the_root() {
     assert!(wait_for("output", || !berth.stdout_of(&b, &id).is_empty()));
     assert_eq!(berth.stdout_of(&b, &id), "1\n");
 }
+
+#[test]
+fn user_namespace_binds_devices_from_the_host() {
+    let id = unique("userns-dev");
+    let mut b = Bundle::new(&id);
+    // The image belongs to the container's root, as with any user-namespaced container.
+    assert!(Command::new("chown")
+        .args(["-R", "-h", "100000:100000"])
+        .arg(b.rootfs())
+        .status()
+        .unwrap()
+        .success());
+    b.sh(
+        "stat -c '%n %t:%T' /dev/null /dev/zero /dev/tty; echo x > /dev/null && echo NULL-OK; \
+          grep -c ' /dev/null ' /proc/self/mountinfo",
+    )
+    .edit(|c| {
+        let nss = c["linux"]["namespaces"].as_array_mut().unwrap();
+        nss.push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        // A mount label is ignored where SELinux is off (as runc does).
+        c["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0");
+    });
+    let out = run_ok(&b, &id);
+    assert_eq!(
+        out, "/dev/null 1:3\n/dev/zero 1:5\n/dev/tty 5:0\nNULL-OK\n1\n",
+        "devices are binds of the host's nodes"
+    );
+}

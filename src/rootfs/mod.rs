@@ -124,6 +124,22 @@ pub fn validate(spec: &Spec) -> Result<(), Error> {
         devices::node_from_spec(d)?;
     }
     sysctl::validate(spec)?;
+    // linux.mountLabel: berth has no SELinux support. Where SELinux is off (this machine: no /sys/fs/selinux)
+    // runc ignores the label too; where it is on, running without the label would be wrong, so refuse.
+    if spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.mount_label().as_deref())
+        .is_some_and(|l| !l.is_empty())
+        && Path::new("/sys/fs/selinux/enforce").exists()
+    {
+        return Err(Error::Invalid {
+            dest: "/".into(),
+            reason:
+                "linux.mountLabel: SELinux is enabled but berth does not support SELinux labels"
+                    .into(),
+        });
+    }
     Ok(())
 }
 
