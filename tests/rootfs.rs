@@ -68,6 +68,22 @@ impl HostMount {
     }
 }
 
+impl HostMount {
+    /// Binds `dir` onto itself and makes it shared: then anything mounted below it in a container that kept the
+    /// sharing would show on the host.
+    fn shared_self_bind(dir: &Path) -> HostMount {
+        for args in [&["--bind"][..], &["--make-shared"][..]] {
+            let mut c = Command::new("mount");
+            c.args(args).arg(dir);
+            if args[0] == "--bind" {
+                c.arg(dir);
+            }
+            assert!(c.status().unwrap().success());
+        }
+        HostMount(dir.to_path_buf())
+    }
+}
+
 impl Drop for HostMount {
     fn drop(&mut self) {
         let _ = Command::new("umount")
@@ -300,12 +316,10 @@ fn propagation(root_prop: Option<&str>, bind_opts: &[&str]) -> (bool, bool) {
             }
             add_mount(c, json!({"destination": "/h", "type": "bind", "source": h, "options": bind_opts}));
         });
+    let bundle_mount = HostMount::shared_self_bind(&b.dir);
     let berth = Berth::new();
-    assert!(
-        berth.create(&b, &id, &[]).status.success(),
-        "{:?}",
-        berth.create(&b, &id, &[])
-    );
+    let created = berth.create(&b, &id, &[]);
+    assert!(created.status.success(), "{created:?}");
     berth.ok(&["start", &id]);
     let _m = HostMount::tmpfs(&h.join("fromhost"), false);
     std::fs::write(h.join("fromhost/marker"), "").unwrap();
@@ -315,7 +329,17 @@ fn propagation(root_prop: Option<&str>, bind_opts: &[&str]) -> (bool, bool) {
     let out = berth.stdout_of(&b, &id);
     let fromcont = h.join("fromcont").display().to_string();
     let to_host = mount_line(&host_mountinfo(), &fromcont).is_some();
+    // Whatever the propagation, the container's own mounts (its rootfs bind, /proc, ...) never reach the host.
+    let below_bundle = format!("{}/", b.dir.display());
+    assert!(
+        !host_mountinfo().lines().any(|l| l
+            .split(' ')
+            .nth(4)
+            .is_some_and(|m| m.starts_with(&below_bundle))),
+        "{root_prop:?}: a container mount reached the host"
+    );
     berth.ok(&["delete", "--force", &id]);
+    drop(bundle_mount);
     (out.contains("SEEN"), to_host)
 }
 

@@ -159,7 +159,13 @@ pub fn prepare(ctx: &Context) -> Result<(), Error> {
             .map_err(sys(format!("make / {before:?}")))?;
         // A shared mount holding the rootfs would carry the rootfs bind (and everything mounted below it) to
         // the host, and makes pivot_root fail: make it a slave (it still receives the host's mounts).
-        if let Some(parent) = mountinfo::mount_point_of(ctx.rootfs).filter(|m| m.shared) {
+        // (After a recursive slave or private change nothing is shared: skip reading mountinfo then.)
+        let none_shared = before.contains(MsFlags::MS_REC)
+            && (before.contains(MsFlags::MS_SLAVE) || before.contains(MsFlags::MS_PRIVATE));
+        let holder = (!none_shared)
+            .then(|| mountinfo::mount_point_of(ctx.rootfs))
+            .flatten();
+        if let Some(parent) = holder.filter(|m| m.shared) {
             mount(
                 None::<&str>,
                 &parent.mount_point,
