@@ -135,6 +135,11 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     let cgroup_fd = cgroup.clone_fd()?;
     let me = nix::unistd::getpid();
 
+    // On the host, before the clone: the init inherits the connection and sends the notify fd over it.
+    let seccomp_listener = match &seccomp {
+        Some(f) => f.connect_listener()?,
+        None => None,
+    };
     let restore = PreClone::enter(&plan, spec)?;
     let forked = clone3_fork(
         plan.clone_flags.bits() as u64,
@@ -157,6 +162,7 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
                 close_fds: vec![state::lock_fd(&lock), parent_chan.raw_fd()],
                 parent: me,
                 seccomp: seccomp.as_ref(),
+                seccomp_listener,
                 hooks: &hooks,
             });
         }
@@ -171,6 +177,7 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     undo.pid = Some(pid);
     drop(init_chan);
     drop(listener);
+    drop(seccomp_listener);
 
     st.pid = pid.as_raw();
     st.pid_start_time = match state::proc_state(pid.as_raw()) {

@@ -38,6 +38,8 @@ pub struct InitArgs<'a> {
     pub close_fds: Vec<RawFd>,
     pub parent: Pid,
     pub seccomp: Option<&'a super::seccomp::Filter>,
+    /// The connection to linux.seccomp.listenerPath that `create` opened on the host (SCMP_ACT_NOTIFY only).
+    pub seccomp_listener: Option<std::os::unix::net::UnixStream>,
     pub hooks: &'a crate::container::hooks::Hooks,
 }
 
@@ -180,7 +182,7 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     if !nnp {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we still have it (runc too).
         if let Some(f) = args.seccomp {
-            f.load()?;
+            f.load(args.seccomp_listener.as_ref(), &state)?;
         }
     }
     caps.drop_bounding()?;
@@ -242,7 +244,7 @@ fn wait_and_exec(args: &InitArgs, prepared: Prepared) -> i32 {
             .unwrap_or(false)
         {
             if let Some(f) = args.seccomp {
-                f.load()?;
+                f.load(args.seccomp_listener.as_ref(), &state)?;
             }
         }
         keep_only_stdio_and_preserved(args.preserve_fds)?;
