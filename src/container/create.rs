@@ -84,6 +84,11 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
         .as_ref()
         .map(crate::process::seccomp::compile)
         .transpose()?;
+    crate::process::lsm::check(
+        process.apparmor_profile().as_deref(),
+        process.selinux_label().as_deref(),
+        linux.mount_label().as_deref(),
+    )?;
     let plan = Plan::from_spec(spec)?;
     if plan.needs_staged_setup() {
         bail!("joining a user namespace, or a new user namespace with joined namespaces, is not supported yet");
