@@ -36,5 +36,9 @@ lint:
 test: deps build
 	cargo test --release -- --test-threads=2
 
+# berth, runc and crun side by side (ratios, not a test).
+bench: deps build
+	bench/compare.sh -n $${RUNS:-100} -o bench/RESULTS.txt
+
 clean:
 	cargo clean
