@@ -537,6 +537,8 @@ fn generate(
                 Target::Next,
                 Target::Label(native),
             );
+            // nr -1 is no x32 syscall: tracers use it to skip a syscall (libseccomp lets it through too).
+            asm.jump(JMP_JEQ_K, u32::MAX, Target::Label(native), Target::Next);
             match section.get(&Abi::X32) {
                 Some(l) => asm.ja(*l),
                 None => asm.ret(RET_BAD_ARCH),
@@ -815,6 +817,8 @@ mod tests {
             RET_BAD_ARCH
         );
         assert_eq!(run(&p.insns, AUDIT_ARCH_X86_64, 83, z), RET_ERRNO | 1);
+        // syscall(-1) is not mistaken for an x32 syscall.
+        assert_eq!(run(&p.insns, AUDIT_ARCH_X86_64, u32::MAX, z), RET_ALLOW);
     }
 
     /// Every operator against values around the comparand, with differences in the high and the low word.
