@@ -237,6 +237,10 @@ fn procfs_writes_cannot_be_redirected() {
             "untouched\n",
             "{what}: berth wrote the host file"
         );
+        if what.starts_with("oom") {
+            // berth writes oom_score_adj from the host's /proc: the container's mounts cannot touch that write.
+            continue;
+        }
         assert_ne!(code, 0, "{what}: should fail");
         assert_eq!(err.trim().lines().count(), 1, "{what}: {err}");
         assert!(!berth.root.join(&id).exists(), "{what}: state left");

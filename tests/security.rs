@@ -190,3 +190,35 @@ fn lsm_settings_without_the_lsm() {
     let (code, out, err) = berth.run_bundle(&b, &id);
     assert_eq!((code, out.as_str()), (0, "ok\n"), "{err}");
 }
+
+/// oom_score_adj reaches a container in a new user namespace too (the init cannot write its own /proc there once
+/// non-dumpable: `create` writes it from the host).
+#[test]
+fn oom_score_adj_in_a_user_namespace() {
+    let berth = Berth::new();
+    let id = unique("sec-oom-userns");
+    let mut b = Bundle::new(&id);
+    b.sh("cat /proc/self/oom_score_adj").edit(|c| {
+        c["process"]["oomScoreAdj"] = json!(123);
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        // sysfs and cgroup mounts need privileges a fresh user namespace does not have over the host's net ns.
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|m| m["type"] != "sysfs" && m["type"] != "cgroup");
+    });
+    // The image belongs to the mapped root, as a real user-namespaced bundle's would.
+    let st = std::process::Command::new("chown")
+        .args(["-R", "100000:100000"])
+        .arg(b.rootfs())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (code, out, err) = berth.run_bundle(&b, &id);
+    assert_eq!((code, out.trim()), (0, "123"), "{err}");
+}

@@ -198,6 +198,14 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     if cgroup_fd.is_none() {
         cgroup.add_task(pid)?;
     }
+    // From the host, before the init goes on (whatever it forks and the program inherit it): inside a user
+    // namespace the init could not write its own, its /proc files belonging to the host's root once it is
+    // non-dumpable.
+    if let Some(score) = process.oom_score_adj() {
+        crate::process::procfs::write_oom_score_adj(pid.as_raw(), score).with_context(|| {
+            format!("set oom_score_adj to {score} (lowering it needs CAP_SYS_RESOURCE)")
+        })?;
+    }
     send(&parent_chan, &Message::Go(st.oci(Status::Creating)), pid)?;
     loop {
         match recv(&parent_chan, pid)? {

@@ -113,11 +113,11 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
         nix::unistd::setresuid(0.into(), 0.into(), 0.into())
             .context("setresuid 0 in the user namespace")?;
     }
-    if !in_user_ns {
-        // No ptrace or /proc/<pid>/exe handle on berth for anything in the container while it sets up (execve
-        // resets this). In a new user namespace it would make our own /proc files unwritable to us.
-        crate::sys::set_not_dumpable().context("prctl(PR_SET_DUMPABLE, 0)")?;
-    }
+    // No ptrace or /proc/<pid>/exe handle on berth for anything in the container while it sets up (execve resets
+    // this). In a user namespace the uid change above already did this on most hosts (fs.suid_dumpable=0); say it
+    // explicitly so that no host setting and no 0→0 mapping leaves a joined user namespace a window. (Our own
+    // /proc files then belong to the host's root: oom_score_adj is written by `create` from the host.)
+    crate::sys::set_not_dumpable().context("prctl(PR_SET_DUMPABLE, 0)")?;
     if !args.no_new_keyring {
         let name = std::ffi::CString::new(format!("_ses.{}", args.id)).expect("ids have no NUL");
         // ENOSYS/EACCES: keyrings unavailable (e.g. blocked by a seccomp profile around berth); runc ignores too.
@@ -175,9 +175,6 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     }
     if let Some(rl) = process.rlimits() {
         super::rlimits::apply(rl)?;
-    }
-    if let Some(score) = process.oom_score_adj() {
-        write_oom_score_adj(score)?;
     }
 
     enter_cwd(cwd)?;
@@ -346,14 +343,4 @@ fn write_sysctl(proc: &super::procfs::Proc, key: &str, value: &str) -> Result<()
     }
     proc.write(&format!("sys/{}", key.replace('.', "/")), value)
         .with_context(|| format!("sysctl {key}={value}"))
-}
-
-fn write_oom_score_adj(score: i32) -> Result<()> {
-    let proc = super::procfs::Proc::open(std::path::Path::new("/proc"))
-        .context("oom_score_adj: the container's /proc")?;
-    proc.write(
-        &format!("{}/oom_score_adj", super::procfs::self_dir()),
-        &score.to_string(),
-    )
-    .with_context(|| format!("set oom_score_adj to {score} (lowering it needs CAP_SYS_RESOURCE)"))
 }

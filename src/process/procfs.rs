@@ -111,6 +111,11 @@ impl Proc {
     }
 }
 
+/// Sets a process's oom_score_adj through the host's verified /proc (in `create`, for the init it just cloned).
+pub fn write_oom_score_adj(pid: i32, score: i32) -> Result<(), Error> {
+    Proc::open(Path::new("/proc"))?.write(&format!("{pid}/oom_score_adj"), &score.to_string())
+}
+
 /// The procfs directory of the calling process, as seen by the procfs mounted for its pid namespace.
 pub fn self_dir() -> String {
     nix::unistd::getpid().to_string()
