@@ -303,7 +303,7 @@ fn no_pivot_moves_the_rootfs_and_chroots() {
         assert!(berth.create(&b, &id, flags).status.success());
         let pid = berth.state(&id)["pid"].to_string();
         let out = std::process::Command::new("nsenter")
-            .args(["-m", "-t", &pid, "cat", "/proc/self/mountinfo"])
+            .args(["-m", "-p", "-t", &pid, "cat", "/proc/self/mountinfo"])
             .output()
             .unwrap();
         assert!(
