@@ -292,37 +292,25 @@ fn preserve_fds_passes_exactly_the_extra_descriptors() {
 }
 
 #[test]
-fn no_pivot_moves_the_rootfs_and_chroots() {
+fn no_pivot_runs_the_container_in_its_rootfs() {
     let berth = Berth::new();
-    // Mounts in the container's mount namespace, seen from its real root (setns puts nsenter there, not in the
-    // chroot): pivot_root detached the host's mounts, MS_MOVE + chroot leaves them in the namespace.
-    let namespace_mounts = |flags: &[&str]| -> usize {
-        let id = unique("nopivot");
-        let mut b = Bundle::new(&id);
-        b.args(&["sleep", "1000"]);
-        assert!(berth.create(&b, &id, flags).status.success());
-        let pid = berth.state(&id)["pid"].to_string();
-        let out = std::process::Command::new("nsenter")
-            .args(["-m", "-p", "-t", &pid, "cat", "/proc/self/mountinfo"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        berth.ok(&["delete", "--force", &id]);
-        String::from_utf8_lossy(&out.stdout).lines().count()
-    };
-    let pivoted = namespace_mounts(&[]);
-    let moved = namespace_mounts(&["--no-pivot"]);
-    let host = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .count();
-    // The container's own mounts are in both; only --no-pivot also keeps the host's.
+    let id = unique("nopivot");
+    let mut b = Bundle::new(&id);
+    // The root mount is the bundle's rootfs, and /etc/passwd is the container's.
+    b.sh("awk '$5==\"/\" {print $4}' /proc/self/mountinfo; grep -c '^user:' /etc/passwd");
+    let out = berth
+        .cmd()
+        .args(["run", "--no-pivot", "--bundle"])
+        .arg(&b.dir)
+        .arg(&id)
+        .output()
+        .unwrap();
     assert!(
-        moved + 1 >= pivoted + host,
-        "--no-pivot keeps the host's {host} mounts below the chroot: {moved} vs {pivoted} after pivot_root"
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines, [b.rootfs().to_str().unwrap(), "1"], "{stdout}");
 }
