@@ -314,3 +314,27 @@ fn no_pivot_runs_the_container_in_its_rootfs() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines, [b.rootfs().to_str().unwrap(), "1"], "{stdout}");
 }
+
+#[test]
+fn poststart_and_poststop_hooks_run_from_start_and_delete() {
+    let berth = Berth::new();
+    let id = unique("hookrun");
+    let mut b = Bundle::new(&id);
+    let log = b.dir.join("hooks.log");
+    let hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo {name}:$(grep -o '\"status\":\"[a-z]*\"' ) >> {}", log.display())]});
+    b.args(&["sleep", "1000"]).edit(|c| {
+        c["hooks"] = json!({"poststart": [hook("poststart")], "poststop": [hook("poststop")]})
+    });
+    assert!(berth.create(&b, &id, &[]).status.success());
+    berth.ok(&["start", &id]);
+    berth.ok(&["delete", "--force", &id]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [
+            "poststart:\"status\":\"running\"",
+            "poststop:\"status\":\"stopped\""
+        ],
+        "{text}"
+    );
+}
