@@ -121,6 +121,7 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
             .collect(),
         cgroup_paths: cgroup.paths().clone(),
         own_pid_ns: plan.new_pid,
+        has_hooks: spec.hooks().is_some(),
     };
     // Recorded before the cgroup and the init exist, so that `delete` can always find them.
     dir.save(&st)?;
