@@ -120,3 +120,59 @@ pub fn write_oom_score_adj(pid: i32, score: i32) -> Result<(), Error> {
 pub fn self_dir() -> String {
     nix::unistd::getpid().to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_procfs_root_is_accepted() {
+        assert!(Proc::open(Path::new("/proc")).is_ok());
+        assert!(matches!(
+            Proc::open(Path::new("/proc/1")),
+            Err(Error::NotProcRoot(_))
+        ));
+        assert!(Proc::open(Path::new("/proc/self")).is_err());
+        assert!(matches!(
+            Proc::open(Path::new("/tmp")),
+            Err(Error::NotProcRoot(_))
+        ));
+    }
+
+    #[test]
+    fn writes_follow_no_symlink_and_stay_beneath() {
+        let proc = Proc::open(Path::new("/proc")).unwrap();
+        // "self" is a symlink: refused, even though it would lead to a procfs file.
+        let err = proc.write("self/comm", "x").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Sys {
+                    source: nix::errno::Errno::ELOOP,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = proc.write("../etc/hostname", "x").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Sys {
+                    source: nix::errno::Errno::EXDEV,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // The same file by its real name works (writing our own comm is harmless; restore it after).
+        let me = self_dir();
+        let old = std::fs::read_to_string(format!("/proc/{me}/comm")).unwrap();
+        proc.write(&format!("{me}/comm"), "berth-procfs").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(format!("/proc/{me}/comm")).unwrap(),
+            "berth-procfs\n"
+        );
+        proc.write(&format!("{me}/comm"), old.trim_end()).unwrap();
+    }
+}
