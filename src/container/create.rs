@@ -90,6 +90,11 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
         .as_ref()
         .map(crate::process::seccomp::compile)
         .transpose()?;
+    crate::process::lsm::check(
+        process.apparmor_profile().as_deref(),
+        process.selinux_label().as_deref(),
+        linux.mount_label().as_deref(),
+    )?;
     let plan = Plan::from_spec(spec)?;
     let hooks = Hooks::from_spec(spec);
 
@@ -124,6 +129,7 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
         cgroup_paths: cgroup.paths().clone(),
         own_pid_ns: plan.new_pid,
         host_mounts: !crate::rootfs::has_mount_ns(spec),
+        has_hooks: spec.hooks().is_some(),
     };
     // Recorded before the cgroup and the init exist, so that `delete` can always find them.
     dir.save(&st)?;
@@ -140,6 +146,11 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     let cgroup_fd = cgroup.clone_fd()?;
     let me = nix::unistd::getpid();
 
+    // On the host, before the clone: the init inherits the connection and sends the notify fd over it.
+    let seccomp_listener = match &seccomp {
+        Some(f) => f.connect_listener()?,
+        None => None,
+    };
     // The fast path creates every namespace with the clone; the staged one creates them from inside the init.
     let clone_flags = if plan.needs_staged_setup() {
         CloneFlags::empty()
@@ -168,6 +179,7 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
                 close_fds: vec![state::lock_fd(&lock), parent_chan.raw_fd()],
                 parent: me,
                 seccomp: seccomp.as_ref(),
+                seccomp_listener,
                 hooks: &hooks,
             });
         }
@@ -182,6 +194,7 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     undo.pid = Some(pid);
     drop(init_chan);
     drop(listener);
+    drop(seccomp_listener);
 
     record_pid(&dir, &mut st, pid)?;
 
@@ -193,6 +206,14 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     }
     if cgroup_fd.is_none() {
         cgroup.add_task(pid)?;
+    }
+    // From the host, before the init goes on (whatever it forks and the program inherit it): inside a user
+    // namespace the init could not write its own, its /proc files belonging to the host's root once it is
+    // non-dumpable.
+    if let Some(score) = process.oom_score_adj() {
+        crate::process::procfs::write_oom_score_adj(pid.as_raw(), score).with_context(|| {
+            format!("set oom_score_adj to {score} (lowering it needs CAP_SYS_RESOURCE)")
+        })?;
     }
     send(&parent_chan, &Message::Go(st.oci(Status::Creating)), pid)?;
     loop {

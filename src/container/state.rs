@@ -71,6 +71,9 @@ pub struct State {
     /// must take them down.
     #[serde(default)]
     pub host_mounts: bool,
+    /// Whether config.json has hooks: start and delete read the saved config only then.
+    #[serde(default)]
+    pub has_hooks: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -399,6 +402,7 @@ mod tests {
             cgroup_paths: BTreeMap::new(),
             own_pid_ns: true,
             host_mounts: false,
+            has_hooks: false,
         }
     }
 
