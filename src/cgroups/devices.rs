@@ -41,9 +41,11 @@ impl Rule {
             LinuxDeviceType::B => 'b',
             // 'u' (unbuffered character) is a character device to the kernel.
             LinuxDeviceType::C | LinuxDeviceType::U => 'c',
-            LinuxDeviceType::P => return Err(bad(format!(
+            LinuxDeviceType::P => {
+                return Err(bad(format!(
                 "rule {r}: type p (fifo) is not a device type the device cgroup knows (a, b or c)"
-            ))),
+            )))
+            }
         };
         let num = |v: Option<i64>, what: &str| -> Result<Option<u32>> {
             match v {

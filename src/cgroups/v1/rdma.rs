@@ -46,11 +46,8 @@ mod tests {
 
     #[test]
     fn rdma_lines() {
-        let mut a = LinuxRdma::default();
-        a.set_hca_handles(Some(3));
-        a.set_hca_objects(Some(1000));
-        let mut b = LinuxRdma::default();
-        b.set_hca_objects(Some(7));
+        let a: LinuxRdma = serde_json::from_str(r#"{"hcaHandles":3,"hcaObjects":1000}"#).unwrap();
+        let b: LinuxRdma = serde_json::from_str(r#"{"hcaObjects":7}"#).unwrap();
         let limits = HashMap::from([
             ("mlx5_1".to_string(), b),
             ("mlx5_0".to_string(), a),

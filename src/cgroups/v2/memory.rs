@@ -87,9 +87,7 @@ pub fn stats(dir: &Path, s: &mut Stats) {
     let swap_current = fs::read_u64(dir, "memory.swap.current");
     let swap_max = fs::read_u64(dir, "memory.swap.max");
     s.memory.swap = MemoryEntry {
-        limit: swap_max
-            .checked_add(s.memory.usage.limit)
-            .unwrap_or(u64::MAX),
+        limit: swap_max.saturating_add(s.memory.usage.limit),
         usage: swap_current + s.memory.usage.usage,
         max: 0,
         failcnt: 0,
