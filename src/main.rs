@@ -14,7 +14,15 @@ mod sys;
 use clap::Parser;
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // Usage errors exit 1 like runc's (clap's default is 2); --help and the like exit 0.
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
     logging::init(cli.log.clone(), cli.log_format, cli.debug);
     let result = commands::dispatch(&cli);
     match result {

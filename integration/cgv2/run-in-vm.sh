@@ -42,7 +42,7 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
-[ $# -ge 3 ] && [ "$2" = -- ] || usage
+if [ $# -lt 3 ] || [ "$2" != -- ]; then usage; fi
 [[ $mem =~ ^[1-9][0-9]*$ ]] || fail "--mem wants a number of MiB"
 [[ $timeout =~ ^[0-9]+$ ]] || fail "--timeout wants a number of seconds"
 case $accel in auto|kvm|tcg) ;; *) fail "BERTH_VM_ACCEL must be auto, kvm or tcg" ;; esac
@@ -56,15 +56,20 @@ cpus=${BERTH_VM_CPUS:-$(n=$(nproc); echo $(( n > 4 ? 4 : n )))}
 t_start=$(now_ms)
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/berth-cgv2-vm.XXXXXX")
-qemu_pid= reader_pids=() vm_ms=0 t_vm=
+qemu_pid='' reader_pids=() vm_ms=0 t_vm=''
 unblock_readers() {  # a fifo reader whose writer never came is blocked in open(): give it an EOF
   local f p
   for f in "$tmp/out" "$tmp/err"; do [ -p "$f" ] && { exec 7<>"$f"; exec 7>&-; }; done
   for p in ${reader_pids[@]+"${reader_pids[@]}"}; do wait "$p" 2>/dev/null || true; done
   reader_pids=()
 }
-stop_qemu() {
-  if [ -n "$qemu_pid" ]; then kill "$qemu_pid" 2>/dev/null || true; while kill -0 "$qemu_pid" 2>/dev/null; do sleep 0.05; done; qemu_pid=; fi
+stop_qemu() {  # TERM, up to 5 s to go, then KILL
+  [ -n "$qemu_pid" ] || return 0
+  local _
+  kill "$qemu_pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 0.05; done
+  if kill -0 "$qemu_pid" 2>/dev/null; then kill -KILL "$qemu_pid" 2>/dev/null || true; fi
+  qemu_pid=
 }
 cleanup() { stop_qemu; unblock_readers; rm -rf "$tmp"; }
 trap cleanup EXIT
@@ -103,7 +108,8 @@ for t in qemu-system-x86_64 cpio xz dpkg-deb apt-get flock ldd; do command -v $t
 busybox=/bin/busybox
 ldd "$busybox" >/dev/null 2>&1 && fail "$busybox is dynamically linked; apt-get install busybox-static"
 
-cache=${BERTH_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth-cgv2-vm}
+home=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
+cache=${BERTH_VM_CACHE:-${XDG_CACHE_HOME:-$home/.cache}/berth-cgv2-vm}
 mkdir -p "$cache"
 
 # ------------------------------------------------------------------------------------------- kernel (cached) ---
@@ -348,6 +354,7 @@ boot() {
   mkfifo "$tmp/out" "$tmp/err"
   cat "$tmp/out" & reader_pids=($!)
   cat "$tmp/err" >&2 & reader_pids+=($!)
+  # shellcheck disable=SC2054  # the commas are QEMU's
   local args=(
     -nodefaults -no-user-config -display none -monitor none -no-reboot
     -machine pc -accel "$accel_opt" -cpu "$cpu" -smp "$cpus" -m "$mem"

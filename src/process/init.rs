@@ -144,6 +144,11 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     } else {
         rootfs::pivot(&args.rootfs)?;
     }
+    // The cwd is made (when missing) before the root may turn read-only, as runc does.
+    let cwd = process.cwd();
+    if std::fs::metadata(cwd).is_err() {
+        std::fs::create_dir_all(cwd).with_context(|| format!("create cwd {}", cwd.display()))?;
+    }
     rootfs::finish(spec)?;
 
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
@@ -164,10 +169,6 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
         write_oom_score_adj(score)?;
     }
 
-    let cwd = process.cwd();
-    if std::fs::metadata(cwd).is_err() {
-        std::fs::create_dir_all(cwd).with_context(|| format!("create cwd {}", cwd.display()))?;
-    }
     nix::unistd::chdir(cwd).with_context(|| format!("chdir to cwd {}", cwd.display()))?;
 
     let env = process.env().clone().unwrap_or_default();
