@@ -203,10 +203,16 @@ pub fn bpf_program(rules: &[Rule]) -> Vec<Insn> {
         Insn::new(LDX_MEM_W, 5, 1, 8, 0),
     ];
     for rule in rules.iter().rev() {
+        if rule.kind == 'a' {
+            // Matches everything: what follows could never run, and the verifier refuses unreachable code.
+            p.push(Insn::new(ALU32_MOV_K, 0, 0, 0, i32::from(rule.allow)));
+            p.push(Insn::new(JMP_EXIT, 0, 0, 0, 0));
+            return p;
+        }
         // Each check jumps to the end of this rule's block when it does not match; offsets are filled in below.
         let mut block: Vec<Insn> = Vec::new();
         let mut jumps: Vec<usize> = Vec::new();
-        if rule.kind != 'a' {
+        {
             let t = if rule.kind == 'b' {
                 DEVCG_DEV_BLOCK
             } else {
@@ -367,6 +373,46 @@ mod tests {
         assert_eq!(interpret(&p, 'c', 10, 229, ACC_WRITE), 0);
         // Block and char with the same numbers are different devices.
         assert_eq!(interpret(&p, 'b', 10, 229, ACC_READ), 0);
+    }
+
+    /// The kernel's verifier refuses programs with unreachable instructions.
+    fn assert_all_reachable(p: &[Insn]) {
+        let mut seen = vec![false; p.len()];
+        let mut todo = vec![0usize];
+        while let Some(pc) = todo.pop() {
+            if pc >= p.len() || seen[pc] {
+                continue;
+            }
+            seen[pc] = true;
+            match p[pc].code {
+                JMP_EXIT => {}
+                JMP_JNE_K | JMP_JNE_X => {
+                    todo.push(pc + 1);
+                    todo.push(pc + 1 + p[pc].off as usize);
+                }
+                _ => todo.push(pc + 1),
+            }
+        }
+        let dead: Vec<usize> = (0..p.len()).filter(|i| !seen[*i]).collect();
+        assert!(dead.is_empty(), "unreachable instructions {dead:?}");
+    }
+
+    #[test]
+    fn no_unreachable_code() {
+        assert_all_reachable(&bpf_program(&container_rules(vec![])));
+        assert_all_reachable(&bpf_program(
+            &parse_rules(&[rule(false, LinuxDeviceType::A, None, None, "rwm")]).unwrap(),
+        ));
+        let only_a = bpf_program(&container_rules(vec![rule(
+            true,
+            LinuxDeviceType::A,
+            None,
+            None,
+            "rwm",
+        )]));
+        assert_all_reachable(&only_a);
+        assert_eq!(only_a.len(), 8, "prologue + allow-all");
+        assert_all_reachable(&bpf_program(&[]));
     }
 
     #[test]
