@@ -80,42 +80,46 @@ fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> nix::Result<libc::c_long> {
 }
 
 /// Loads a cgroup device program (instructions as the kernel's 8-byte struct bpf_insn). On failure returns the
-/// errno and the verifier's log (for the error message).
+/// errno and the verifier's reason (for the error message): the load is retried with the verifier's log on, which
+/// is only worth its cost when something went wrong.
 pub fn load_cgroup_device_prog(insns: &[[u8; 8]]) -> Result<OwnedFd, (Errno, String)> {
+    match load(insns, None) {
+        Ok(fd) => Ok(fd),
+        Err(e) => {
+            let mut log = vec![0u8; 16 * 1024];
+            let _ = load(insns, Some(&mut log));
+            let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
+            let text = String::from_utf8_lossy(&log[..end]);
+            // The last line is the verifier's statistics; the reason is the line before it.
+            let reason = text
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty() && !l.starts_with("processed "))
+                .map(|l| format!(" (verifier: {l})"))
+                .unwrap_or_default();
+            Err((e, reason))
+        }
+    }
+}
+
+fn load(insns: &[[u8; 8]], log: Option<&mut Vec<u8>>) -> nix::Result<OwnedFd> {
     let license = c"Apache";
-    let mut log = vec![0u8; 16 * 1024];
     let mut attr = ProgLoadAttr {
         prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
         insn_cnt: insns.len() as u32,
         insns: insns.as_ptr() as u64,
         license: license.as_ptr() as u64,
-        log_level: 1,
-        log_size: log.len() as u32,
-        log_buf: log.as_mut_ptr() as u64,
         ..Default::default()
     };
-    attr.prog_name[..5].copy_from_slice(b"berth");
-    match bpf(BPF_PROG_LOAD, &mut attr) {
-        // SAFETY: on success the kernel returns a new fd that nobody else owns.
-        Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) }),
-        Err(e) => {
-            let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
-            let text = String::from_utf8_lossy(&log[..end]);
-            let last = text
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("");
-            Err((
-                e,
-                if last.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (verifier: {last})")
-                },
-            ))
-        }
+    if let Some(log) = log {
+        attr.log_level = 1;
+        attr.log_size = log.len() as u32;
+        attr.log_buf = log.as_mut_ptr() as u64;
     }
+    attr.prog_name[..5].copy_from_slice(b"berth");
+    let fd = bpf(BPF_PROG_LOAD, &mut attr)?;
+    // SAFETY: on success the kernel returns a new fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 pub fn attach_cgroup_device_prog(cgroup: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> nix::Result<()> {
