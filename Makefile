@@ -41,5 +41,9 @@ test: deps build test-cgv2
 test-cgv2: deps
 	integration/cgv2/test.sh
 
+# berth, runc and crun side by side (ratios, not a test).
+bench: deps build
+	bench/compare.sh -n $${RUNS:-100} -o bench/RESULTS.txt
+
 clean:
 	cargo clean

@@ -108,3 +108,145 @@ fn delete_force_kills_a_running_container_and_its_cgroup() {
     berth.ok(&["delete", "--force", &id]);
     assert_gone(&berth, &id, &cgroups, Some(pid));
 }
+
+#[test]
+fn json_log_lines_carry_the_error_for_containerd() {
+    let berth = Berth::new();
+    let id = unique("jsonlog");
+    let b = Bundle::new(&id);
+    std::fs::write(b.dir.join("config.json"), "{ not json").unwrap();
+    let log = b.dir.join("log.json");
+    let out = berth
+        .cmd()
+        .args([
+            "--log",
+            log.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+        ])
+        .arg(&b.dir)
+        .arg(&id)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(line["level"], "error");
+    let msg = line["msg"].as_str().unwrap();
+    assert!(msg.contains(&id) && msg.contains("config.json"), "{msg}");
+    assert!(line["time"].as_str().unwrap().ends_with('Z'));
+    // The error is also one plain line on stderr for people.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn version_and_spec() {
+    let berth = Berth::new();
+    let v = berth.ok(&["--version"]);
+    assert!(v.starts_with("berth version "), "{v}");
+    assert!(v.contains("\ncommit: ") && v.contains("\nspec: 1."), "{v}");
+    assert_eq!(berth.ok(&["-v"]), v);
+
+    let dir = std::env::temp_dir().join(unique("spec"));
+    std::fs::create_dir_all(&dir).unwrap();
+    berth.ok(&["spec", "--bundle", dir.to_str().unwrap()]);
+    let c: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(c["root"]["path"], "rootfs");
+    assert_eq!(c["process"]["args"], json!(["sh"]));
+    let err = berth.fails(&["spec", "--bundle", dir.to_str().unwrap()]);
+    assert!(err.contains("exists"), "{err}");
+    std::fs::remove_file(dir.join("config.json")).unwrap();
+    berth.ok(&["spec", "--rootless", "--bundle", dir.to_str().unwrap()]);
+    let c: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    assert!(c["linux"]["uidMappings"].is_array());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn kill_by_number_and_kill_all_reach_every_process() {
+    let berth = Berth::new();
+    let id = unique("killall");
+    let mut b = Bundle::new(&id);
+    // Without a pid namespace the init is an ordinary process: the signal must reach every member of the cgroup.
+    b.sh("sleep 1000 & sleep 1000 & wait").edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "pid");
+    });
+    assert!(berth.create(&b, &id, &[]).status.success());
+    berth.ok(&["start", &id]);
+    let procs = |d: &std::path::Path| -> Vec<i64> {
+        std::fs::read_to_string(d.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect()
+    };
+    let pids_dir = berth
+        .cgroup_dirs(&id)
+        .into_iter()
+        .find(|d| d.join("pids.max").exists())
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while procs(&pids_dir).len() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let all = procs(&pids_dir);
+    assert_eq!(all.len(), 3, "{all:?}");
+    berth.ok(&["kill", "--all", &id, "9"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while all.iter().any(|p| alive(*p)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(all.iter().all(|p| !alive(*p)), "kill --all left {all:?}");
+    berth.wait_status(&id, "stopped");
+}
+
+#[test]
+fn run_detached_leaves_a_running_container_and_pid_file() {
+    let berth = Berth::new();
+    let id = unique("detach");
+    let mut b = Bundle::new(&id);
+    b.args(&["sleep", "1000"]);
+    let pid_file = b.dir.join("pid");
+    let out = berth
+        .cmd()
+        .args([
+            "run",
+            "-d",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            "--bundle",
+        ])
+        .arg(&b.dir)
+        .arg(&id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(out.success());
+    let st = berth.state(&id);
+    assert_eq!(st["status"], "running");
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap(),
+        st["pid"].to_string()
+    );
+    let list = berth.ok(&["list"]);
+    assert!(list.starts_with("ID"), "{list}");
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with(&id) && l.contains("running")),
+        "{list}"
+    );
+    let json_list: serde_json::Value =
+        serde_json::from_str(&berth.ok(&["list", "--format", "json"])).unwrap();
+    assert_eq!(json_list[0]["id"], json!(id));
+    assert_eq!(berth.ok(&["list", "-q"]).trim(), id);
+}

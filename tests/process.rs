@@ -186,17 +186,161 @@ fn new_user_namespace_maps_ids() {
             m.retain(|m| m["destination"] != "/sys/fs/cgroup");
         },
         // The image belongs to the mapped root, as a real user-namespaced bundle's would.
-        |b| {
-            let st = std::process::Command::new("chown")
-                .args(["-R", "100000:100000"])
-                .arg(b.rootfs())
-                .status()
-                .unwrap();
-            assert!(st.success());
-        },
+        |b| chown_rootfs(b, "100000:100000"),
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(field(&out, "uidmap="), "0 100000 65536");
     assert_eq!(field(&out, "id="), "0");
     assert_ne!(field(&out, "user="), host_ns("user"));
+}
+
+fn chown_rootfs(b: &Bundle, owner: &str) {
+    let st = std::process::Command::new("chown")
+        .args(["-R", owner])
+        .arg(b.rootfs())
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+fn with_user_ns(c: &mut serde_json::Value) {
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["destination"] != "/sys/fs/cgroup");
+}
+
+#[test]
+fn joining_another_containers_user_and_net_namespaces() {
+    let berth = Berth::new();
+    // A: a long-lived container with its own user namespace (the "pod sandbox").
+    let a_id = unique("sandbox");
+    let mut a = Bundle::new(&a_id);
+    a.args(&["sleep", "1000"]).edit(with_user_ns);
+    chown_rootfs(&a, "100000:100000");
+    assert!(berth.create(&a, &a_id, &[]).status.success());
+    let a_pid = berth.state(&a_id)["pid"].as_i64().unwrap();
+    let a_user = std::fs::read_link(format!("/proc/{a_pid}/ns/user")).unwrap();
+    let a_net = std::fs::read_link(format!("/proc/{a_pid}/ns/net")).unwrap();
+
+    // B joins A's user and network namespaces by path and gets its own pid, mount, ipc and uts namespaces, which
+    // must be owned by A's user namespace (else mounting proc for its new pid namespace would fail).
+    let b_id = unique("member");
+    let mut b = Bundle::new(&b_id);
+    b.sh("echo user=$(readlink /proc/self/ns/user); echo net=$(readlink /proc/self/ns/net); \
+          echo pid=$(readlink /proc/self/ns/pid); echo me=$$; echo map=$(cat /proc/self/uid_map | tr -s ' ')")
+        .edit(|c| {
+            let nss = c["linux"]["namespaces"].as_array_mut().unwrap();
+            for n in nss.iter_mut() {
+                if n["type"] == "network" {
+                    n["path"] = json!(format!("/proc/{a_pid}/ns/net"));
+                }
+            }
+            nss.push(json!({"type": "user", "path": format!("/proc/{a_pid}/ns/user")}));
+            c["mounts"].as_array_mut().unwrap().retain(|m| {
+                m["destination"] != "/sys/fs/cgroup" && m["destination"] != "/sys"
+            });
+        });
+    chown_rootfs(&b, "100000:100000");
+    let (code, out, err) = berth.run_bundle(&b, &b_id);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(field(&out, "user="), a_user.to_str().unwrap());
+    assert_eq!(field(&out, "net="), a_net.to_str().unwrap());
+    assert_ne!(field(&out, "pid="), host_ns("pid"));
+    assert_eq!(
+        field(&out, "me="),
+        "1",
+        "the forked init is pid 1 of its new pid namespace"
+    );
+    assert_eq!(field(&out, "map="), "0 100000 65536");
+    assert!(!berth.root.join(&b_id).exists());
+}
+
+#[test]
+fn new_user_namespace_with_a_joined_network_namespace() {
+    let (code, out, err) = inside_bundle(
+        "userjoin",
+        "echo net=$(readlink /proc/self/ns/net); echo user=$(readlink /proc/self/ns/user); echo id=$(id -u)",
+        |c| {
+            with_user_ns(c);
+            let nss = c["linux"]["namespaces"].as_array_mut().unwrap();
+            for n in nss.iter_mut() {
+                if n["type"] == "network" {
+                    n["path"] = json!(format!("/proc/{}/ns/net", std::process::id()));
+                }
+            }
+            // sysfs belongs to the host's network namespace, which the new user namespace does not own.
+            c["mounts"].as_array_mut().unwrap().retain(|m| m["destination"] != "/sys");
+        },
+        |b| chown_rootfs(b, "100000:100000"),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(field(&out, "net="), host_ns("net"));
+    assert_ne!(field(&out, "user="), host_ns("user"));
+    assert_eq!(field(&out, "id="), "0");
+}
+
+#[test]
+fn new_time_namespace_with_boottime_offset() {
+    let (code, out, err) = inside(
+        "timens",
+        "echo time=$(readlink /proc/self/ns/time); echo up=$(cut -d. -f1 /proc/uptime)",
+        |c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "time"}));
+            c["linux"]["timeOffsets"] = json!({"boottime": {"secs": 864000, "nanosecs": 0}});
+        },
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_ne!(field(&out, "time="), host_ns("time"));
+    let up: u64 = field(&out, "up=").parse().unwrap();
+    let host_up: u64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        up >= host_up + 864000 - 5,
+        "uptime {up} should be ten days ahead of {host_up}"
+    );
+}
+
+#[test]
+fn joined_pid_namespace_makes_the_program_a_member_of_it() {
+    let berth = Berth::new();
+    let a_id = unique("pidowner");
+    let mut a = Bundle::new(&a_id);
+    a.args(&["sleep", "1000"]);
+    assert!(berth.create(&a, &a_id, &[]).status.success());
+    let a_pid = berth.state(&a_id)["pid"].as_i64().unwrap();
+    let a_pidns = std::fs::read_link(format!("/proc/{a_pid}/ns/pid")).unwrap();
+    let b_id = unique("pidjoin");
+    let mut b = Bundle::new(&b_id);
+    b.sh("echo pidns=$(readlink /proc/self/ns/pid); echo me=$$")
+        .edit(|c| {
+            for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
+                if n["type"] == "pid" {
+                    n["path"] = json!(format!("/proc/{a_pid}/ns/pid"));
+                }
+            }
+            // /proc of the joined namespace: mounting a fresh procfs is allowed and shows that namespace.
+        });
+    let (code, out, err) = berth.run_bundle(&b, &b_id);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(field(&out, "pidns="), a_pidns.to_str().unwrap());
+    assert_ne!(
+        field(&out, "me="),
+        "1",
+        "pid 1 is the other container's init"
+    );
 }

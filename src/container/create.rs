@@ -85,9 +85,6 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
         .map(crate::process::seccomp::compile)
         .transpose()?;
     let plan = Plan::from_spec(spec)?;
-    if plan.needs_staged_setup() {
-        bail!("joining a user namespace, or a new user namespace with joined namespaces, is not supported yet");
-    }
     let hooks = Hooks::from_spec(spec);
 
     let dir = StateDir::new(&opts.root, &opts.id);
@@ -133,9 +130,15 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     let cgroup_fd = cgroup.clone_fd()?;
     let me = nix::unistd::getpid();
 
+    // The fast path creates every namespace with the clone; the staged one creates them from inside the init.
+    let clone_flags = if plan.needs_staged_setup() {
+        CloneFlags::empty()
+    } else {
+        plan.clone_flags
+    };
     let restore = PreClone::enter(&plan, spec)?;
     let forked = clone3_fork(
-        plan.clone_flags.bits() as u64,
+        clone_flags.bits() as u64,
         cgroup_fd.as_ref().map(|f| f.as_fd()),
     );
     let forked = match forked {
@@ -161,29 +164,22 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
         other => other,
     };
     restore.leave()?;
-    let pid = match forked {
+    let mut pid = match forked {
         Ok(Forked::Parent(pid)) => pid,
         Ok(Forked::Child) => unreachable!("the child never returns from init::run"),
-        Err(e) => bail!("clone3 with {:?}: {e}", plan.clone_flags),
+        Err(e) => bail!("clone3 with {clone_flags:?}: {e}"),
     };
     undo.pid = Some(pid);
     drop(init_chan);
     drop(listener);
 
-    st.pid = pid.as_raw();
-    st.pid_start_time = match state::proc_state(pid.as_raw()) {
-        state::ProcState::Alive { start_time } => start_time,
-        state::ProcState::Dead => bail!("the init (pid {pid}) died right after clone"),
-    };
-    dir.save(&st)?;
+    record_pid(&dir, &mut st, pid)?;
 
-    if plan.new_user {
-        let empty = Vec::new();
-        idmap::write_maps(
-            pid,
-            linux.uid_mappings().as_ref().unwrap_or(&empty),
-            linux.gid_mappings().as_ref().unwrap_or(&empty),
-        )?;
+    let empty = Vec::new();
+    let uid_maps = linux.uid_mappings().as_ref().unwrap_or(&empty);
+    let gid_maps = linux.gid_mappings().as_ref().unwrap_or(&empty);
+    if plan.new_user && !plan.needs_staged_setup() {
+        idmap::write_maps(pid, uid_maps, gid_maps)?;
     }
     if cgroup_fd.is_none() {
         cgroup.add_task(pid)?;
@@ -191,6 +187,17 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     send(&parent_chan, &Message::Go(st.oci(Status::Creating)), pid)?;
     loop {
         match recv(&parent_chan, pid)? {
+            // Staged setup: the intermediate made its user namespace; later it forks the real init and exits.
+            Message::MapIds => {
+                idmap::write_maps(pid, uid_maps, gid_maps)?;
+                send(&parent_chan, &Message::Go(st.oci(Status::Creating)), pid)?;
+            }
+            Message::Forked(init) => {
+                let _ = waitpid(pid, None);
+                pid = Pid::from_raw(init);
+                undo.pid = Some(pid);
+                record_pid(&dir, &mut st, pid)?;
+            }
             Message::RunHooks => {
                 let oci = st.oci(Status::Creating);
                 hooks.run_phase(Phase::Prestart, &oci)?;
@@ -213,6 +220,16 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     }
     undo.armed = false;
     Ok(pid)
+}
+
+/// Records the init's pid with its start time (so a reused pid is never taken for it).
+fn record_pid(dir: &StateDir, st: &mut State, pid: Pid) -> Result<()> {
+    st.pid = pid.as_raw();
+    st.pid_start_time = match state::proc_state(pid.as_raw()) {
+        state::ProcState::Alive { start_time } => start_time,
+        state::ProcState::Dead => bail!("the init (pid {pid}) died during setup"),
+    };
+    Ok(dir.save(st)?)
 }
 
 /// Receives from the init; an error report or a dead init becomes an error naming what failed.

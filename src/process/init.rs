@@ -90,15 +90,28 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
         Message::Go(state) => state,
         other => anyhow::bail!("unexpected message from the parent: {other:?}"),
     };
-    for join in &args.plan.joins {
-        namespaces::enter(join)?;
+    if args.plan.needs_staged_setup() {
+        enter_namespaces_staged(args)?;
+    } else {
+        for join in &args.plan.joins {
+            namespaces::enter(join)?;
+        }
     }
-    if args.plan.new_user {
-        // Become root of the new user namespace (mapped by the parent) for the setup that follows.
-        let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
-        let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
+    let in_user_ns = args.plan.new_user
+        || args
+            .plan
+            .joins
+            .iter()
+            .any(|j| j.kind == oci_spec::runtime::LinuxNamespaceType::User);
+    if in_user_ns {
+        // Become root of the user namespace (new and mapped by the parent, or joined) for the setup that follows:
+        // files made on filesystems mounted inside it need an id that is mapped there.
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into())
+            .context("setresgid 0 in the user namespace")?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into())
+            .context("setresuid 0 in the user namespace")?;
     }
-    if !args.plan.new_user {
+    if !in_user_ns {
         // No ptrace or /proc/<pid>/exe handle on berth for anything in the container while it sets up (execve
         // resets this). In a new user namespace it would make our own /proc files unwritable to us.
         crate::sys::set_not_dumpable().context("prctl(PR_SET_DUMPABLE, 0)")?;
@@ -120,12 +133,7 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
         spec,
         rootfs: &args.rootfs,
         cgroup_paths: args.cgroup_paths,
-        in_user_ns: args.plan.new_user
-            || args
-                .plan
-                .joins
-                .iter()
-                .any(|j| j.kind == oci_spec::runtime::LinuxNamespaceType::User),
+        in_user_ns,
     };
     rootfs::prepare(&ctx).context("rootfs")?;
 
@@ -208,6 +216,40 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     args.channel.send(&Message::Detached)?;
     state.status = Status::Created;
     Ok(Prepared { program, state })
+}
+
+/// The staged path, for what one clone cannot express: join (user namespace first), then create the user namespace
+/// and have the parent map it, then the other namespaces, so that they are owned by the right user namespace. A new
+/// pid namespace applies to children only: the real init is forked (with CLONE_PARENT, so that it is berth's child and
+/// dies with it) and this intermediate process exits after telling the parent the init's pid.
+fn enter_namespaces_staged(args: &InitArgs) -> Result<()> {
+    use nix::sched::CloneFlags;
+    for join in &args.plan.joins {
+        namespaces::enter(join)?;
+    }
+    if args.plan.new_user {
+        namespaces::unshare(CloneFlags::CLONE_NEWUSER, "user namespace")?;
+        args.channel.send(&Message::MapIds)?;
+        match args.channel.recv(None).context("waiting for the id maps")? {
+            Message::Go(_) => {}
+            other => anyhow::bail!("unexpected message from the parent: {other:?}"),
+        }
+    }
+    let rest = args.plan.clone_flags - (CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID);
+    if !rest.is_empty() {
+        namespaces::unshare(rest, &format!("{rest:?}"))?;
+    }
+    if args.plan.new_pid {
+        namespaces::unshare(CloneFlags::CLONE_NEWPID, "pid namespace")?;
+        match crate::sys::clone3_fork(libc::CLONE_PARENT as u64, None).context("fork the init")? {
+            crate::sys::Forked::Child => die_with_parent(args.parent)?,
+            crate::sys::Forked::Parent(pid) => {
+                args.channel.send(&Message::Forked(pid.as_raw()))?;
+                std::process::exit(0);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// In a user namespace whose setgroups is "deny", setgroups(2) fails; read it rather than guess.

@@ -39,9 +39,15 @@ pub enum Forked {
 ///
 /// The caller must be single-threaded (berth is, until it forks), so the child may use the allocator freely.
 pub fn clone3_fork(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> nix::Result<Forked> {
+    // With CLONE_PARENT the kernel wants exit_signal 0: the child inherits the caller's (SIGCHLD for berth's own).
+    let exit_signal = if flags & libc::CLONE_PARENT as u64 != 0 {
+        0
+    } else {
+        libc::SIGCHLD as u64
+    };
     let mut args = CloneArgs {
         flags,
-        exit_signal: libc::SIGCHLD as u64,
+        exit_signal,
         ..Default::default()
     };
     if let Some(fd) = cgroup {
