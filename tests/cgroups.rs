@@ -132,8 +132,8 @@ fn every_resource_is_written_to_the_cgroup_files() {
         );
         assert_eq!(
             rd("cpu.weight"),
-            "20",
-            "shares 512 → weight 1 + (510 * 9999) / 262142"
+            "59",
+            "shares 512, runc's log-quadratic map"
         );
         assert_eq!(rd("cpu.max"), "50000 200000");
         assert_eq!(rd("cpu.max.burst"), "1000");
@@ -466,7 +466,7 @@ fn update_changes_the_files() {
     if v2() {
         assert_eq!(rd("memory.max"), (96 << 20).to_string());
         assert_eq!(rd("memory.swap.max"), (96 << 20).to_string());
-        assert_eq!(rd("cpu.weight"), "10");
+        assert_eq!(rd("cpu.weight"), "35");
         assert_eq!(rd("cpu.max"), "20000 100000");
     } else {
         assert_eq!(rd("memory.limit_in_bytes"), (96 << 20).to_string());
@@ -594,6 +594,14 @@ fn bad_device_rules_are_refused() {
                 json!({"devices": [{"allow": true, "type": "p", "access": "rwm"}]})
         },
         &["devices", "type p"],
+    );
+    create_fails(
+        "cg-bad-devtype-x",
+        |c| {
+            c["linux"]["resources"] =
+                json!({"devices": [{"allow": true, "type": "x", "access": "rwm"}]})
+        },
+        &["config.json", "unknown variant `x`"],
     );
     create_fails(
         "cg-bad-access",

@@ -3,14 +3,21 @@
 
 use super::{Error, Result};
 
-/// cpu.shares (2..262144) → cpu.weight (1..10000): the linear map runc uses, so 2 → 1, 1024 → 39, 262144 → 10000.
-/// 0 means "not set".
+/// cpu.shares (2..262144) → cpu.weight (1..10000), with the log-quadratic map runc (1.3.2 and later) and crun use:
+/// with l = log2(shares), weight = ceil(10^((l² + 125·l) / 612 − 7/34)). It keeps the ends (2 → 1,
+/// 262144 → 10000) and, unlike the older linear map (1024 → 39), the defaults: 1024 → 100. 0 means "not set";
+/// out-of-range shares are clamped, as the kernel clamps cpu.shares.
 pub fn shares_to_weight(shares: u64) -> u64 {
-    if shares == 0 {
-        return 0;
+    match shares {
+        0 => 0,
+        1..=2 => 1,
+        262_144.. => 10_000,
+        s => {
+            let l = (s as f64).log2();
+            let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+            (10f64.powf(exponent).ceil() as u64).clamp(1, 10_000)
+        }
     }
-    let shares = shares.clamp(2, 262_144);
-    1 + ((shares - 2) * 9999) / 262_142
 }
 
 /// blkio.weight (10..1000) → io.weight (1..10000), runc's linear map. 0 means "not set".
@@ -100,7 +107,17 @@ mod tests {
     fn shares_map_onto_weight_like_runc() {
         assert_eq!(shares_to_weight(0), 0);
         assert_eq!(shares_to_weight(2), 1);
-        assert_eq!(shares_to_weight(1024), 39);
+        assert_eq!(shares_to_weight(3), 2);
+        assert_eq!(shares_to_weight(256), 35);
+        assert_eq!(shares_to_weight(512), 59);
+        assert_eq!(
+            shares_to_weight(1024),
+            100,
+            "the v1 default maps to the v2 default"
+        );
+        assert_eq!(shares_to_weight(2048), 174);
+        assert_eq!(shares_to_weight(100_000), 4340);
+        assert_eq!(shares_to_weight(262_143), 10_000);
         assert_eq!(shares_to_weight(262_144), 10_000);
         // Out-of-range shares are clamped, as the kernel clamps cpu.shares.
         assert_eq!(shares_to_weight(1), 1);
