@@ -28,9 +28,9 @@ bin=$(cargo test --release --no-run --test cgroups 2>&1 | tee /dev/stderr |
 [ -n "$bin" ] && [ -x "$bin" ] || { echo "test-cgv2: cannot find the cgroups test binary" >&2; exit 1; }
 file -L "$bin" | grep -q 'static' || { echo "test-cgv2: $bin is not static: it cannot run in the VM" >&2; exit 1; }
 
-# One test at a time: the VM has few CPUs, and the OOM and pause tests want them uncontended.
+# Two tests at a time, as `make test` runs them on the host.
 set +e
-"$vm" --mem 1024 --timeout 900 "$here" -- "$bin" --test-threads=1 "$@"
+"$vm" --mem 1024 --timeout 900 "$here" -- "$bin" --test-threads=2 "$@"
 rc=$?
 set -e
 case $rc in
