@@ -4,7 +4,7 @@ CARGO_TARGET := x86_64-unknown-linux-gnu
 BIN := target/release/berth
 BUILT := target/$(CARGO_TARGET)/release/berth
 DEMO_DIR ?= /tmp/berth-demo
-APT_PACKAGES := busybox-static
+APT_PACKAGES := busybox-static golang-github-containers-common
 
 .PHONY: all build deps demo test test-cgv2 unit-test lint bench clean
 

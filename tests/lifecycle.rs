@@ -250,3 +250,91 @@ fn run_detached_leaves_a_running_container_and_pid_file() {
     assert_eq!(json_list[0]["id"], json!(id));
     assert_eq!(berth.ok(&["list", "-q"]).trim(), id);
 }
+
+#[test]
+fn preserve_fds_passes_exactly_the_extra_descriptors() {
+    let berth = Berth::new();
+    let id = unique("fds");
+    let mut b = Bundle::new(&id);
+    std::fs::write(b.dir.join("secret"), "passed-through\n").unwrap();
+    // fd 3 is preserved, fd 4 (also open in the caller, not close-on-exec) must not reach the container.
+    b.sh("cat <&3; ls /proc/self/fd | sort -n | tr '\\n' ' '");
+    let script = format!(
+        "exec 3<{dir}/secret 4<{dir}/secret; {berth} --root {root} run --preserve-fds 1 --bundle {dir} {id}",
+        dir = b.dir.display(),
+        berth = BERTH,
+        root = berth.root.display(),
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("passed-through"));
+    // ls itself opens the directory it lists (one more fd above 3).
+    let fds: Vec<u32> = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(|f| f.parse().unwrap())
+        .collect();
+    assert_eq!(&fds[..4], &[0, 1, 2, 3], "{fds:?}");
+    assert!(
+        fds.len() == 5,
+        "only stdio, fd 3 and ls's own directory fd: {fds:?}"
+    );
+}
+
+#[test]
+fn no_pivot_runs_the_container_in_its_rootfs() {
+    let berth = Berth::new();
+    let id = unique("nopivot");
+    let mut b = Bundle::new(&id);
+    // The root mount is the bundle's rootfs, and /etc/passwd is the container's.
+    b.sh("awk '$5==\"/\" {print $4}' /proc/self/mountinfo; grep -c '^user:' /etc/passwd");
+    let out = berth
+        .cmd()
+        .args(["run", "--no-pivot", "--bundle"])
+        .arg(&b.dir)
+        .arg(&id)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines, [b.rootfs().to_str().unwrap(), "1"], "{stdout}");
+}
+
+#[test]
+fn poststart_and_poststop_hooks_run_from_start_and_delete() {
+    let berth = Berth::new();
+    let id = unique("hookrun");
+    let mut b = Bundle::new(&id);
+    let log = b.dir.join("hooks.log");
+    let hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo {name}:$(grep -o '\"status\":\"[a-z]*\"' ) >> {}", log.display())]});
+    b.args(&["sleep", "1000"]).edit(|c| {
+        c["hooks"] = json!({"poststart": [hook("poststart")], "poststop": [hook("poststop")]})
+    });
+    assert!(berth.create(&b, &id, &[]).status.success());
+    berth.ok(&["start", &id]);
+    berth.ok(&["delete", "--force", &id]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [
+            "poststart:\"status\":\"running\"",
+            "poststop:\"status\":\"stopped\""
+        ],
+        "{text}"
+    );
+}

@@ -73,9 +73,8 @@ pub enum Layout {
     Unified,
 }
 
-/// Detects the host layout from the mounts berth can see.
-pub fn detect() -> Result<Layout> {
-    let mounts = mountinfo::cgroup_mounts()?;
+/// The host layout, from the cgroup mounts berth can see.
+fn layout_of(mounts: &[mountinfo::CgroupMount]) -> Result<Layout> {
     let has_v1 = mounts.iter().any(|m| !m.is_v2());
     let has_v2 = mounts.iter().any(|m| m.is_v2());
     Ok(match (has_v1, has_v2) {
@@ -155,7 +154,7 @@ pub fn for_container(cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Ma
     }
     let mounts = mountinfo::cgroup_mounts()?;
     let own = mountinfo::own_cgroups()?;
-    match detect()? {
+    match layout_of(&mounts)? {
         Layout::Unified => Ok(Box::new(v2::Manager::new(v2::resolve(
             &mounts, &own, path,
         )?))),

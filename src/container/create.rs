@@ -84,6 +84,11 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
         .as_ref()
         .map(crate::process::seccomp::compile)
         .transpose()?;
+    crate::process::lsm::check(
+        process.apparmor_profile().as_deref(),
+        process.selinux_label().as_deref(),
+        linux.mount_label().as_deref(),
+    )?;
     let plan = Plan::from_spec(spec)?;
     let hooks = Hooks::from_spec(spec);
 
@@ -116,6 +121,7 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
             .collect(),
         cgroup_paths: cgroup.paths().clone(),
         own_pid_ns: plan.new_pid,
+        has_hooks: spec.hooks().is_some(),
     };
     // Recorded before the cgroup and the init exist, so that `delete` can always find them.
     dir.save(&st)?;
@@ -130,6 +136,11 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     let cgroup_fd = cgroup.clone_fd()?;
     let me = nix::unistd::getpid();
 
+    // On the host, before the clone: the init inherits the connection and sends the notify fd over it.
+    let seccomp_listener = match &seccomp {
+        Some(f) => f.connect_listener()?,
+        None => None,
+    };
     // The fast path creates every namespace with the clone; the staged one creates them from inside the init.
     let clone_flags = if plan.needs_staged_setup() {
         CloneFlags::empty()
@@ -158,6 +169,7 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
                 close_fds: vec![state::lock_fd(&lock), parent_chan.raw_fd()],
                 parent: me,
                 seccomp: seccomp.as_ref(),
+                seccomp_listener,
                 hooks: &hooks,
             });
         }
@@ -172,6 +184,7 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     undo.pid = Some(pid);
     drop(init_chan);
     drop(listener);
+    drop(seccomp_listener);
 
     record_pid(&dir, &mut st, pid)?;
 

@@ -67,6 +67,9 @@ pub struct State {
     /// Whether the container has its own pid namespace (then killing init kills all).
     #[serde(default)]
     pub own_pid_ns: bool,
+    /// Whether config.json has hooks: start and delete read the saved config only then.
+    #[serde(default)]
+    pub has_hooks: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -394,6 +397,7 @@ mod tests {
             annotations: BTreeMap::new(),
             cgroup_paths: BTreeMap::new(),
             own_pid_ns: true,
+            has_hooks: false,
         }
     }
 

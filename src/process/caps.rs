@@ -10,6 +10,8 @@ use oci_spec::runtime::{Capabilities, LinuxCapabilities};
 pub enum Error {
     #[error("unknown capability {0}")]
     Unknown(String),
+    #[error("capability set {set}: berth itself does not hold {caps} (not in its permitted set)")]
+    NotHeld { set: &'static str, caps: String },
     #[error("{op} capability set {set}: {source}")]
     Apply {
         op: &'static str,
@@ -78,6 +80,26 @@ impl CapSets {
                 source,
             })
         };
+        // capset can only keep what we hold: name what is missing rather than fail with a bare EPERM.
+        let held = caps::read(None, CapSet::Permitted).map_err(|source| Error::Apply {
+            op: "read",
+            set: "permitted",
+            source,
+        })?;
+        for (name, want) in [
+            ("permitted", &self.permitted),
+            ("effective", &self.effective),
+            ("ambient", &self.ambient),
+        ] {
+            let mut missing: Vec<String> = want.difference(&held).map(|c| c.to_string()).collect();
+            if !missing.is_empty() {
+                missing.sort();
+                return Err(Error::NotHeld {
+                    set: name,
+                    caps: missing.join(", "),
+                });
+            }
+        }
         // Effective first shrinks to what permitted will allow; then permitted, inheritable, effective.
         set(
             CapSet::Effective,

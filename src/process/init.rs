@@ -5,7 +5,7 @@
 //! with its context and the child exits.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 
@@ -38,6 +38,8 @@ pub struct InitArgs<'a> {
     pub close_fds: Vec<RawFd>,
     pub parent: Pid,
     pub seccomp: Option<&'a super::seccomp::Filter>,
+    /// The connection to linux.seccomp.listenerPath that `create` opened on the host (SCMP_ACT_NOTIFY only).
+    pub seccomp_listener: Option<std::os::unix::net::UnixStream>,
     pub hooks: &'a crate::container::hooks::Hooks,
 }
 
@@ -152,11 +154,17 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     } else {
         rootfs::pivot(&args.rootfs)?;
     }
+    // Sysctls before the read-only paths (/proc/sys is one of them), through the container's verified procfs.
+    if let Some(sysctl) = linux.sysctl() {
+        let proc = super::procfs::Proc::open(std::path::Path::new("/proc"))
+            .context("sysctl: the container's /proc")?;
+        for (key, value) in sysctl {
+            write_sysctl(&proc, key, value)?;
+        }
+    }
     // The cwd is made (when missing) before the root may turn read-only, as runc does.
     let cwd = process.cwd();
-    if std::fs::metadata(cwd).is_err() {
-        std::fs::create_dir_all(cwd).with_context(|| format!("create cwd {}", cwd.display()))?;
-    }
+    make_cwd(cwd)?;
     rootfs::finish(spec)?;
 
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
@@ -165,11 +173,6 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
         crate::sys::setdomainname(d).with_context(|| format!("setdomainname {d:?}"))?;
     }
-    if let Some(sysctl) = linux.sysctl() {
-        for (key, value) in sysctl {
-            write_sysctl(key, value)?;
-        }
-    }
     if let Some(rl) = process.rlimits() {
         super::rlimits::apply(rl)?;
     }
@@ -177,19 +180,27 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
         write_oom_score_adj(score)?;
     }
 
-    nix::unistd::chdir(cwd).with_context(|| format!("chdir to cwd {}", cwd.display()))?;
+    enter_cwd(cwd)?;
 
     let env = process.env().clone().unwrap_or_default();
     let argv = process.args().clone().unwrap_or_default();
     let path = super::exec::find_program(&argv[0], &env, cwd)?;
     let program = super::exec::prepare(path, &argv, &env, process.user().uid())?;
 
+    // While still root and before the uid switch (our non-dumpable /proc files belong to root).
+    super::lsm::apply_on_exec(
+        process.apparmor_profile().as_deref(),
+        process.selinux_label().as_deref(),
+    )?;
     let caps = super::caps::CapSets::from_spec(process.capabilities().as_ref())?;
     let nnp = process.no_new_privileges().unwrap_or(false);
+    // From here on every descriptor opened is close-on-exec; sweep the inherited ones now, before a seccomp filter
+    // could forbid close_range.
+    keep_only_stdio_and_preserved(args.preserve_fds)?;
     if !nnp {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we still have it (runc too).
         if let Some(f) = args.seccomp {
-            f.load()?;
+            f.load(args.seccomp_listener.as_ref(), &state)?;
         }
     }
     caps.drop_bounding()?;
@@ -285,10 +296,9 @@ fn wait_and_exec(args: &InitArgs, prepared: Prepared) -> i32 {
             .unwrap_or(false)
         {
             if let Some(f) = args.seccomp {
-                f.load()?;
+                f.load(args.seccomp_listener.as_ref(), &state)?;
             }
         }
-        keep_only_stdio_and_preserved(args.preserve_fds)?;
         Ok(())
     })();
     if let Err(e) = result {
@@ -312,45 +322,38 @@ fn keep_only_stdio_and_preserved(preserve: u32) -> Result<()> {
     Ok(())
 }
 
-/// Writes a sysctl through /proc/sys, checking the file really is on procfs.
-fn write_sysctl(key: &str, value: &str) -> Result<()> {
-    if key.contains("..") || key.contains('\0') {
+/// The container's cwd, resolved inside its root (no magic links such as /proc/self/fd/N, so no descriptor of
+/// berth can become the cwd: CVE-2024-21626), created when missing.
+fn enter_cwd(cwd: &std::path::Path) -> Result<()> {
+    let root = rootfs::resolve::Root::open(std::path::Path::new("/")).context("open /")?;
+    let dir = root
+        .open_in_root(cwd, nix::fcntl::OFlag::O_DIRECTORY)
+        .with_context(|| format!("cwd {}", cwd.display()))?;
+    nix::unistd::fchdir(dir.as_raw_fd()).with_context(|| format!("chdir to cwd {}", cwd.display()))
+}
+
+fn make_cwd(cwd: &std::path::Path) -> Result<()> {
+    let root = rootfs::resolve::Root::open(std::path::Path::new("/")).context("open /")?;
+    root.mkdir_all(cwd, 0o755)
+        .map(drop)
+        .with_context(|| format!("create cwd {}", cwd.display()))
+}
+
+/// Writes a sysctl through the container's /proc/sys.
+fn write_sysctl(proc: &super::procfs::Proc, key: &str, value: &str) -> Result<()> {
+    if key.contains("..") || key.contains('\0') || key.starts_with('/') {
         anyhow::bail!("sysctl {key:?}: invalid name");
     }
-    let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
-    write_procfs(&path, value).with_context(|| format!("sysctl {key}={value}"))
+    proc.write(&format!("sys/{}", key.replace('.', "/")), value)
+        .with_context(|| format!("sysctl {key}={value}"))
 }
 
 fn write_oom_score_adj(score: i32) -> Result<()> {
-    write_procfs(
-        std::path::Path::new("/proc/self/oom_score_adj"),
+    let proc = super::procfs::Proc::open(std::path::Path::new("/proc"))
+        .context("oom_score_adj: the container's /proc")?;
+    proc.write(
+        &format!("{}/oom_score_adj", super::procfs::self_dir()),
         &score.to_string(),
     )
     .with_context(|| format!("set oom_score_adj to {score} (lowering it needs CAP_SYS_RESOURCE)"))
-}
-
-fn write_procfs(path: &std::path::Path, value: &str) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags_nofollow()
-        .open(path)
-        .with_context(|| format!("open {}", path.display()))?;
-    let magic =
-        crate::sys::fs_magic(f.as_fd()).with_context(|| format!("fstatfs {}", path.display()))?;
-    if magic != libc::PROC_SUPER_MAGIC {
-        anyhow::bail!("{} is not on procfs", path.display());
-    }
-    f.write_all(value.as_bytes())
-        .with_context(|| format!("write {}", path.display()))
-}
-
-trait NoFollow {
-    fn custom_flags_nofollow(&mut self) -> &mut Self;
-}
-
-impl NoFollow for std::fs::OpenOptions {
-    fn custom_flags_nofollow(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-    }
 }

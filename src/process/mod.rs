@@ -4,6 +4,8 @@ pub mod caps;
 pub mod exec;
 pub mod identity;
 pub mod init;
+pub mod lsm;
+pub mod procfs;
 pub mod rlimits;
 pub mod seccomp;
 pub mod sync;

@@ -193,3 +193,31 @@ pub fn take_controlling_tty(fd: RawFd) -> nix::Result<()> {
     // SAFETY: TIOCSCTTY takes an integer argument; `fd` is an open descriptor.
     Errno::result(unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) }).map(drop)
 }
+
+/// seccomp(SECCOMP_SET_MODE_FILTER, flags, prog): installs a classic BPF filter on the calling thread. With
+/// SECCOMP_FILTER_FLAG_NEW_LISTENER the kernel returns the notify fd, which is returned here.
+pub fn seccomp_set_mode_filter(
+    insns: &[libc::sock_filter],
+    flags: u32,
+) -> nix::Result<Option<OwnedFd>> {
+    let len = u16::try_from(insns.len()).map_err(|_| Errno::EINVAL)?;
+    let prog = libc::sock_fprog {
+        len,
+        filter: insns.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `prog` points at `insns`, which outlives the call; the kernel copies the program and only reads it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags as libc::c_ulong,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    let ret = Errno::result(ret)?;
+    if flags & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32 != 0 {
+        // SAFETY: with NEW_LISTENER a successful call returns a fresh notify fd (close-on-exec) owned by nobody else.
+        return Ok(Some(unsafe { OwnedFd::from_raw_fd(ret as RawFd) }));
+    }
+    Ok(None)
+}
