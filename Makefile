@@ -6,7 +6,7 @@ BUILT := target/$(CARGO_TARGET)/release/berth
 DEMO_DIR ?= /tmp/berth-demo
 APT_PACKAGES := busybox-static golang-github-containers-common
 
-.PHONY: all build deps demo test unit-test lint bench clean
+.PHONY: all build deps demo test test-cgv2 unit-test lint bench clean
 
 all: build
 
@@ -33,8 +33,13 @@ lint:
 	cargo clippy --release --all-targets -- -D warnings
 
 # The whole suite: unit tests, then real containers (tests/).
-test: deps build
+test: deps build test-cgv2
 	cargo test --release -- --test-threads=2
+
+# The cgroup tests again on a pure cgroup v2 host: a throw-away QEMU VM (integration/cgv2/run-in-vm.sh installs
+# qemu-system-x86, cpio and xz-utils with apt-get when they are missing, and fetches a Debian kernel).
+test-cgv2: deps
+	integration/cgv2/test.sh
 
 # berth, runc and crun side by side (ratios, not a test).
 bench: deps build

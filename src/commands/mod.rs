@@ -3,12 +3,16 @@
 
 mod create;
 mod delete;
+mod events;
 mod kill;
 mod list;
+mod pause;
+mod ps;
 mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
 
 use anyhow::{bail, Result};
 
@@ -36,6 +40,11 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Run(a) => run::run(cli, a),
         Command::Spec(a) => spec::run(a),
         Command::List(a) => list::run(cli, a),
+        Command::Pause(a) => pause::pause(cli, &a.id),
+        Command::Resume(a) => pause::resume(cli, &a.id),
+        Command::Ps(a) => ps::run(cli, a),
+        Command::Update(a) => update::run(cli, a),
+        Command::Events(a) => events::run(cli, a),
     }
 }
 

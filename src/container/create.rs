@@ -137,9 +137,7 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     undo.cgroup = Some(cgroup);
     let cgroup = undo.cgroup.as_ref().expect("just set");
     cgroup.create()?;
-    if let Some(r) = linux.resources() {
-        cgroup.apply(r)?;
-    }
+    cgroup.apply(&cgroups::resources_for_create(linux)?)?;
 
     let listener = bind_start_socket(state::lock_fd(&lock))?;
     let (parent_chan, init_chan) = sync::pair()?;

@@ -1,6 +1,8 @@
 //! The few raw syscalls that nix does not wrap. Every `unsafe` block of berth that is not a plain libc call with
 //! pointer-free arguments lives here, each with a `SAFETY:` note, behind a safe function returning `nix::Result`.
 
+pub mod bpf;
+
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
