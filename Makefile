@@ -4,9 +4,9 @@ CARGO_TARGET := x86_64-unknown-linux-gnu
 BIN := target/release/berth
 BUILT := target/$(CARGO_TARGET)/release/berth
 DEMO_DIR ?= /tmp/berth-demo
-APT_PACKAGES := busybox-static containerd podman conmon util-linux
+APT_PACKAGES := busybox-static golang-github-containers-common containerd podman conmon util-linux
 
-.PHONY: all build deps demo test unit-test lint bench clean test-integration
+.PHONY: all build deps demo test test-cgv2 test-integration unit-test lint bench clean
 
 all: build
 
@@ -33,10 +33,15 @@ lint:
 	cargo clippy --release --all-targets -- -D warnings
 
 # The whole suite: unit tests, then real containers (tests/).
-test: deps build test-integration
+test: deps build test-cgv2 test-integration
 	cargo test --release -- --test-threads=2
 
-# Real clients driving berth: containerd's ctr and runc shim (private containerd, locally built image).
+# The cgroup tests again on a pure cgroup v2 host: a throw-away QEMU VM (integration/cgv2/run-in-vm.sh installs
+# qemu-system-x86, cpio and xz-utils with apt-get when they are missing, and fetches a Debian kernel).
+test-cgv2: deps
+	integration/cgv2/test.sh
+
+# Real clients driving berth: containerd's ctr and runc shim (private containerd, locally built image), podman.
 test-integration: deps build
 	BERTH=$(CURDIR)/$(BIN) integration/containerd.sh
 	BERTH=$(CURDIR)/$(BIN) integration/podman.sh

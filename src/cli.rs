@@ -63,6 +63,16 @@ pub enum Command {
     Exec(ExecArgs),
     /// Print the features this runtime implements (runtime-spec features.json).
     Features,
+    /// Suspend every process of a running container (cgroup freezer).
+    Pause(IdArg),
+    /// Resume a paused container.
+    Resume(IdArg),
+    /// List the processes of a container (host `ps`, filtered to the container's cgroup).
+    Ps(PsArgs),
+    /// Change the resource limits of a container.
+    Update(Box<UpdateArgs>),
+    /// Print container stats and OOM events as JSON lines.
+    Events(EventsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +123,84 @@ pub struct ExecArgs {
     /// The command and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Output format: table (host `ps` output) or json (array of host pids).
+    #[arg(short = 'f', long, default_value = "table")]
+    pub format: String,
+    pub id: String,
+    /// Arguments for ps (default -ef).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct UpdateArgs {
+    /// LinuxResources JSON of the runtime spec, from FILE or `-` for stdin.
+    #[arg(short = 'r', long)]
+    pub resources: Option<String>,
+    /// Block IO weight (10..1000).
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    /// CPU CFS period in microseconds.
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    /// CPU CFS quota in microseconds (-1: unlimited).
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPU CFS burst in microseconds.
+    #[arg(long = "cpu-burst")]
+    pub cpu_burst: Option<u64>,
+    /// CPU shares (relative weight).
+    #[arg(long = "cpu-share", alias = "cpu-shares")]
+    pub cpu_share: Option<u64>,
+    /// Realtime period in microseconds.
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<u64>,
+    /// Realtime runtime in microseconds.
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<i64>,
+    /// SCHED_IDLE for the cgroup (0 or 1).
+    #[arg(long = "cpu-idle")]
+    pub cpu_idle: Option<i64>,
+    /// CPUs allowed (e.g. 0-3,6).
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes allowed (e.g. 0-1).
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit (bytes, or with a k/m/g suffix; -1: unlimited).
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Memory soft limit.
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    pub memory_reservation: Option<String>,
+    /// Memory plus swap limit (-1: unlimited swap).
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Kernel memory limit (ignored, as kernels no longer have it).
+    #[arg(long = "kernel-memory", allow_hyphen_values = true)]
+    pub kernel_memory: Option<String>,
+    /// Kernel TCP buffer memory limit.
+    #[arg(long = "kernel-memory-tcp", allow_hyphen_values = true)]
+    pub kernel_memory_tcp: Option<String>,
+    /// Maximum number of processes (-1: unlimited).
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Stats collection interval (e.g. 5s, 500ms, 1m).
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    /// Print the container's stats once and exit.
+    #[arg(long)]
+    pub stats: bool,
+    pub id: String,
 }
 
 #[derive(Debug, Args)]
@@ -255,6 +343,50 @@ mod tests {
         assert_eq!(e.additional_gids, [5]);
         assert_eq!(e.id, "c1");
         assert_eq!(e.command, ["sh", "-c", "ls -l"]);
+    }
+
+    #[test]
+    fn ps_passes_its_own_arguments_to_ps() {
+        let c = parse(&["ps", "--format", "json", "c1"]);
+        let Some(Command::Ps(p)) = c.command else {
+            panic!()
+        };
+        assert_eq!((p.format.as_str(), p.id.as_str()), ("json", "c1"));
+        assert!(p.ps_args.is_empty());
+        let c = parse(&["ps", "c1", "-o", "pid,comm"]);
+        let Some(Command::Ps(p)) = c.command else {
+            panic!()
+        };
+        assert_eq!(p.ps_args, ["-o", "pid,comm"]);
+    }
+
+    #[test]
+    fn update_flags_like_runc() {
+        let c = parse(&[
+            "update",
+            "--memory",
+            "-1",
+            "--cpu-share",
+            "512",
+            "--cpu-quota",
+            "-1",
+            "--pids-limit",
+            "10",
+            "c1",
+        ]);
+        let Some(Command::Update(u)) = c.command else {
+            panic!()
+        };
+        assert_eq!(u.memory.as_deref(), Some("-1"));
+        assert_eq!(
+            (u.cpu_share, u.cpu_quota, u.pids_limit),
+            (Some(512), Some(-1), Some(10))
+        );
+        let c = parse(&["update", "--cpu-shares", "2", "-r", "-", "c1"]);
+        let Some(Command::Update(u)) = c.command else {
+            panic!()
+        };
+        assert_eq!((u.cpu_share, u.resources.as_deref()), (Some(2), Some("-")));
     }
 
     #[test]

@@ -292,40 +292,49 @@ fn preserve_fds_passes_exactly_the_extra_descriptors() {
 }
 
 #[test]
-fn no_pivot_moves_the_rootfs_and_chroots() {
+fn no_pivot_runs_the_container_in_its_rootfs() {
     let berth = Berth::new();
     let id = unique("nopivot");
     let mut b = Bundle::new(&id);
-    b.sh("grep -c user: /etc/passwd; cat /proc/self/mountinfo | wc -l");
-    let mounts_seen = |flags: &[&str]| -> usize {
-        let out = berth
-            .cmd()
-            .arg("run")
-            .args(flags)
-            .arg("--bundle")
-            .arg(&b.dir)
-            .arg(&id)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        let mut lines = stdout.lines();
-        assert_eq!(
-            lines.next(),
-            Some("1"),
-            "the container's /etc/passwd: {stdout}"
-        );
-        lines.next().unwrap().trim().parse().unwrap()
-    };
-    let pivoted = mounts_seen(&[]);
-    let moved = mounts_seen(&["--no-pivot"]);
-    // pivot_root detaches the host's mounts; MS_MOVE + chroot leaves them below the chroot.
+    // The root mount is the bundle's rootfs, and /etc/passwd is the container's.
+    b.sh("awk '$5==\"/\" {print $4}' /proc/self/mountinfo; grep -c '^user:' /etc/passwd");
+    let out = berth
+        .cmd()
+        .args(["run", "--no-pivot", "--bundle"])
+        .arg(&b.dir)
+        .arg(&id)
+        .output()
+        .unwrap();
     assert!(
-        moved > pivoted,
-        "--no-pivot must not pivot: {moved} vs {pivoted} mounts"
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines, [b.rootfs().to_str().unwrap(), "1"], "{stdout}");
+}
+
+#[test]
+fn poststart_and_poststop_hooks_run_from_start_and_delete() {
+    let berth = Berth::new();
+    let id = unique("hookrun");
+    let mut b = Bundle::new(&id);
+    let log = b.dir.join("hooks.log");
+    let hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo {name}:$(grep -o '\"status\":\"[a-z]*\"' ) >> {}", log.display())]});
+    b.args(&["sleep", "1000"]).edit(|c| {
+        c["hooks"] = json!({"poststart": [hook("poststart")], "poststop": [hook("poststop")]})
+    });
+    assert!(berth.create(&b, &id, &[]).status.success());
+    berth.ok(&["start", &id]);
+    berth.ok(&["delete", "--force", &id]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [
+            "poststart:\"status\":\"running\"",
+            "poststop:\"status\":\"stopped\""
+        ],
+        "{text}"
     );
 }

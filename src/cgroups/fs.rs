@@ -17,11 +17,46 @@ pub fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
             path: path.clone(),
             source,
         })?;
-    f.write_all(value.as_bytes()).map_err(|source| Error::Io {
-        op: "write",
-        path,
-        source,
-    })
+    f.write_all(value.as_bytes())
+        .map_err(|source| Error::Write {
+            path,
+            value: value.to_string(),
+            source,
+        })
+}
+
+/// Writes `value` to `dir/file` when the file exists; says whether it did.
+pub fn write_if_exists(dir: &Path, file: &str, value: &str) -> Result<bool> {
+    if !dir.join(file).exists() {
+        return Ok(false);
+    }
+    write(dir, file, value).map(|()| true)
+}
+
+/// Reads a file holding one number ("max" reads as u64::MAX); missing or unparsable files read as 0.
+pub fn read_u64(dir: &Path, file: &str) -> u64 {
+    match read(dir, file) {
+        Ok(s) if s.trim() == "max" => u64::MAX,
+        Ok(s) => s.trim().parse().unwrap_or(0),
+        Err(_) => 0,
+    }
+}
+
+/// Parses "key value" lines (memory.stat, cpu.stat, memory.events ...) into a map.
+pub fn parse_flat_keyed(text: &str) -> std::collections::BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_string(), v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Reads a flat-keyed file; a missing file is an empty map.
+pub fn read_flat_keyed(dir: &Path, file: &str) -> std::collections::BTreeMap<String, u64> {
+    read(dir, file)
+        .map(|s| parse_flat_keyed(&s))
+        .unwrap_or_default()
 }
 
 pub fn read(dir: &Path, file: &str) -> Result<String> {

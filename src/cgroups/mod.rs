@@ -4,12 +4,14 @@
 //! Where the container's cgroup lives is fixed at create time and recorded in the state as a map from hierarchy
 //! mount point to directory, so that later commands rebuild the same manager with [`from_paths`].
 
+pub mod convert;
+pub mod devices;
 pub mod fs;
 pub mod mountinfo;
+pub mod oom;
+pub mod stats;
 pub mod v1;
-mod v1_resources;
 pub mod v2;
-mod v2_resources;
 
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
@@ -32,6 +34,30 @@ pub enum Error {
     Unsupported(String),
     #[error("cgroup {path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
+    /// The kernel refused a value: names the file and the value.
+    #[error("cgroup write {value:?} to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        value: String,
+        source: std::io::Error,
+    },
+    /// The config asks for a resource whose controller (or file) this host does not have.
+    #[error("linux.resources.{resource}: {reason}")]
+    NotAvailable {
+        resource: &'static str,
+        reason: String,
+    },
+    /// A value of the config that no kernel would accept.
+    #[error("linux.resources.{resource}: {reason}")]
+    BadValue {
+        resource: &'static str,
+        reason: String,
+    },
+    #[error("{what}: {source}")]
+    Sys {
+        what: String,
+        source: nix::errno::Errno,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -47,9 +73,8 @@ pub enum Layout {
     Unified,
 }
 
-/// Detects the host layout from the mounts berth can see.
-pub fn detect() -> Result<Layout> {
-    let mounts = mountinfo::cgroup_mounts()?;
+/// The host layout, from the cgroup mounts berth can see.
+fn layout_of(mounts: &[mountinfo::CgroupMount]) -> Result<Layout> {
     let has_v1 = mounts.iter().any(|m| !m.is_v2());
     let has_v2 = mounts.iter().any(|m| m.is_v2());
     Ok(match (has_v1, has_v2) {
@@ -85,6 +110,30 @@ pub trait Manager {
     fn is_frozen(&self) -> bool;
     /// Removes the directories; fails if processes remain after a bounded wait.
     fn destroy(&self) -> Result<()>;
+    /// Usage statistics, in runc's `events --stats` schema.
+    fn stats(&self) -> Result<stats::Stats>;
+    /// A pollable notifier of OOM events in the cgroup.
+    fn oom_watch(&self) -> Result<oom::Watch>;
+}
+
+/// The resources `create` applies: the config's, with the device rules completed by the devices every container
+/// gets and the config's `linux.devices` (as runc does), so the device cgroup always allows what /dev holds.
+pub fn resources_for_create(linux: &oci_spec::runtime::Linux) -> Result<LinuxResources> {
+    let mut r = linux.resources().clone().unwrap_or_default();
+    let mut rules = r.devices().clone().unwrap_or_default();
+    rules.extend(devices::default_allowed());
+    for d in linux.devices().iter().flatten() {
+        rules.push(devices::allow_node(d));
+    }
+    r.set_devices(Some(rules));
+    Ok(r)
+}
+
+/// The resources `update` applies: device rules are fixed at create time (runc ignores them too).
+pub fn resources_for_update(r: &LinuxResources) -> LinuxResources {
+    let mut r = r.clone();
+    r.set_devices(None);
+    r
 }
 
 /// Builds the manager for a new container from `linux.cgroupsPath` (or a default derived from the id).
@@ -105,7 +154,7 @@ pub fn for_container(cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Ma
     }
     let mounts = mountinfo::cgroup_mounts()?;
     let own = mountinfo::own_cgroups()?;
-    match detect()? {
+    match layout_of(&mounts)? {
         Layout::Unified => Ok(Box::new(v2::Manager::new(v2::resolve(
             &mounts, &own, path,
         )?))),

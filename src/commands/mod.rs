@@ -3,14 +3,18 @@
 
 mod create;
 mod delete;
+mod events;
 mod exec;
 mod features;
 mod kill;
 mod list;
+mod pause;
+mod ps;
 mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
 
 use anyhow::{bail, Result};
 
@@ -40,6 +44,11 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::List(a) => list::run(cli, a),
         Command::Exec(a) => exec::run(cli, a),
         Command::Features => features::run(),
+        Command::Pause(a) => pause::pause(cli, &a.id),
+        Command::Resume(a) => pause::resume(cli, &a.id),
+        Command::Ps(a) => ps::run(cli, a),
+        Command::Update(a) => update::run(cli, a),
+        Command::Events(a) => events::run(cli, a),
     }
 }
 

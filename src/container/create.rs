@@ -41,6 +41,8 @@ pub struct CreateOptions {
 /// Undoes a failed create: kills the init, removes the cgroup and the state dir. Disarmed on success.
 struct Undo<'a> {
     dir: &'a StateDir,
+    /// Without a mount namespace the init mounted in berth's own: the rootfs whose mounts to take down.
+    host_mounts: Option<PathBuf>,
     cgroup: Option<Box<dyn cgroups::Manager>>,
     pid: Option<Pid>,
     armed: bool,
@@ -61,6 +63,9 @@ impl Drop for Undo<'_> {
             }
             let _ = cg.destroy();
         }
+        if let Some(rootfs) = &self.host_mounts {
+            let _ = crate::rootfs::unmount_all_under(rootfs);
+        }
         let _ = self.dir.remove();
     }
 }
@@ -70,6 +75,7 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     spec::validate_id(&opts.id)?;
     let bundle = spec::load_bundle(&opts.bundle)?;
     let spec = &bundle.spec;
+    crate::rootfs::validate(spec)?;
     let linux = spec.linux().as_ref().expect("validated");
     let process = spec.process().as_ref().expect("validated");
     let terminal = process.terminal().unwrap_or(false);
@@ -81,6 +87,11 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
         .as_ref()
         .map(crate::process::seccomp::compile)
         .transpose()?;
+    crate::process::lsm::check(
+        process.apparmor_profile().as_deref(),
+        process.selinux_label().as_deref(),
+        linux.mount_label().as_deref(),
+    )?;
     let plan = Plan::from_spec(spec)?;
     let hooks = Hooks::from_spec(spec);
     // Connected before anything exists, so that a missing or non-listening socket fails cleanly.
@@ -93,6 +104,7 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     dir.create()?;
     let mut undo = Undo {
         dir: &dir,
+        host_mounts: (!crate::rootfs::has_mount_ns(spec)).then(|| bundle.rootfs.clone()),
         cgroup: None,
         pid: None,
         armed: true,
@@ -118,6 +130,8 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
             .collect(),
         cgroup_paths: cgroup.paths().clone(),
         own_pid_ns: plan.new_pid,
+        host_mounts: !crate::rootfs::has_mount_ns(spec),
+        has_hooks: spec.hooks().is_some(),
     };
     // Recorded before the cgroup and the init exist, so that `delete` can always find them.
     dir.save(&st)?;
@@ -125,15 +139,18 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     undo.cgroup = Some(cgroup);
     let cgroup = undo.cgroup.as_ref().expect("just set");
     cgroup.create()?;
-    if let Some(r) = linux.resources() {
-        cgroup.apply(r)?;
-    }
+    cgroup.apply(&cgroups::resources_for_create(linux)?)?;
 
     let listener = bind_start_socket(state::lock_fd(&lock))?;
     let (parent_chan, init_chan) = sync::pair()?;
     let cgroup_fd = cgroup.clone_fd()?;
     let me = nix::unistd::getpid();
 
+    // On the host, before the clone: the init inherits the connection and sends the notify fd over it.
+    let seccomp_listener = match &seccomp {
+        Some(f) => f.connect_listener()?,
+        None => None,
+    };
     // The fast path creates every namespace with the clone; the staged one creates them from inside the init.
     let clone_flags = if plan.needs_staged_setup() {
         CloneFlags::empty()
@@ -162,6 +179,7 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
                 close_fds: vec![state::lock_fd(&lock), parent_chan.raw_fd()],
                 parent: me,
                 seccomp: seccomp.as_ref(),
+                seccomp_listener,
                 hooks: &hooks,
                 console_socket,
             });
@@ -178,6 +196,7 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     drop(init_chan);
     drop(listener);
     drop(console_socket);
+    drop(seccomp_listener);
 
     record_pid(&dir, &mut st, pid)?;
 
@@ -189,6 +208,14 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     }
     if cgroup_fd.is_none() {
         cgroup.add_task(pid)?;
+    }
+    // From the host, before the init goes on (whatever it forks and the program inherit it): inside a user
+    // namespace the init could not write its own, its /proc files belonging to the host's root once it is
+    // non-dumpable.
+    if let Some(score) = process.oom_score_adj() {
+        crate::process::procfs::write_oom_score_adj(pid.as_raw(), score).with_context(|| {
+            format!("set oom_score_adj to {score} (lowering it needs CAP_SYS_RESOURCE)")
+        })?;
     }
     send(&parent_chan, &Message::Go(st.oci(Status::Creating)), pid)?;
     loop {

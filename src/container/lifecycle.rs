@@ -20,8 +20,11 @@ pub fn status_of(dir: &StateDir, st: &State) -> Status {
     })
 }
 
-/// The hooks of the config that create saved.
-fn saved_hooks(dir: &StateDir) -> Hooks {
+/// The hooks of the config that create saved (read only when it has any: start and delete stay cheap).
+fn saved_hooks(dir: &StateDir, st: &State) -> Hooks {
+    if !st.has_hooks {
+        return Hooks::default();
+    }
     std::fs::read(dir.file(state::CONFIG_FILE))
         .ok()
         .and_then(|raw| serde_json::from_slice(&raw).ok())
@@ -36,7 +39,7 @@ pub fn start(dir: &StateDir) -> Result<()> {
         Status::Created => {}
         other => bail!("cannot start a container that is {other}"),
     }
-    let hooks = saved_hooks(dir);
+    let hooks = saved_hooks(dir, &st);
     let path = format!(
         "/proc/self/fd/{}/{}",
         state::lock_fd(&lock),
@@ -160,8 +163,8 @@ pub fn delete(dir: &StateDir, force: bool) -> Result<()> {
         _ if force => {}
         other => bail!("cannot delete a container that is not stopped: {other}"),
     }
-    // Read before the state dir (and the config saved in it) goes.
-    let hooks = saved_hooks(dir);
+    // Read before the state dir (and the saved config with it) is gone.
+    let hooks = saved_hooks(dir, &st);
     destroy(&st)?;
     dir.remove()?;
     if let Err(e) = hooks.run_phase(Phase::Poststop, &st.oci(Status::Stopped)) {
@@ -180,6 +183,10 @@ fn destroy(st: &State) -> Result<()> {
                 wait_exit(&pidfd, Duration::from_secs(10));
             }
         }
+    }
+    if st.host_mounts {
+        crate::rootfs::unmount_all_under(&st.rootfs)
+            .with_context(|| format!("unmount what container {} mounted", st.id))?;
     }
     if st.cgroup_paths.is_empty() {
         return Ok(());

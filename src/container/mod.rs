@@ -1,6 +1,7 @@
 //! The container lifecycle: state files and locking, and the create/start/kill/delete orchestration that puts the
 //! spec, namespace, cgroup, rootfs and process pieces together.
 
+pub mod control;
 pub mod create;
 pub mod exec;
 pub mod foreground;

@@ -67,6 +67,13 @@ pub struct State {
     /// Whether the container has its own pid namespace (then killing init kills all).
     #[serde(default)]
     pub own_pid_ns: bool,
+    /// The container has no mount namespace: its mounts were made in the host's, under the rootfs, and `delete`
+    /// must take them down.
+    #[serde(default)]
+    pub host_mounts: bool,
+    /// Whether config.json has hooks: start and delete read the saved config only then.
+    #[serde(default)]
+    pub has_hooks: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -252,7 +259,8 @@ impl State {
     /// The live status: the recorded step, corrected by whether the init still runs, whether it is still waiting
     /// for `start` (its socket exists) and whether the cgroup is frozen.
     pub fn status(&self, dir: &StateDir, frozen: impl FnOnce() -> bool) -> Status {
-        if !self.init_alive() {
+        // A recorded stop is final: after a failed exec the init may still be exiting for a moment.
+        if self.status == Status::Stopped || !self.init_alive() {
             return match self.status {
                 Status::Creating if self.pid == 0 => Status::Creating,
                 _ => Status::Stopped,
@@ -394,6 +402,8 @@ mod tests {
             annotations: BTreeMap::new(),
             cgroup_paths: BTreeMap::new(),
             own_pid_ns: true,
+            host_mounts: false,
+            has_hooks: false,
         }
     }
 
@@ -420,5 +430,18 @@ mod tests {
         let st = sample(i32::MAX - 1, 1);
         assert_eq!(st.status(&dir, || false), Status::Stopped);
         assert_eq!(st.oci(Status::Stopped).pid, 0);
+    }
+
+    #[test]
+    fn a_recorded_stop_wins_over_a_live_pid() {
+        let me = std::process::id() as i32;
+        let ProcState::Alive { start_time } = proc_state(me) else {
+            panic!("self not alive")
+        };
+        let mut st = sample(me, start_time);
+        let dir = StateDir::new(&std::env::temp_dir(), "nonexistent-berth-test");
+        assert_eq!(st.status(&dir, || false), Status::Running);
+        st.status = Status::Stopped;
+        assert_eq!(st.status(&dir, || false), Status::Stopped);
     }
 }

@@ -108,9 +108,6 @@ pub fn validate(spec: &Spec) -> Result<(), String> {
     if linux.time_offsets().is_some() && !has(LinuxNamespaceType::Time) {
         return Err("linux.timeOffsets needs a time namespace".into());
     }
-    if !has(LinuxNamespaceType::Mount) {
-        return Err("linux.namespaces must include a mount namespace".into());
-    }
     if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
         return Err("hostname needs a new uts namespace".into());
     }
@@ -334,7 +331,8 @@ mod tests {
         let nomaps = spec(r#"{"namespaces":[{"type":"mount"},{"type":"user"}]}"#);
         assert!(validate(&nomaps).unwrap_err().contains("uidMappings"));
         let nomnt = spec(r#"{"namespaces":[{"type":"pid"}]}"#);
-        assert!(validate(&nomnt).unwrap_err().contains("mount"));
+        // Without a mount namespace the container is chrooted into its rootfs (as runc does).
+        validate(&nomnt).unwrap();
         let ok = spec(r#"{"namespaces":[{"type":"mount"},{"type":"pid"}]}"#);
         validate(&ok).unwrap();
     }

@@ -43,10 +43,10 @@ pub fn run(args: ExecArgs) -> ! {
 
 fn setup_and_exec(args: &ExecArgs) -> Result<i32> {
     crate::container::foreground::reset_signals_for_container().context("reset signal mask")?;
-    match args.channel.recv(None).context("waiting for the parent")? {
-        Message::Go(_) => {}
+    let state = match args.channel.recv(None).context("waiting for the parent")? {
+        Message::Go(state) => state,
         other => anyhow::bail!("unexpected message from the parent: {other:?}"),
-    }
+    };
     let p = args.process;
     if !args.join.is_empty() {
         nix::sched::setns(args.pidfd.as_fd(), args.join)
@@ -63,7 +63,11 @@ fn setup_and_exec(args: &ExecArgs) -> Result<i32> {
     } else if args.inherit_terminal {
         crate::sys::take_controlling_tty(0).context("make stdin the controlling terminal")?;
     }
-    check_lsm(p)?;
+    // While still root and before the uid switch, as the init does.
+    super::lsm::apply_on_exec(
+        p.apparmor_profile().as_deref(),
+        p.selinux_label().as_deref(),
+    )?;
     if let Some(rl) = p.rlimits() {
         super::rlimits::apply(rl)?;
     }
@@ -74,7 +78,7 @@ fn setup_and_exec(args: &ExecArgs) -> Result<i32> {
     let nnp = p.no_new_privileges().unwrap_or(false);
     if !nnp {
         if let Some(f) = args.seccomp {
-            f.load()?;
+            f.load(None, &state)?;
         }
     }
     caps.drop_bounding()?;
@@ -86,7 +90,7 @@ fn setup_and_exec(args: &ExecArgs) -> Result<i32> {
     if nnp {
         nix::sys::prctl::set_no_new_privs().context("prctl(PR_SET_NO_NEW_PRIVS)")?;
         if let Some(f) = args.seccomp {
-            f.load()?;
+            f.load(None, &state)?;
         }
     }
     // As runc: the program is looked up (and HOME read from /etc/passwd) as the user, with its final
@@ -108,23 +112,4 @@ fn setup_and_exec(args: &ExecArgs) -> Result<i32> {
         errno.desc()
     )));
     Ok(127)
-}
-
-/// An AppArmor profile or SELinux label berth cannot apply is an error, not silently dropped.
-fn check_lsm(p: &Process) -> Result<()> {
-    if let Some(profile) = p.apparmor_profile().as_deref().filter(|s| !s.is_empty()) {
-        let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
-            .map(|s| s.trim() == "Y")
-            .unwrap_or(false);
-        if !enabled {
-            anyhow::bail!(
-                "apparmor profile {profile:?} requested but AppArmor is not enabled on this host"
-            );
-        }
-        anyhow::bail!("apparmor profile {profile:?}: berth does not apply AppArmor profiles yet");
-    }
-    if let Some(label) = p.selinux_label().as_deref().filter(|s| !s.is_empty()) {
-        anyhow::bail!("process label {label:?}: berth does not apply SELinux labels (SELinux support is not implemented)");
-    }
-    Ok(())
 }

@@ -5,7 +5,7 @@
 //! with its context and the child exits.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 
@@ -38,6 +38,8 @@ pub struct InitArgs<'a> {
     pub close_fds: Vec<RawFd>,
     pub parent: Pid,
     pub seccomp: Option<&'a super::seccomp::Filter>,
+    /// The connection to linux.seccomp.listenerPath that `create` opened on the host (SCMP_ACT_NOTIFY only).
+    pub seccomp_listener: Option<std::os::unix::net::UnixStream>,
     pub hooks: &'a crate::container::hooks::Hooks,
     /// process.terminal with --console-socket: the connected socket the pty master is sent over.
     pub console_socket: Option<std::os::unix::net::UnixStream>,
@@ -85,7 +87,6 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
         crate::sys::take_controlling_tty(0).context("make stdin the controlling terminal")?;
     }
     let spec = args.spec;
-    let linux = spec.linux().as_ref().expect("validated");
     let process = spec.process().as_ref().expect("validated");
 
     let mut state = match args.channel.recv(None).context("waiting for the parent")? {
@@ -113,11 +114,11 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
         nix::unistd::setresuid(0.into(), 0.into(), 0.into())
             .context("setresuid 0 in the user namespace")?;
     }
-    if !in_user_ns {
-        // No ptrace or /proc/<pid>/exe handle on berth for anything in the container while it sets up (execve
-        // resets this). In a new user namespace it would make our own /proc files unwritable to us.
-        crate::sys::set_not_dumpable().context("prctl(PR_SET_DUMPABLE, 0)")?;
-    }
+    // No ptrace or /proc/<pid>/exe handle on berth for anything in the container while it sets up (execve resets
+    // this). In a user namespace the uid change above already did this on most hosts (fs.suid_dumpable=0); say it
+    // explicitly so that no host setting and no 0→0 mapping leaves a joined user namespace a window. (Our own
+    // /proc files then belong to the host's root: oom_score_adj is written by `create` from the host.)
+    crate::sys::set_not_dumpable().context("prctl(PR_SET_DUMPABLE, 0)")?;
     if !args.no_new_keyring {
         let name = std::ffi::CString::new(format!("_ses.{}", args.id)).expect("ids have no NUL");
         // ENOSYS/EACCES: keyrings unavailable (e.g. blocked by a seccomp profile around berth); runc ignores too.
@@ -149,11 +150,7 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     args.hooks
         .run_phase(crate::container::hooks::Phase::CreateContainer, &state)?;
 
-    if args.no_pivot {
-        rootfs::move_root(&args.rootfs)?;
-    } else {
-        rootfs::pivot(&args.rootfs)?;
-    }
+    rootfs::enter_root(spec, &args.rootfs, args.no_pivot)?;
     if let Some(socket) = &args.console_socket {
         let size = process
             .console_size()
@@ -164,16 +161,7 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     }
     // The cwd is made (when missing) before the root may turn read-only, as runc does.
     let cwd = process.cwd();
-    if std::fs::metadata(cwd).is_err() {
-        std::fs::create_dir_all(cwd).with_context(|| format!("create cwd {}", cwd.display()))?;
-    }
-    // Before /proc/sys turns read-only (readonlyPaths), as runc orders it: podman's default config sets sysctls
-    // and lists /proc/sys read-only.
-    if let Some(sysctl) = linux.sysctl() {
-        for (key, value) in sysctl {
-            write_sysctl(key, value)?;
-        }
-    }
+    make_cwd(cwd)?;
     rootfs::finish(spec)?;
 
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
@@ -185,23 +173,28 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     if let Some(rl) = process.rlimits() {
         super::rlimits::apply(rl)?;
     }
-    if let Some(score) = process.oom_score_adj() {
-        write_oom_score_adj(score)?;
-    }
 
-    nix::unistd::chdir(cwd).with_context(|| format!("chdir to cwd {}", cwd.display()))?;
+    enter_cwd(cwd)?;
 
     let env = process.env().clone().unwrap_or_default();
     let argv = process.args().clone().unwrap_or_default();
     let path = super::exec::find_program(&argv[0], &env, cwd)?;
     let program = super::exec::prepare(path, &argv, &env, process.user().uid())?;
 
+    // While still root and before the uid switch (our non-dumpable /proc files belong to root).
+    super::lsm::apply_on_exec(
+        process.apparmor_profile().as_deref(),
+        process.selinux_label().as_deref(),
+    )?;
     let caps = super::caps::CapSets::from_spec(process.capabilities().as_ref())?;
     let nnp = process.no_new_privileges().unwrap_or(false);
+    // From here on every descriptor opened is close-on-exec; sweep the inherited ones now, before a seccomp filter
+    // could forbid close_range.
+    keep_only_stdio_and_preserved(args.preserve_fds)?;
     if !nnp {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we still have it (runc too).
         if let Some(f) = args.seccomp {
-            f.load()?;
+            f.load(args.seccomp_listener.as_ref(), &state)?;
         }
     }
     caps.drop_bounding()?;
@@ -297,10 +290,9 @@ fn wait_and_exec(args: &InitArgs, prepared: Prepared) -> i32 {
             .unwrap_or(false)
         {
             if let Some(f) = args.seccomp {
-                f.load()?;
+                f.load(args.seccomp_listener.as_ref(), &state)?;
             }
         }
-        keep_only_stdio_and_preserved(args.preserve_fds)?;
         Ok(())
     })();
     if let Err(e) = result {
@@ -324,45 +316,19 @@ fn keep_only_stdio_and_preserved(preserve: u32) -> Result<()> {
     Ok(())
 }
 
-/// Writes a sysctl through /proc/sys, checking the file really is on procfs.
-fn write_sysctl(key: &str, value: &str) -> Result<()> {
-    if key.contains("..") || key.contains('\0') {
-        anyhow::bail!("sysctl {key:?}: invalid name");
-    }
-    let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
-    write_procfs(&path, value).with_context(|| format!("sysctl {key}={value}"))
+/// The container's cwd, resolved inside its root (no magic links such as /proc/self/fd/N, so no descriptor of
+/// berth can become the cwd: CVE-2024-21626), created when missing.
+fn enter_cwd(cwd: &std::path::Path) -> Result<()> {
+    let root = rootfs::resolve::Root::open(std::path::Path::new("/")).context("open /")?;
+    let dir = root
+        .open_in_root(cwd, nix::fcntl::OFlag::O_DIRECTORY)
+        .with_context(|| format!("cwd {}", cwd.display()))?;
+    nix::unistd::fchdir(dir.as_raw_fd()).with_context(|| format!("chdir to cwd {}", cwd.display()))
 }
 
-fn write_oom_score_adj(score: i32) -> Result<()> {
-    write_procfs(
-        std::path::Path::new("/proc/self/oom_score_adj"),
-        &score.to_string(),
-    )
-    .with_context(|| format!("set oom_score_adj to {score} (lowering it needs CAP_SYS_RESOURCE)"))
-}
-
-fn write_procfs(path: &std::path::Path, value: &str) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags_nofollow()
-        .open(path)
-        .with_context(|| format!("open {}", path.display()))?;
-    let magic =
-        crate::sys::fs_magic(f.as_fd()).with_context(|| format!("fstatfs {}", path.display()))?;
-    if magic != libc::PROC_SUPER_MAGIC {
-        anyhow::bail!("{} is not on procfs", path.display());
-    }
-    f.write_all(value.as_bytes())
-        .with_context(|| format!("write {}", path.display()))
-}
-
-trait NoFollow {
-    fn custom_flags_nofollow(&mut self) -> &mut Self;
-}
-
-impl NoFollow for std::fs::OpenOptions {
-    fn custom_flags_nofollow(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-    }
+fn make_cwd(cwd: &std::path::Path) -> Result<()> {
+    let root = rootfs::resolve::Root::open(std::path::Path::new("/")).context("open /")?;
+    root.mkdir_all(cwd, 0o755)
+        .map(drop)
+        .with_context(|| format!("create cwd {}", cwd.display()))
 }

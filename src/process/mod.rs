@@ -5,6 +5,8 @@ pub mod exec;
 pub mod exec_into;
 pub mod identity;
 pub mod init;
+pub mod lsm;
+pub mod procfs;
 pub mod rlimits;
 pub mod seccomp;
 pub mod sync;

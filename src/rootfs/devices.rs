@@ -74,7 +74,11 @@ pub fn node_from_spec(d: &LinuxDevice) -> Result<Node, Error> {
             })
         }
     };
-    if !d.path().starts_with("/dev") {
+    let climbs = d
+        .path()
+        .components()
+        .any(|c| c == std::path::Component::ParentDir);
+    if !d.path().starts_with("/dev") || climbs || d.path() == Path::new("/dev") {
         return Err(Error::Invalid {
             path: d.path().clone(),
             reason: "device paths must be under /dev".into(),
@@ -135,6 +139,29 @@ pub fn populate(root: &Root, spec: &Spec, in_user_ns: bool) -> Result<(), Error>
         root.mkdir_all(Path::new(d), 0o755)?;
     }
     Ok(())
+}
+
+/// /dev/pts as a new devpts instance (when the config mounts none): ptys of the container's own, with the tty
+/// group when it exists in the container's user namespace.
+pub fn mount_devpts(root: &Root) -> Result<(), Error> {
+    let target = root.mkdir_all(Path::new("/dev/pts"), 0o755)?;
+    let path = fd_path(target.as_fd());
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+    let mut res = Err(nix::errno::Errno::EINVAL);
+    for data in [
+        "newinstance,ptmxmode=0666,mode=0620,gid=5",
+        "newinstance,ptmxmode=0666,mode=0620",
+    ] {
+        res = mount(Some("devpts"), &path, Some("devpts"), flags, Some(data));
+        if res != Err(nix::errno::Errno::EINVAL) {
+            break;
+        }
+    }
+    res.map_err(|source| Error::Sys {
+        path: "/dev/pts".into(),
+        what: "mount devpts",
+        source,
+    })
 }
 
 fn make_node(root: &Root, n: &Node) -> Result<(), Error> {
@@ -254,9 +281,13 @@ mod tests {
             (n.kind, n.major, n.minor, n.mode, n.uid, n.gid),
             (SFlag::S_IFCHR, 10, 229, 0o666, 1, 2)
         );
-        let bad: LinuxDevice =
-            serde_json::from_str(r#"{"path":"/etc/x","type":"c","major":1,"minor":3}"#).unwrap();
-        assert!(node_from_spec(&bad).is_err());
+        for path in ["/etc/x", "/dev/../etc/x", "/dev", "/devices/x"] {
+            let bad: LinuxDevice = serde_json::from_value(
+                serde_json::json!({"path": path, "type": "c", "major": 1, "minor": 3}),
+            )
+            .unwrap();
+            assert!(node_from_spec(&bad).is_err(), "{path}");
+        }
         let a: LinuxDevice = serde_json::from_str(r#"{"path":"/dev/x","type":"a"}"#).unwrap();
         assert!(node_from_spec(&a).is_err());
         let invalid: Result<LinuxDevice, _> =

@@ -2,10 +2,13 @@
 //! Runs in the init, inside the new mount namespace. Every container path is resolved inside the rootfs.
 
 pub mod devices;
+pub mod idmap;
+pub mod mountinfo;
 pub mod options;
 pub mod resolve;
+pub mod sysctl;
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
@@ -31,6 +34,14 @@ pub enum Error {
     Invalid { dest: PathBuf, reason: String },
     #[error(transparent)]
     Device(#[from] devices::Error),
+    #[error(transparent)]
+    Sysctl(#[from] sysctl::Error),
+    #[error("mount {dest}: {what}: {source}")]
+    Io {
+        dest: PathBuf,
+        what: String,
+        source: std::io::Error,
+    },
 }
 
 fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> Error {
@@ -47,43 +58,157 @@ pub struct Context<'a> {
     pub in_user_ns: bool,
 }
 
-/// Before pivot_root: propagation, the rootfs bind, every configured mount, /dev.
-pub fn prepare(ctx: &Context) -> Result<(), Error> {
-    let linux = ctx.spec.linux().as_ref();
-    let root_prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        None | Some("") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+/// Does the container get a mount namespace (new or joined)? Without one, its mounts are made in berth's own
+/// namespace, under the rootfs, and `delete` takes them down.
+pub fn has_mount_ns(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|nss| {
+            nss.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Mount)
+        })
+}
+
+/// linux.rootfsPropagation as mount flags; rslave when unset.
+pub fn root_propagation(spec: &Spec) -> Result<MsFlags, Error> {
+    match spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+    {
+        None | Some("") => Ok(MsFlags::MS_SLAVE | MsFlags::MS_REC),
         Some(p) => options::propagation(p).ok_or_else(|| Error::Invalid {
             dest: "/".into(),
             reason: format!("unknown linux.rootfsPropagation {p:?}"),
-        })?,
-    };
-    // No mount event of ours may reach the host: make everything a slave (or what the config asks) first.
-    mount(None::<&str>, "/", None::<&str>, root_prop, None::<&str>)
-        .map_err(sys("make / ".to_string() + &format!("{root_prop:?}")))?;
-    // pivot_root needs the new root to be a mount point.
-    mount(
-        Some(ctx.rootfs),
-        ctx.rootfs,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(|source| Error::Mount {
-        src: ctx.rootfs.display().to_string(),
-        dest: ctx.rootfs.to_path_buf(),
-        fstype: "bind".into(),
-        source,
-    })?;
+        }),
+    }
+}
+
+/// Checks of the rootfs part of the config that need no kernel, run by `create` before anything exists: the
+/// propagation, every mount's options, idmap mappings, devices and sysctls.
+pub fn validate(spec: &Spec) -> Result<(), Error> {
+    root_propagation(spec)?;
+    for m in spec.mounts().as_deref().unwrap_or_default() {
+        let dest = m.destination();
+        let invalid = |reason: String| Error::Invalid {
+            dest: dest.clone(),
+            reason,
+        };
+        if !dest.is_absolute() {
+            return Err(invalid("the destination must be an absolute path".into()));
+        }
+        let opts = options::parse(m.options().as_deref().unwrap_or(&[])).map_err(invalid)?;
+        let bind = opts.bind || m.typ().as_deref() == Some("bind");
+        let has_maps = m.uid_mappings().as_ref().is_some_and(|v| !v.is_empty())
+            || m.gid_mappings().as_ref().is_some_and(|v| !v.is_empty());
+        if (opts.idmap.is_some() || has_maps) && !bind {
+            return Err(invalid(
+                "idmap and uidMappings/gidMappings need a bind mount".into(),
+            ));
+        }
+        if opts.idmap.is_some() || has_maps {
+            idmap::maps_for(spec, m).map_err(invalid)?;
+        }
+        if opts.tmpcopyup && m.typ().as_deref() != Some("tmpfs") {
+            return Err(invalid("tmpcopyup is only valid for tmpfs".into()));
+        }
+    }
+    for d in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        devices::node_from_spec(d)?;
+    }
+    sysctl::validate(spec)?;
+    // linux.mountLabel: berth has no SELinux support. Where SELinux is off (this machine: no /sys/fs/selinux)
+    // runc ignores the label too; where it is on, running without the label would be wrong, so refuse.
+    if spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.mount_label().as_deref())
+        .is_some_and(|l| !l.is_empty())
+        && Path::new("/sys/fs/selinux/enforce").exists()
+    {
+        return Err(Error::Invalid {
+            dest: "/".into(),
+            reason:
+                "linux.mountLabel: SELinux is enabled but berth does not support SELinux labels"
+                    .into(),
+        });
+    }
+    Ok(())
+}
+
+/// Before pivot_root: propagation, the rootfs bind, every configured mount, /dev.
+pub fn prepare(ctx: &Context) -> Result<(), Error> {
+    let mount_ns = has_mount_ns(ctx.spec);
+    if mount_ns {
+        let prop = root_propagation(ctx.spec)?;
+        // No mount event of ours may reach the host: everything becomes a slave, or what the config asks. An
+        // unbindable / would forbid the rootfs bind below, so that one waits until after pivot_root.
+        let before = if prop.contains(MsFlags::MS_UNBINDABLE) {
+            MsFlags::MS_SLAVE | MsFlags::MS_REC
+        } else {
+            prop
+        };
+        mount(None::<&str>, "/", None::<&str>, before, None::<&str>)
+            .map_err(sys(format!("make / {before:?}")))?;
+        // A shared mount holding the rootfs would carry the rootfs bind (and everything mounted below it) to
+        // the host, and makes pivot_root fail: make it a slave (it still receives the host's mounts).
+        // (After a recursive slave or private change nothing is shared: skip reading mountinfo then.)
+        let none_shared = before.contains(MsFlags::MS_REC)
+            && (before.contains(MsFlags::MS_SLAVE) || before.contains(MsFlags::MS_PRIVATE));
+        let holder = (!none_shared)
+            .then(|| mountinfo::mount_point_of(ctx.rootfs))
+            .flatten();
+        if let Some(parent) = holder.filter(|m| m.shared) {
+            mount(
+                None::<&str>,
+                &parent.mount_point,
+                None::<&str>,
+                MsFlags::MS_SLAVE,
+                None::<&str>,
+            )
+            .map_err(sys(format!(
+                "make {} (holding the rootfs) a slave",
+                parent.mount_point.display()
+            )))?;
+        }
+    }
+    // pivot_root needs the new root to be a mount point; without a mount namespace only a read-only root needs
+    // one (the remount must not reach the host mount that holds the rootfs).
+    if mount_ns || readonly_root(ctx.spec) {
+        mount(
+            Some(ctx.rootfs),
+            ctx.rootfs,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|source| Error::Mount {
+            src: ctx.rootfs.display().to_string(),
+            dest: ctx.rootfs.to_path_buf(),
+            fstype: "bind".into(),
+            source,
+        })?;
+    }
     let root = Root::open(ctx.rootfs)?;
     let empty = Vec::new();
     let mounts = ctx.spec.mounts().as_ref().unwrap_or(&empty);
     for m in mounts {
         mount_one(ctx, &root, m)?;
     }
-    let has_dev = mounts.iter().any(|m| m.destination() == Path::new("/dev"));
-    if !has_dev {
-        let dev = Mount::default();
-        let mut dev = dev;
+    let has = |d: &str| {
+        mounts
+            .iter()
+            .any(|m| resolve::relative(m.destination()) == resolve::relative(Path::new(d)))
+    };
+    if !has("/dev") {
+        let mut dev = Mount::default();
         dev.set_destination("/dev".into());
         dev.set_typ(Some("tmpfs".into()));
         dev.set_source(Some("tmpfs".into()));
@@ -96,7 +221,17 @@ pub fn prepare(ctx: &Context) -> Result<(), Error> {
         mount_one(ctx, &root, &dev)?;
     }
     devices::populate(&root, ctx.spec, ctx.in_user_ns)?;
+    if !mounts.iter().any(|m| m.typ().as_deref() == Some("devpts")) {
+        devices::mount_devpts(&root)?;
+    }
     Ok(())
+}
+
+fn readonly_root(spec: &Spec) -> bool {
+    spec.root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
 }
 
 fn mount_one(ctx: &Context, root: &Root, m: &Mount) -> Result<(), Error> {
@@ -118,29 +253,23 @@ fn mount_one(ctx: &Context, root: &Root, m: &Mount) -> Result<(), Error> {
     if fstype == "cgroup" || fstype == "cgroup2" {
         return mount_cgroup(ctx, root, m, &opts);
     }
-    // Only procfs may sit on /proc and only sysfs on /sys (runc refuses anything else there, since a bind there
-    // would let the container shadow what berth later checks).
-    let rel = resolve::relative(dest);
-    if (rel == Path::new("proc") && fstype != "proc")
-        || (rel == Path::new("sys") && fstype != "sysfs")
-    {
-        return Err(Error::Invalid {
-            dest: dest.clone(),
-            reason: format!(
-                "only {} may be mounted here",
-                if rel == Path::new("proc") {
-                    "procfs"
-                } else {
-                    "sysfs"
-                }
-            ),
-        });
+    let invalid = |reason: String| Error::Invalid {
+        dest: dest.clone(),
+        reason,
+    };
+    if fstype == "proc" || fstype == "sysfs" {
+        // runc's rule since CVE-2019-19921: procfs and sysfs only on an ordinary directory, never via a symlink.
+        if let Ok(fd) = root.open_in_root(dest, OFlag::O_NOFOLLOW) {
+            if is_symlink(&fd) {
+                return Err(invalid(format!(
+                    "{fstype} must be mounted on an ordinary directory, not a symlink"
+                )));
+            }
+        }
     }
     let target = if bind {
-        let meta = std::fs::metadata(&source).map_err(|e| Error::Invalid {
-            dest: dest.clone(),
-            reason: format!("bind source {}: {e}", source.display()),
-        })?;
+        let meta = std::fs::metadata(&source)
+            .map_err(|e| invalid(format!("bind source {}: {e}", source.display())))?;
         if meta.is_dir() {
             root.mkdir_all(dest, 0o755)?
         } else {
@@ -149,8 +278,39 @@ fn mount_one(ctx: &Context, root: &Root, m: &Mount) -> Result<(), Error> {
     } else {
         root.mkdir_all(dest, 0o755)?
     };
+    // Only procfs may sit on /proc and only sysfs on /sys (runc refuses anything else there: berth later trusts
+    // what it finds in them). Judged on where the destination really resolved to.
+    // (A bind of something that is itself on sysfs may go on /sys: the rootless config binds the host's /sys.)
+    let resolved = root.relative_of(&target);
+    let sysfs_bind = bind && is_on_sysfs(&source);
+    if resolved == Path::new("proc") && fstype != "proc" {
+        return Err(invalid("only procfs may be mounted on /proc".into()));
+    }
+    if resolved == Path::new("sys") && fstype != "sysfs" && !sysfs_bind {
+        return Err(invalid("only sysfs may be mounted on /sys".into()));
+    }
     let target_path = fd_path(target.as_fd());
-    if bind {
+    if let Some(recursive) = opts.idmap.or_else(|| {
+        (m.uid_mappings().as_ref().is_some_and(|v| !v.is_empty())).then_some(opts.recursive_bind)
+    }) {
+        let (uid, gid) = idmap::maps_for(ctx.spec, m).map_err(invalid)?;
+        idmap::bind(
+            &source,
+            &target,
+            recursive || opts.recursive_bind,
+            &uid,
+            &gid,
+        )
+        .map_err(|(step, source)| Error::Sys {
+            what: format!(
+                "idmapped mount {} on {}: {step}",
+                m.source().clone().unwrap_or_default().display(),
+                dest.display()
+            ),
+            source,
+        })?;
+        remount_bind(root, dest, &opts, &merr)?;
+    } else if bind {
         let flags = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
         mount(
             Some(&source),
@@ -160,22 +320,35 @@ fn mount_one(ctx: &Context, root: &Root, m: &Mount) -> Result<(), Error> {
             None::<&str>,
         )
         .map_err(merr)?;
-        // A bind ignores the other flags: a remount applies them (this is what makes `ro` binds read-only).
-        let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
-        if !extra.is_empty() {
-            let fresh = root.open_in_root(dest, OFlag::empty())?;
-            mount(
-                None::<&str>,
-                &fd_path(fresh.as_fd()),
-                None::<&str>,
-                extra | MsFlags::MS_BIND | MsFlags::MS_REMOUNT,
-                None::<&str>,
-            )
-            .map_err(merr)?;
-        }
+        remount_bind(root, dest, &opts, &merr)?;
     } else {
+        // tmpcopyup: keep a handle on the directory the tmpfs will hide, to copy it in afterwards.
+        let shadowed = opts
+            .tmpcopyup
+            .then(|| root.open_in_root(dest, OFlag::O_DIRECTORY))
+            .transpose()?;
         let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
         mount(Some(&source), &target_path, Some(fstype), opts.flags, data).map_err(merr)?;
+        if let Some(old) = shadowed {
+            let fresh = root.open_in_root(dest, OFlag::O_DIRECTORY)?;
+            copy_tree(&fd_path(old.as_fd()), &fd_path(fresh.as_fd())).map_err(|e| Error::Io {
+                dest: dest.clone(),
+                what: "tmpcopyup".into(),
+                source: e,
+            })?;
+        }
+    }
+    if opts.rec_set != 0 || opts.rec_clr != 0 {
+        let fresh = root.open_in_root(dest, OFlag::empty())?;
+        let attr = crate::sys::MountAttr {
+            attr_set: opts.rec_set,
+            attr_clr: opts.rec_clr,
+            ..Default::default()
+        };
+        crate::sys::mount_setattr(fresh.as_fd(), true, &attr).map_err(|source| Error::Sys {
+            what: format!("mount_setattr {} (recursive attributes)", dest.display()),
+            source,
+        })?;
     }
     if !opts.propagation.is_empty() {
         let fresh = root.open_in_root(dest, OFlag::empty())?;
@@ -191,6 +364,115 @@ fn mount_one(ctx: &Context, root: &Root, m: &Mount) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+fn is_on_sysfs(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path)
+        .is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::SYSFS_MAGIC)
+}
+
+fn is_symlink(fd: &std::os::fd::OwnedFd) -> bool {
+    nix::sys::stat::fstat(fd.as_raw_fd())
+        .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK)
+        .unwrap_or(false)
+}
+
+/// A bind ignores the other flags: a remount applies them (this is what makes `ro` binds read-only). Flags the
+/// kernel locked on the source (nosuid, nodev, noexec, atime in a user namespace) are kept, or the remount fails.
+fn remount_bind(
+    root: &Root,
+    dest: &Path,
+    opts: &options::MountOptions,
+    merr: &dyn Fn(nix::Error) -> Error,
+) -> Result<(), Error> {
+    let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if extra.is_empty() {
+        return Ok(());
+    }
+    let fresh = root.open_in_root(dest, OFlag::empty())?;
+    let path = fd_path(fresh.as_fd());
+    let flags = extra | MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+    match mount(None::<&str>, &path, None::<&str>, flags, None::<&str>) {
+        Err(nix::errno::Errno::EPERM) => {
+            let locked = locked_flags(&fresh) - opts.cleared;
+            mount(
+                None::<&str>,
+                &path,
+                None::<&str>,
+                flags | locked,
+                None::<&str>,
+            )
+            .map_err(merr)
+        }
+        other => other.map_err(merr),
+    }
+}
+
+/// The per-mount flags of the mount `fd` is on, as mount(2) flags.
+fn locked_flags(fd: &std::os::fd::OwnedFd) -> MsFlags {
+    use nix::sys::statvfs::FsFlags;
+    let Ok(st) = nix::sys::statvfs::fstatvfs(fd) else {
+        return MsFlags::empty();
+    };
+    let f = st.flags();
+    let mut out = MsFlags::empty();
+    for (have, want) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(have) {
+            out |= want;
+        }
+    }
+    out
+}
+
+/// Copies a directory tree (tmpcopyup) without following any symlink: links are recreated as links.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let meta = std::fs::symlink_metadata(&src)?;
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            std::fs::create_dir(&dst)?;
+            copy_tree(&src, &dst)?;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else if ft.is_file() {
+            let mut input = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags_nofollow()
+                .open(&src)?;
+            let mut output = std::fs::File::create(&dst)?;
+            std::io::copy(&mut input, &mut output)?;
+        } else {
+            continue;
+        }
+        std::os::unix::fs::lchown(&dst, Some(meta.uid()), Some(meta.gid()))?;
+        if !ft.is_symlink() {
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+        }
+    }
+    let meta = std::fs::metadata(from)?;
+    std::os::unix::fs::chown(to, Some(meta.uid()), Some(meta.gid()))?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+}
+
+trait NoFollow {
+    fn custom_flags_nofollow(&mut self) -> &mut Self;
+}
+
+impl NoFollow for std::fs::OpenOptions {
+    fn custom_flags_nofollow(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+    }
 }
 
 /// `cgroup` mounts: cgroup2 where the host is unified, else a tmpfs with the container's directory of each v1
@@ -272,10 +554,19 @@ fn mount_cgroup(
 
 /// pivot_root into the rootfs and detach the old root. The pivot_root(".", ".") form needs no directory for the
 /// old root inside the container.
-pub fn pivot(rootfs: &Path) -> Result<(), Error> {
+fn pivot(rootfs: &Path) -> Result<(), Error> {
+    let old_root = nix::fcntl::open(
+        "/",
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map(crate::sys::adopt_fd)
+    .map_err(sys("open the old root"))?;
     nix::unistd::chdir(rootfs).map_err(sys(format!("chdir {}", rootfs.display())))?;
     nix::unistd::pivot_root(".", ".").map_err(sys(format!("pivot_root {}", rootfs.display())))?;
-    // The old root is stacked on "."; make it a slave so unmounting it cannot propagate to the host.
+    // The old root is now stacked on the new one. Make its tree (and only its tree: "." would name the new root
+    // and undo the container's own propagation) a slave, so that detaching it cannot propagate to the host.
+    nix::unistd::fchdir(old_root.as_raw_fd()).map_err(sys("fchdir to the old root"))?;
     mount(
         None::<&str>,
         ".",
@@ -288,8 +579,26 @@ pub fn pivot(rootfs: &Path) -> Result<(), Error> {
     nix::unistd::chdir("/").map_err(sys("chdir /"))
 }
 
+/// Makes the rootfs the container's `/`: pivot_root, or with --no-pivot MS_MOVE + chroot, or without a mount
+/// namespace of its own a plain chroot (the mounts stay in berth's namespace, under the rootfs).
+pub fn enter_root(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<(), Error> {
+    if !has_mount_ns(spec) {
+        chroot_into(rootfs)
+    } else if no_pivot {
+        move_root(rootfs)
+    } else {
+        pivot(rootfs)
+    }
+}
+
+fn chroot_into(rootfs: &Path) -> Result<(), Error> {
+    nix::unistd::chdir(rootfs).map_err(sys(format!("chdir {}", rootfs.display())))?;
+    nix::unistd::chroot(".").map_err(sys(format!("chroot {}", rootfs.display())))?;
+    nix::unistd::chdir("/").map_err(sys("chdir /"))
+}
+
 /// --no-pivot: move the rootfs over / and chroot (for hosts whose root is a ramdisk, where pivot_root fails).
-pub fn move_root(rootfs: &Path) -> Result<(), Error> {
+fn move_root(rootfs: &Path) -> Result<(), Error> {
     nix::unistd::chdir(rootfs).map_err(sys(format!("chdir {}", rootfs.display())))?;
     mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
         .map_err(sys("move rootfs to /"))?;
@@ -297,9 +606,17 @@ pub fn move_root(rootfs: &Path) -> Result<(), Error> {
     nix::unistd::chdir("/").map_err(sys("chdir /"))
 }
 
-/// After pivot_root: masked and read-only paths, then the read-only root.
+/// After pivot_root: the root's propagation, masked and read-only paths, then the read-only root.
 pub fn finish(spec: &Spec) -> Result<(), Error> {
     let linux = spec.linux().as_ref();
+    if has_mount_ns(spec) {
+        // Only / itself: the recursive part was applied before the mounts, which have their own propagation.
+        let prop = root_propagation(spec)? - MsFlags::MS_REC;
+        mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+            .map_err(sys(format!("make the container's / {prop:?}")))?;
+    }
+    // Before the read-only and masked paths (which may cover /proc/sys), as runc does.
+    sysctl::apply(spec)?;
     for p in linux
         .and_then(|l| l.masked_paths().as_ref())
         .into_iter()
@@ -314,12 +631,7 @@ pub fn finish(spec: &Spec) -> Result<(), Error> {
     {
         readonly_path(Path::new(p))?;
     }
-    if spec
-        .root()
-        .as_ref()
-        .and_then(|r| r.readonly())
-        .unwrap_or(false)
-    {
+    if readonly_root(spec) {
         mount(
             None::<&str>,
             "/",
@@ -404,4 +716,74 @@ pub fn readonly_path(path: &Path) -> Result<(), Error> {
         None::<&str>,
     )
     .map_err(merr)
+}
+
+/// Binds the terminal's pty (a path on the host side, e.g. /dev/pts/N of berth's devpts) onto the container's
+/// /dev/console, after checking it is a character device. For `process.terminal`; runs before pivot_root.
+#[allow(dead_code)] // wired up with process.terminal (issue 7)
+pub fn bind_console(root: &Root, pty_slave: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::FileTypeExt;
+    let dest = Path::new("/dev/console");
+    let pty = nix::fcntl::open(
+        pty_slave,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map(crate::sys::adopt_fd)
+    .map_err(sys(format!("open {}", pty_slave.display())))?;
+    let meta = std::fs::metadata(fd_path(pty.as_fd())).map_err(|e| Error::Io {
+        dest: dest.into(),
+        what: format!("stat {}", pty_slave.display()),
+        source: e,
+    })?;
+    if !meta.file_type().is_char_device() {
+        return Err(Error::Invalid {
+            dest: dest.into(),
+            reason: format!("{} is not a character device", pty_slave.display()),
+        });
+    }
+    let target = root.touch(dest)?;
+    mount(
+        Some(&fd_path(pty.as_fd())),
+        &fd_path(target.as_fd()),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|source| Error::Mount {
+        src: pty_slave.display().to_string(),
+        dest: dest.into(),
+        fstype: "bind".into(),
+        source,
+    })
+}
+
+/// Takes down every mount at or below `rootfs` in berth's own namespace, deepest first and lazily (for containers
+/// without a mount namespace, whose mounts were made there). Returns how many were unmounted.
+pub fn unmount_all_under(rootfs: &Path) -> Result<usize, Error> {
+    // mountinfo shows real paths (the bundle's rootfs may be reached through a symlink).
+    let real = rootfs.canonicalize();
+    let rootfs = real.as_deref().unwrap_or(rootfs);
+    let mut points = mountinfo::mounts_under(rootfs).map_err(|e| Error::Io {
+        dest: rootfs.to_path_buf(),
+        what: "read /proc/self/mountinfo".into(),
+        source: e,
+    })?;
+    // Deepest first; among equals, the latest (topmost) first.
+    points.reverse();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    let mut n = 0;
+    for p in points {
+        match umount2(&p, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW) {
+            Ok(()) => n += 1,
+            Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(source) => {
+                return Err(Error::Sys {
+                    what: format!("umount {}", p.display()),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(n)
 }

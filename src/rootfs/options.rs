@@ -17,6 +17,11 @@ pub struct MountOptions {
     pub recursive_bind: bool,
     /// `tmpcopyup`: copy the shadowed directory's contents into a new tmpfs.
     pub tmpcopyup: bool,
+    /// Recursive attributes (`rro`, `rnosuid`, ...) for mount_setattr(AT_RECURSIVE): bits to set and to clear.
+    pub rec_set: u64,
+    pub rec_clr: u64,
+    /// `idmap` (Some(false)) or `ridmap` (Some(true)): an idmapped bind mount.
+    pub idmap: Option<bool>,
 }
 
 impl Default for MountOptions {
@@ -29,6 +34,9 @@ impl Default for MountOptions {
             bind: false,
             recursive_bind: false,
             tmpcopyup: false,
+            rec_set: 0,
+            rec_clr: 0,
+            idmap: None,
         }
     }
 }
@@ -83,6 +91,20 @@ pub fn parse(options: &[String]) -> Result<MountOptions, String> {
                 o.tmpcopyup = true;
                 continue;
             }
+            "idmap" => {
+                o.idmap = Some(o.idmap == Some(true));
+                continue;
+            }
+            "ridmap" => {
+                o.idmap = Some(true);
+                continue;
+            }
+            r if recursive_attr(r).is_some() => {
+                let (set, clr) = recursive_attr(r).expect("checked");
+                o.rec_clr = (o.rec_clr & !set) | clr;
+                o.rec_set = (o.rec_set & !clr) | set;
+                continue;
+            }
             p => {
                 if let Some(flag) = propagation(p) {
                     o.propagation.push(flag);
@@ -103,6 +125,35 @@ pub fn parse(options: &[String]) -> Result<MountOptions, String> {
     }
     o.data = data.join(",");
     Ok(o)
+}
+
+/// Recursive attribute words → (set, clear) bits of mount_setattr, as runc reads them. Choosing an atime mode
+/// clears the whole atime field first.
+pub fn recursive_attr(word: &str) -> Option<(u64, u64)> {
+    use crate::sys::*;
+    Some(match word {
+        "rro" => (MOUNT_ATTR_RDONLY, 0),
+        "rrw" => (0, MOUNT_ATTR_RDONLY),
+        "rnosuid" => (MOUNT_ATTR_NOSUID, 0),
+        "rsuid" => (0, MOUNT_ATTR_NOSUID),
+        "rnodev" => (MOUNT_ATTR_NODEV, 0),
+        "rdev" => (0, MOUNT_ATTR_NODEV),
+        "rnoexec" => (MOUNT_ATTR_NOEXEC, 0),
+        "rexec" => (0, MOUNT_ATTR_NOEXEC),
+        "rnodiratime" => (MOUNT_ATTR_NODIRATIME, 0),
+        "rdiratime" => (0, MOUNT_ATTR_NODIRATIME),
+        "rrelatime" => (MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME),
+        // The atime field is an enum: leaving one mode means choosing another (the kernel's default, relatime,
+        // for "not noatime"/"not strictatime"; strictatime for "not relatime").
+        "rnorelatime" => (MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME),
+        "rnoatime" => (MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME),
+        "ratime" => (MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME),
+        "rstrictatime" => (MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME),
+        "rnostrictatime" => (MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME),
+        "rnosymfollow" => (MOUNT_ATTR_NOSYMFOLLOW, 0),
+        "rsymfollow" => (0, MOUNT_ATTR_NOSYMFOLLOW),
+        _ => return None,
+    })
 }
 
 /// Propagation words (as options and as linux.rootfsPropagation).
@@ -142,6 +193,72 @@ mod tests {
         assert!(!o.flags.contains(MsFlags::MS_RDONLY));
         assert!(!o.flags.contains(MsFlags::MS_NOSUID));
         assert!(o.cleared.contains(MsFlags::MS_NOSUID));
+    }
+
+    #[test]
+    fn recursive_attributes_set_and_clear() {
+        use crate::sys::*;
+        let o = p(&["rbind", "rro", "rnosuid", "rnoatime", "size=1k"]);
+        assert_eq!(
+            o.rec_set,
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOATIME
+        );
+        assert_eq!(o.rec_clr, MOUNT_ATTR__ATIME);
+        assert_eq!(
+            o.data, "size=1k",
+            "recursive words never reach the data string"
+        );
+        assert!(!o.flags.contains(MsFlags::MS_RDONLY), "rro is not ro");
+        let o = p(&["rro", "rrw", "rnodev", "rdev", "rnoexec"]);
+        assert_eq!(o.rec_set, MOUNT_ATTR_NOEXEC);
+        assert_eq!(o.rec_clr, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV);
+        let o = p(&["rnosymfollow", "rstrictatime"]);
+        assert_eq!(o.rec_set, MOUNT_ATTR_NOSYMFOLLOW | MOUNT_ATTR_STRICTATIME);
+        assert_eq!(o.rec_clr, MOUNT_ATTR__ATIME);
+    }
+
+    #[test]
+    fn idmap_tmpcopyup_and_nosymfollow() {
+        assert_eq!(p(&["bind", "idmap"]).idmap, Some(false));
+        assert_eq!(p(&["bind", "ridmap"]).idmap, Some(true));
+        assert_eq!(p(&["bind"]).idmap, None);
+        assert!(p(&["tmpcopyup"]).tmpcopyup);
+        let o = p(&[
+            "nosymfollow",
+            "noexec",
+            "sync",
+            "dirsync",
+            "mand",
+            "nodiratime",
+        ]);
+        assert_eq!(
+            o.flags,
+            MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW)
+                | MsFlags::MS_NOEXEC
+                | MsFlags::MS_SYNCHRONOUS
+                | MsFlags::MS_DIRSYNC
+                | MsFlags::MS_MANDLOCK
+                | MsFlags::MS_NODIRATIME
+        );
+        assert!(o.data.is_empty());
+    }
+
+    #[test]
+    fn every_propagation_word() {
+        let o = p(&[
+            "private",
+            "rprivate",
+            "shared",
+            "rshared",
+            "slave",
+            "rslave",
+            "unbindable",
+            "runbindable",
+        ]);
+        assert_eq!(o.propagation.len(), 8);
+        assert_eq!(o.propagation[7], MsFlags::MS_UNBINDABLE | MsFlags::MS_REC);
+        assert!(o.data.is_empty());
+        assert_eq!(propagation("rshared2"), None);
     }
 
     #[test]

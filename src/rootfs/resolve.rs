@@ -71,11 +71,21 @@ impl Root {
             .map_err(self.err("resolve", path))
     }
 
-    /// mkdir -p inside the rootfs, each step resolved in root; returns an O_PATH fd of the final directory.
+    /// mkdir -p inside the rootfs, each step resolved in root; returns an O_PATH fd of the final directory. A
+    /// dangling symlink on the way is followed inside the root: its target is created there.
     pub fn mkdir_all(&self, path: &Path, mode: u32) -> Result<OwnedFd, Error> {
+        self.mkdir_all_depth(path, mode, 0)
+    }
+
+    fn mkdir_all_depth(&self, path: &Path, mode: u32, depth: u32) -> Result<OwnedFd, Error> {
+        // As the kernel's MAXSYMLINKS: a loop of links fails instead of recursing forever.
+        if depth > 40 {
+            return Err(self.err("mkdir", path)(nix::errno::Errno::ELOOP));
+        }
         let mut cur = self.open_in_root(Path::new("/"), OFlag::O_DIRECTORY)?;
         let mut sofar = PathBuf::from("/");
         for comp in relative(path).components() {
+            let parent = sofar.clone();
             sofar.push(comp);
             match self.open_in_root(&sofar, OFlag::O_DIRECTORY) {
                 Ok(fd) => cur = fd,
@@ -85,7 +95,16 @@ impl Root {
                         comp.as_os_str(),
                         Mode::from_bits_truncate(mode),
                     ) {
-                        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                        Ok(()) => {}
+                        Err(nix::errno::Errno::EEXIST) => {
+                            // A dangling symlink (or a racing mkdir): create what it points to, inside the root.
+                            if let Ok(target) =
+                                nix::fcntl::readlinkat(Some(cur.as_raw_fd()), comp.as_os_str())
+                            {
+                                let target = parent.join(PathBuf::from(target));
+                                self.mkdir_all_depth(&target, mode, depth + 1)?;
+                            }
+                        }
                         Err(e) => return Err(self.err("mkdir", &sofar)(e)),
                     }
                     cur = self.open_in_root(&sofar, OFlag::O_DIRECTORY)?;
@@ -114,6 +133,21 @@ impl Root {
         .map_err(self.err("create", path))?;
         drop(own(file));
         self.open_in_root(path, OFlag::empty())
+    }
+}
+
+impl Root {
+    /// Where an fd (from this root) really is, relative to the root: e.g. `proc` for a destination `/x` that is
+    /// a symlink to `/proc`. Empty when it cannot be told.
+    pub fn relative_of(&self, fd: &OwnedFd) -> PathBuf {
+        let real = |f: std::os::fd::BorrowedFd<'_>| std::fs::read_link(fd_path(f)).ok();
+        match (real(self.fd.as_fd()), real(fd.as_fd())) {
+            (Some(root), Some(p)) => p
+                .strip_prefix(&root)
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+            _ => PathBuf::new(),
+        }
     }
 }
 
@@ -168,6 +202,14 @@ mod tests {
             std::fs::read_link(fd_path(made.as_fd())).unwrap(),
             root.join("etc/new/dir")
         );
+        std::os::unix::fs::symlink("/not/yet", root.join("dangling")).unwrap();
+        std::os::unix::fs::symlink("../../loop", root.join("loop")).unwrap();
+        let made = r.mkdir_all(Path::new("/dangling/x"), 0o755).unwrap();
+        assert_eq!(
+            std::fs::read_link(fd_path(made.as_fd())).unwrap(),
+            root.join("not/yet/x")
+        );
+        assert!(r.mkdir_all(Path::new("/loop/x"), 0o755).is_err());
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

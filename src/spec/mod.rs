@@ -1,6 +1,8 @@
 //! config.json: loading, version check and validation. Everything later in berth may assume a `Bundle` is sane.
 
 mod default;
+#[cfg(test)]
+mod fuzz;
 mod id;
 
 pub use default::default_config;

@@ -1,6 +1,8 @@
 //! The few raw syscalls that nix does not wrap. Every `unsafe` block of berth that is not a plain libc call with
 //! pointer-free arguments lives here, each with a `SAFETY:` note, behind a safe function returning `nix::Result`.
 
+pub mod bpf;
+
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
@@ -190,6 +192,129 @@ pub fn take_controlling_tty(fd: RawFd) -> nix::Result<()> {
     nix::unistd::setsid()?;
     // SAFETY: TIOCSCTTY takes an integer argument; `fd` is an open descriptor.
     Errno::result(unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) }).map(drop)
+}
+
+/// `struct mount_attr` from linux/mount.h.
+#[repr(C)]
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MountAttr {
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    pub propagation: u64,
+    pub userns_fd: u64,
+}
+
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+/// The mask of the three atime modes below (relatime is 0).
+pub const MOUNT_ATTR__ATIME: u64 = 0x70;
+pub const MOUNT_ATTR_RELATIME: u64 = 0x0;
+pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
+pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+pub const MOUNT_ATTR_IDMAP: u64 = 0x10_0000;
+pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x20_0000;
+
+/// mount_setattr(2) on the mount `fd` refers to (AT_EMPTY_PATH), recursively when `recursive`.
+pub fn mount_setattr(fd: BorrowedFd<'_>, recursive: bool, attr: &MountAttr) -> nix::Result<()> {
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: an empty NUL-terminated path, a valid fd, and a pointer to a fully initialised mount_attr of the
+    // size we pass; the kernel only reads it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// open_tree(2) with OPEN_TREE_CLONE: a detached copy of the mount (tree, when `recursive`) at `path`.
+pub fn open_tree_clone(path: &CStr, recursive: bool) -> nix::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: a valid NUL-terminated path that outlives the call and integer flags.
+    let ret = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    Ok(adopt_fd(ret as RawFd))
+}
+
+/// move_mount(2) of the detached mount `from` onto the object `to` refers to (both by fd, AT_EMPTY_PATH).
+pub fn move_mount_fd(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> nix::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+    // SAFETY: two valid fds, empty NUL-terminated paths and integer flags.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            to.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Forks a child that does nothing but wait to be killed (and dies with its parent), created with the namespace
+/// `flags` (e.g. CLONE_NEWUSER, to get a user namespace whose maps the caller then writes). The caller kills and
+/// reaps it.
+pub fn fork_idle_child(flags: u64) -> nix::Result<Pid> {
+    match clone3_fork(flags, None)? {
+        Forked::Parent(pid) => Ok(pid),
+        Forked::Child => {
+            // SAFETY: integer-only prctl, then pause() in a loop and _exit: no allocation, no locks.
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+    }
+}
+
+/// seccomp(SECCOMP_SET_MODE_FILTER, flags, prog): installs a classic BPF filter on the calling thread. With
+/// SECCOMP_FILTER_FLAG_NEW_LISTENER the kernel returns the notify fd, which is returned here.
+pub fn seccomp_set_mode_filter(
+    insns: &[libc::sock_filter],
+    flags: u32,
+) -> nix::Result<Option<OwnedFd>> {
+    let len = u16::try_from(insns.len()).map_err(|_| Errno::EINVAL)?;
+    let prog = libc::sock_fprog {
+        len,
+        filter: insns.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `prog` points at `insns`, which outlives the call; the kernel copies the program and only reads it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags as libc::c_ulong,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    let ret = Errno::result(ret)?;
+    if flags & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32 != 0 {
+        // SAFETY: with NEW_LISTENER a successful call returns a fresh notify fd (close-on-exec) owned by nobody else.
+        return Ok(Some(unsafe { OwnedFd::from_raw_fd(ret as RawFd) }));
+    }
+    Ok(None)
 }
 
 /// ioctl(TIOCGPTPEER): opens the slave of a pty master without a path lookup (so nothing in the container can

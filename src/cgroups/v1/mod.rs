@@ -1,6 +1,17 @@
 //! cgroup v1: one directory per mounted hierarchy. On hybrid hosts the container also gets a directory in the
 //! (controller-less) unified hierarchy, as runc does, so tools that look there find it.
 
+mod blkio;
+mod cpu;
+mod devices;
+mod hugetlb;
+mod memory;
+mod network;
+mod pids;
+pub mod rdma;
+
+pub use pids::value as pids_value;
+
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -50,6 +61,23 @@ impl Manager {
             .find(|d| d.join(file).exists())
     }
 
+    /// The directory of the controller whose files include `probe`, or a clear error naming the resource that
+    /// needs it.
+    fn controller(&self, probe: &str, resource: &'static str, controller: &str) -> Result<&Path> {
+        self.dir_with(probe).ok_or_else(|| Error::NotAvailable {
+            resource,
+            reason: format!("the {controller} cgroup controller is not mounted on this host"),
+        })
+    }
+
+    /// The container's directory in the cgroup2 hierarchy of a hybrid host.
+    fn unified_dir(&self) -> Option<&Path> {
+        self.paths
+            .iter()
+            .find(|(mnt, _)| fs::is_cgroup2(Path::new(mnt)).unwrap_or(false))
+            .map(|(_, d)| d.as_path())
+    }
+
     /// The first directory in a real (controller) hierarchy, for reading membership.
     fn any_dir(&self) -> Option<&Path> {
         self.dir_with("tasks")
@@ -86,8 +114,40 @@ impl super::Manager for Manager {
         Ok(())
     }
 
-    fn apply(&self, resources: &LinuxResources) -> Result<()> {
-        super::v1_resources::apply(self, resources)
+    fn apply(&self, r: &LinuxResources) -> Result<()> {
+        if let Some(rules) = r.devices() {
+            devices::apply(self, rules)?;
+        }
+        if let Some(mem) = r.memory() {
+            memory::apply(self, mem)?;
+        }
+        if let Some(c) = r.cpu() {
+            cpu::apply(self, c)?;
+        }
+        if let Some(p) = r.pids() {
+            pids::apply(self, p)?;
+        }
+        if let Some(b) = r.block_io() {
+            blkio::apply(self, b)?;
+        }
+        if let Some(h) = r.hugepage_limits() {
+            hugetlb::apply(self, h)?;
+        }
+        if let Some(n) = r.network() {
+            network::apply(self, n)?;
+        }
+        if let Some(rdma) = r.rdma() {
+            rdma::apply(self, rdma)?;
+        }
+        if let Some(u) = r.unified().as_ref().filter(|u| !u.is_empty()) {
+            // On a hybrid host the keys go to the container's cgroup2 directory, where they are checked as on v2.
+            let dir = self.unified_dir().ok_or_else(|| Error::NotAvailable {
+                resource: "unified",
+                reason: "this host has no cgroup v2 hierarchy".into(),
+            })?;
+            super::v2::unified::apply(dir, u)?;
+        }
+        Ok(())
     }
 
     fn add_task(&self, pid: Pid) -> Result<()> {
@@ -134,6 +194,23 @@ impl super::Manager for Manager {
         self.dir_with("freezer.state")
             .and_then(|d| fs::read(d, "freezer.state").ok())
             .is_some_and(|s| s.trim() != "THAWED")
+    }
+
+    fn stats(&self) -> Result<super::stats::Stats> {
+        let mut s = super::stats::Stats::default();
+        cpu::stats(self, &mut s);
+        memory::stats(self, &mut s);
+        pids::stats(self, &mut s);
+        blkio::stats(self, &mut s);
+        hugetlb::stats(self, &mut s);
+        Ok(s)
+    }
+
+    fn oom_watch(&self) -> Result<super::oom::Watch> {
+        match self.dir_with("memory.oom_control") {
+            Some(dir) => super::oom::Watch::v1(dir),
+            None => Ok(super::oom::Watch::None),
+        }
     }
 
     fn destroy(&self) -> Result<()> {

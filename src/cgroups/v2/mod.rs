@@ -1,5 +1,13 @@
 //! cgroup v2: one directory in the unified hierarchy; processes are born in it through clone3's CLONE_INTO_CGROUP.
 
+mod cpu;
+mod devices;
+mod hugetlb;
+mod io;
+mod memory;
+mod pids;
+pub mod unified;
+
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -104,8 +112,44 @@ impl super::Manager for Manager {
         self.enable_controllers()
     }
 
-    fn apply(&self, resources: &LinuxResources) -> Result<()> {
-        super::v2_resources::apply(self, resources)
+    fn apply(&self, r: &LinuxResources) -> Result<()> {
+        let dir = self.dir();
+        if let Some(rules) = r.devices() {
+            devices::apply(dir, rules)?;
+        }
+        if let Some(mem) = r.memory() {
+            memory::apply(dir, mem)?;
+        }
+        if let Some(c) = r.cpu() {
+            cpu::apply(dir, c)?;
+        }
+        if let Some(p) = r.pids() {
+            pids::apply(dir, p)?;
+        }
+        if let Some(b) = r.block_io() {
+            io::apply(dir, b)?;
+        }
+        if let Some(h) = r.hugepage_limits() {
+            hugetlb::apply(dir, h)?;
+        }
+        if let Some(n) = r.network() {
+            if n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
+                return Err(Error::NotAvailable {
+                    resource: "network",
+                    reason: "net_cls and net_prio do not exist on cgroup v2".into(),
+                });
+            }
+        }
+        if let Some(rdma) = r.rdma() {
+            if !super::v1::rdma::lines(rdma).is_empty() {
+                need(dir, "rdma.max", "rdma")?;
+                super::v1::rdma::write(dir, rdma)?;
+            }
+        }
+        if let Some(u) = r.unified() {
+            unified::apply(dir, u)?;
+        }
+        Ok(())
     }
 
     fn add_task(&self, pid: Pid) -> Result<()> {
@@ -156,6 +200,25 @@ impl super::Manager for Manager {
         fs::read(&self.placement.dir, "cgroup.freeze").is_ok_and(|s| s.trim() == "1")
     }
 
+    fn stats(&self) -> Result<super::stats::Stats> {
+        let mut s = super::stats::Stats::default();
+        let dir = self.dir();
+        cpu::stats(dir, &mut s);
+        memory::stats(dir, &mut s);
+        pids::stats(dir, &mut s);
+        io::stats(dir, &mut s);
+        hugetlb::stats(dir, &mut s);
+        Ok(s)
+    }
+
+    fn oom_watch(&self) -> Result<super::oom::Watch> {
+        if self.dir().join("memory.events").exists() {
+            super::oom::Watch::v2(self.dir())
+        } else {
+            Ok(super::oom::Watch::None)
+        }
+    }
+
     fn destroy(&self) -> Result<()> {
         let dir = &self.placement.dir;
         if !dir.exists() {
@@ -166,4 +229,19 @@ impl super::Manager for Manager {
         }
         fs::rmdir_patiently(dir)
     }
+}
+
+/// The interface file a resource needs, or a clear error when its controller is not enabled here.
+fn need(dir: &Path, file: &str, resource: &'static str) -> Result<()> {
+    if dir.join(file).exists() {
+        return Ok(());
+    }
+    let controller = file.split('.').next().unwrap_or(file);
+    Err(Error::NotAvailable {
+        resource,
+        reason: format!(
+            "{} does not exist: the {controller} controller is not available in this cgroup",
+            dir.join(file).display()
+        ),
+    })
 }

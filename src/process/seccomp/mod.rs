@@ -1,0 +1,129 @@
+//! linux.seccomp: compiled to BPF once in `create` before the clone ([`compile`]), loaded by the init as late as
+//! possible ([`Filter::load`]). For SCMP_ACT_NOTIFY the notify fd goes to `listenerPath` with the container process
+//! state, as runc sends it: one message carrying the JSON and the fd (SCM_RIGHTS) on a connection that `create`
+//! opens on the host before the clone (so the path is the host's, whatever the container's mounts), which the init
+//! inherits and uses the moment the kernel hands it the fd.
+
+pub mod compile;
+mod tables;
+
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use oci_spec::runtime::LinuxSeccomp;
+use serde::Serialize;
+
+use crate::container::state::OciState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Compile(#[from] compile::Error),
+    #[error("seccomp(SECCOMP_SET_MODE_FILTER, flags {flags:#x}): {source}{hint}")]
+    Load {
+        flags: u32,
+        source: nix::Error,
+        hint: &'static str,
+    },
+    #[error("seccomp: connect to listenerPath {path}: {source}")]
+    Connect {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("seccomp: send the notify fd to listenerPath {path}: {source}")]
+    Send { path: PathBuf, source: nix::Error },
+}
+
+/// A filter compiled before the init forks (so compile errors fail `create` early and no work is done twice).
+pub struct Filter {
+    program: compile::Program,
+    listener_path: Option<PathBuf>,
+    metadata: String,
+}
+
+pub fn compile(seccomp: &LinuxSeccomp) -> Result<Filter, Error> {
+    Ok(Filter {
+        program: compile::compile(seccomp)?,
+        listener_path: seccomp.listener_path().clone(),
+        metadata: seccomp.listener_metadata().clone().unwrap_or_default(),
+    })
+}
+
+/// runc's (and the runtime spec's) "container process state" sent with the notify fd.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ProcessState<'a> {
+    oci_version: &'a str,
+    fds: [&'static str; 1],
+    pid: i32,
+    metadata: &'a str,
+    state: &'a OciState,
+}
+
+impl Filter {
+    /// The listener `create` must connect to before the clone, when a rule notifies.
+    pub fn listener_path(&self) -> Option<&Path> {
+        self.listener_path
+            .as_deref()
+            .filter(|_| self.program.notify)
+    }
+
+    /// Connects to the listener (in `create`, on the host, before the clone). Close-on-exec.
+    pub fn connect_listener(&self) -> Result<Option<UnixStream>, Error> {
+        let Some(path) = self.listener_path() else {
+            return Ok(None);
+        };
+        UnixStream::connect(path)
+            .map(Some)
+            .map_err(|source| Error::Connect {
+                path: path.to_path_buf(),
+                source,
+            })
+    }
+
+    /// Installs the filter on the calling (single-threaded) init; with a notify rule, sends the notify fd and
+    /// `state` over `listener` and closes the fd here.
+    pub fn load(&self, listener: Option<&UnixStream>, state: &OciState) -> Result<(), Error> {
+        let flags = self.program.flags;
+        let notify_fd =
+            crate::sys::seccomp_set_mode_filter(&self.program.insns, flags).map_err(|source| {
+                let hint = match source {
+                    nix::errno::Errno::EINVAL => {
+                        " (a flag or action this kernel does not support?)"
+                    }
+                    nix::errno::Errno::EACCES => " (needs CAP_SYS_ADMIN or noNewPrivileges)",
+                    _ => "",
+                };
+                Error::Load {
+                    flags,
+                    source,
+                    hint,
+                }
+            })?;
+        let (Some(fd), Some(sock)) = (notify_fd, listener) else {
+            return Ok(());
+        };
+        let path = self.listener_path.clone().unwrap_or_default();
+        let msg = serde_json::to_vec(&ProcessState {
+            oci_version: &state.oci_version,
+            fds: ["seccompFd"],
+            pid: state.pid,
+            metadata: &self.metadata,
+            state,
+        })
+        .expect("plain data serialises");
+        let fds = [fd.as_raw_fd()];
+        sendmsg::<()>(
+            sock.as_fd().as_raw_fd(),
+            &[IoSlice::new(&msg)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            None,
+        )
+        .map_err(|source| Error::Send { path, source })?;
+        Ok(())
+    }
+}

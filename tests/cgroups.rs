@@ -1,0 +1,611 @@
+//! cgroups with real containers, on whichever layout the host has: cgroup v1 (and hybrid) here, pure cgroup v2 in
+//! the VM of integration/cgv2/test.sh. Every limit is read back from the cgroup files; pids.max, the memory limit,
+//! the device rules and the freezer are shown to act on real processes; bad input fails clearly and leaves nothing.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+fn v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// The contents of `file` in the container's cgroup (whichever hierarchy has it), trimmed.
+fn cg_read(berth: &Berth, id: &str, file: &str) -> String {
+    let dir = cg_dir_with(berth, id, file).unwrap_or_else(|| panic!("{id}: no cgroup has {file}"));
+    std::fs::read_to_string(dir.join(file))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn cg_dir_with(berth: &Berth, id: &str, file: &str) -> Option<PathBuf> {
+    berth
+        .cgroup_dirs(id)
+        .into_iter()
+        .find(|d| d.join(file).exists())
+}
+
+/// Every directory where the container's relative cgroup could have been made (under our own cgroup, or its parent
+/// on v2).
+fn possible_cgroup_dirs(b: &Bundle) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for d in own_cgroup_dirs() {
+        out.push(d.join(&b.cgroup));
+        if let Some(p) = d.parent() {
+            out.push(p.join(&b.cgroup));
+        }
+    }
+    out
+}
+
+fn assert_nothing_left(berth: &Berth, id: &str, b: &Bundle) {
+    assert_gone(berth, id, &possible_cgroup_dirs(b), None);
+}
+
+fn start(berth: &Berth, b: &Bundle, id: &str) {
+    let out = berth.create(b, id, &[]);
+    assert!(
+        out.status.success(),
+        "create {id}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    berth.ok(&["start", id]);
+}
+
+/// Waits (bounded) until the container's stdout contains `what`.
+fn wait_output(berth: &Berth, b: &Bundle, id: &str, what: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = berth.stdout_of(b, id);
+        if out.contains(what) {
+            return out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{id}: no {what:?} in stdout {out:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A block device of this machine, if any: (major, minor).
+fn some_block_device() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/partitions").ok()?;
+    text.lines().skip(2).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let name = f.get(3)?;
+        // A whole disk (its queue directory exists), not a partition.
+        Path::new("/sys/block").join(name).exists().then_some(())?;
+        Some((f[0].parse().ok()?, f[1].parse().ok()?))
+    })
+}
+
+#[test]
+fn every_resource_is_written_to_the_cgroup_files() {
+    let id = unique("cg-all");
+    let mut b = Bundle::new(&id);
+    b.sh("exec sleep 1000");
+    let mib = 1 << 20;
+    let disk = some_block_device();
+    b.edit(|c| {
+        let mut r = json!({
+            "memory": {"limit": 64 * mib, "reservation": 32 * mib, "swap": 128 * mib},
+            "cpu": {"shares": 512, "quota": 50000, "period": 200000, "burst": 1000, "cpus": "0", "mems": "0", "idle": 0},
+            "pids": {"limit": 42},
+        });
+        if !v2() {
+            r["memory"]["swappiness"] = json!(17);
+            r["memory"]["kernelTCP"] = json!(16 * mib);
+            r["memory"]["disableOOMKiller"] = json!(true);
+            r["memory"]["useHierarchy"] = json!(true);
+        } else {
+            r["unified"] = json!({"memory.high": (48 * mib).to_string(), "pids.max": "41"});
+        }
+        if let Some((major, minor)) = disk {
+            r["blockIO"] = json!({
+                "weight": 300,
+                "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}],
+                "throttleWriteBpsDevice": [{"major": major, "minor": minor, "rate": 2097152}],
+                "throttleReadIOPSDevice": [{"major": major, "minor": minor, "rate": 100}],
+                "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 200}],
+            });
+        }
+        c["linux"]["resources"] = r;
+    });
+    let berth = Berth::new();
+    start(&berth, &b, &id);
+    let rd = |f: &str| cg_read(&berth, &id, f);
+    if v2() {
+        assert_eq!(rd("memory.max"), (64 * mib).to_string());
+        assert_eq!(rd("memory.low"), (32 * mib).to_string());
+        assert_eq!(
+            rd("memory.swap.max"),
+            (64 * mib).to_string(),
+            "swap is memory+swap minus memory"
+        );
+        assert_eq!(
+            rd("cpu.weight"),
+            "59",
+            "shares 512, runc's log-quadratic map"
+        );
+        assert_eq!(rd("cpu.max"), "50000 200000");
+        assert_eq!(rd("cpu.max.burst"), "1000");
+        assert_eq!(rd("cpu.idle"), "0");
+        assert_eq!(rd("cpuset.cpus"), "0");
+        assert_eq!(rd("cpuset.mems"), "0");
+        // unified is applied last and wins over pids.limit, as in runc.
+        assert_eq!(rd("pids.max"), "41");
+        assert_eq!(rd("memory.high"), (48 * mib).to_string());
+        if let Some((major, minor)) = disk {
+            let io_max = rd("io.max");
+            assert!(
+                io_max.contains(&format!(
+                    "{major}:{minor} rbps=1048576 wbps=2097152 riops=100 wiops=200"
+                )),
+                "{io_max}"
+            );
+            if let Some(dir) = cg_dir_with(&berth, &id, "io.bfq.weight") {
+                let w = std::fs::read_to_string(dir.join("io.bfq.weight")).unwrap();
+                assert!(w.contains("300"), "{w}");
+            } else if cg_dir_with(&berth, &id, "io.weight").is_some() {
+                assert!(
+                    rd("io.weight").contains("default 2971"),
+                    "{}",
+                    rd("io.weight")
+                );
+            }
+        }
+    } else {
+        assert_eq!(rd("memory.limit_in_bytes"), (64 * mib).to_string());
+        assert_eq!(rd("memory.soft_limit_in_bytes"), (32 * mib).to_string());
+        assert_eq!(rd("memory.memsw.limit_in_bytes"), (128 * mib).to_string());
+        assert_eq!(rd("memory.swappiness"), "17");
+        assert_eq!(rd("memory.kmem.tcp.limit_in_bytes"), (16 * mib).to_string());
+        assert!(rd("memory.oom_control").contains("oom_kill_disable 1"));
+        assert_eq!(rd("memory.use_hierarchy"), "1");
+        assert_eq!(rd("cpu.shares"), "512");
+        assert_eq!(rd("cpu.cfs_quota_us"), "50000");
+        assert_eq!(rd("cpu.cfs_period_us"), "200000");
+        assert_eq!(rd("cpu.cfs_burst_us"), "1000");
+        assert_eq!(rd("cpu.idle"), "0");
+        assert_eq!(rd("cpuset.cpus"), "0");
+        assert_eq!(rd("cpuset.mems"), "0");
+        assert_eq!(rd("pids.max"), "42");
+        if let Some((major, minor)) = disk {
+            let dev = format!("{major}:{minor}");
+            assert_eq!(
+                rd("blkio.throttle.read_bps_device"),
+                format!("{dev} 1048576")
+            );
+            assert_eq!(
+                rd("blkio.throttle.write_bps_device"),
+                format!("{dev} 2097152")
+            );
+            assert_eq!(rd("blkio.throttle.read_iops_device"), format!("{dev} 100"));
+            assert_eq!(rd("blkio.throttle.write_iops_device"), format!("{dev} 200"));
+            let weight = cg_dir_with(&berth, &id, "blkio.weight")
+                .map(|_| rd("blkio.weight"))
+                .unwrap_or_else(|| rd("blkio.bfq.weight"));
+            assert!(weight.contains("300"), "{weight}");
+        }
+        // The device list: deny all, then the defaults every container gets.
+        let devices = rd("devices.list");
+        assert!(
+            devices.contains("c 1:3 rwm") && devices.contains("c 136:* rwm"),
+            "{devices}"
+        );
+        assert!(!devices.contains("a *:* rwm"), "{devices}");
+    }
+    // The stats see the same limits.
+    let stats: Value = serde_json::from_str(&berth.ok(&["events", "--stats", &id])).unwrap();
+    assert_eq!(stats["type"], "stats");
+    assert_eq!(stats["id"], json!(id));
+    assert_eq!(stats["data"]["memory"]["usage"]["limit"], json!(64 * mib));
+    assert_eq!(stats["data"]["pids"]["current"], 1);
+    assert!(stats["data"]["cpu"]["usage"]["total"].as_u64().unwrap() > 0);
+    let cgroups = berth.cgroup_dirs(&id);
+    berth.ok(&["delete", "--force", &id]);
+    assert_gone(&berth, &id, &cgroups, None);
+}
+
+#[test]
+fn hugepage_limits_where_the_host_has_hugetlb() {
+    // v1: a hugetlb hierarchy is mounted; v2: our cgroup hands hugetlb down to its children.
+    let probe = std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap()
+        .contains("hugetlb")
+        || (v2()
+            && std::fs::read_to_string("/sys/fs/cgroup/cgroup.subtree_control")
+                .unwrap_or_default()
+                .contains("hugetlb"));
+    let id = unique("cg-huge");
+    let mut b = Bundle::new(&id);
+    b.sh("exec sleep 1000").edit(|c| {
+        c["linux"]["resources"] =
+            json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 8 << 20}]});
+    });
+    let berth = Berth::new();
+    let out = berth.create(&b, &id, &[]);
+    if !probe {
+        // This host has no hugetlb controller: a clear error, and nothing left.
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("hugepageLimits") && err.contains("hugetlb"),
+            "{err}"
+        );
+        assert_nothing_left(&berth, &id, &b);
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = if v2() {
+        "hugetlb.2MB.max"
+    } else {
+        "hugetlb.2MB.limit_in_bytes"
+    };
+    assert_eq!(cg_read(&berth, &id, file), (8 << 20).to_string());
+    berth.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn a_process_over_pids_limit_cannot_fork() {
+    let id = unique("cg-pids");
+    let mut b = Bundle::new(&id);
+    // The shell, a subshell and two sleeps fit in 4; the subshell's third fork fails (and ends it).
+    b.sh("(for i in 1 2 3 4 5 6; do sleep 100 & done); echo done; exec sleep 1000")
+        .edit(|c| c["linux"]["resources"] = json!({"pids": {"limit": 4}}));
+    let berth = Berth::new();
+    start(&berth, &b, &id);
+    wait_output(&berth, &b, &id, "done");
+    let err = std::fs::read_to_string(b.dir.join(format!("{id}.err"))).unwrap();
+    assert!(
+        err.contains("fork"),
+        "the shell should report failed forks: {err:?}"
+    );
+    assert_eq!(cg_read(&berth, &id, "pids.current"), "3");
+    let events = cg_read(&berth, &id, "pids.events");
+    let max: u64 = events
+        .lines()
+        .find_map(|l| l.strip_prefix("max "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(max >= 1, "pids.events: {events}");
+    let pids: Vec<i64> = serde_json::from_str(&berth.ok(&["ps", "--format", "json", &id])).unwrap();
+    assert_eq!(pids.len(), 3, "{pids:?}");
+    assert!(pids.contains(&berth.state(&id)["pid"].as_i64().unwrap()));
+    let table = berth.ok(&["ps", &id]);
+    assert!(table.lines().next().unwrap().contains("PID"), "{table}");
+    assert_eq!(
+        table.lines().filter(|l| l.contains("sleep")).count(),
+        3,
+        "{table}"
+    );
+    berth.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn a_memory_hog_is_oom_killed_and_events_reports_it() {
+    let id = unique("cg-oom");
+    let mut b = Bundle::new(&id);
+    let limit = 16 << 20;
+    // The hog starts once `events` is watching (it creates /tmp/go); the shell outlives it and says how it died.
+    b.sh("while [ ! -e /tmp/go ]; do sleep 0.05; done; tail /dev/zero; echo hog-exited-$?; exec sleep 1000")
+        .edit(|c| {
+            c["linux"]["resources"] = json!({"memory": {"limit": limit, "swap": limit}});
+        });
+    let berth = Berth::new();
+    start(&berth, &b, &id);
+    let mut events = berth
+        .cmd()
+        .args(["events", "--interval", "1s", &id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = events.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The first stats line shows events is running (and its OOM watch registered).
+    let first = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a stats line");
+    assert!(first.contains("\"type\":\"stats\""), "{first}");
+    std::fs::write(b.rootfs().join("tmp/go"), "").unwrap();
+    let out = wait_output(&berth, &b, &id, "hog-exited");
+    assert!(
+        out.contains("hog-exited-137"),
+        "the hog must die of SIGKILL: {out}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut saw_oom = false;
+    while Instant::now() < deadline && !saw_oom {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            let v: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(v["id"], json!(id));
+            saw_oom = v["type"] == "oom";
+        }
+    }
+    let _ = events.kill();
+    let _ = events.wait();
+    assert!(saw_oom, "events did not report the OOM");
+    if v2() {
+        let ev = cg_read(&berth, &id, "memory.events");
+        assert!(!ev.contains("oom_kill 0"), "{ev}");
+    } else {
+        let ctl = cg_read(&berth, &id, "memory.oom_control");
+        assert!(!ctl.contains("oom_kill 0"), "{ctl}");
+    }
+    berth.ok(&["delete", "--force", &id]);
+}
+
+/// A container that writes to the host's /dev/kmsg (bound in: a device node berth's defaults do not allow) with
+/// `extra` device rules; returns what the write printed.
+fn write_kmsg(extra: Value) -> String {
+    let id = unique("cg-dev");
+    let mut b = Bundle::new(&id);
+    b.sh("echo berth-device-test > /dev/kmsg && echo write-ok; true")
+        .edit(|c| {
+            c["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/dev/kmsg", "type": "bind", "source": "/dev/kmsg", "options": ["bind"]
+            }));
+            c["linux"]["resources"] = json!({"devices": extra});
+        });
+    let berth = Berth::new();
+    let (code, out, err) = berth.run_bundle(&b, &id);
+    assert_eq!(code, 0, "{err}");
+    format!("{out}{err}")
+}
+
+#[test]
+fn a_denied_device_cannot_be_opened() {
+    let denied = write_kmsg(json!([{"allow": false, "access": "rwm"}]));
+    assert!(!denied.contains("write-ok"), "{denied}");
+    assert!(denied.contains("Operation not permitted"), "{denied}");
+    // The same with a rule allowing it: the refusal above was the device rules'.
+    let allowed = write_kmsg(json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "w"}
+    ]));
+    assert!(allowed.contains("write-ok"), "{allowed}");
+}
+
+fn counter(b: &Bundle) -> u64 {
+    std::fs::read_to_string(b.rootfs().join("tmp/count"))
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+#[test]
+fn pause_freezes_and_resume_continues() {
+    let id = unique("cg-pause");
+    let mut b = Bundle::new(&id);
+    b.sh("i=0; while true; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.02; done")
+        .edit(|c| c["root"]["readonly"] = json!(false));
+    let berth = Berth::new();
+    start(&berth, &b, &id);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while counter(&b) < 3 {
+        assert!(Instant::now() < deadline, "the counter does not run");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    berth.ok(&["pause", &id]);
+    assert_eq!(berth.status(&id), "paused");
+    let err = berth.fails(&["pause", &id]);
+    assert!(err.contains("paused"), "{err}");
+    let frozen = counter(&b);
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(counter(&b), frozen, "the counter moved while paused");
+    berth.ok(&["resume", &id]);
+    assert_eq!(berth.status(&id), "running");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while counter(&b) <= frozen + 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the counter did not continue after resume"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let err = berth.fails(&["resume", &id]);
+    assert!(err.contains("not paused"), "{err}");
+    // A paused container can still be deleted with --force.
+    berth.ok(&["pause", &id]);
+    let cgroups = berth.cgroup_dirs(&id);
+    berth.ok(&["delete", "--force", &id]);
+    assert_gone(&berth, &id, &cgroups, None);
+}
+
+#[test]
+fn update_changes_the_files() {
+    let id = unique("cg-update");
+    let mut b = Bundle::new(&id);
+    b.sh("exec sleep 1000").edit(|c| {
+        c["linux"]["resources"] = json!({"memory": {"limit": 64 << 20}, "pids": {"limit": 50}})
+    });
+    let berth = Berth::new();
+    start(&berth, &b, &id);
+    berth.ok(&[
+        "update",
+        "--memory",
+        "96m",
+        "--memory-swap",
+        "192m",
+        "--cpu-share",
+        "256",
+        "--cpu-quota",
+        "20000",
+        "--cpu-period",
+        "100000",
+        "--pids-limit",
+        "30",
+        "--cpuset-cpus",
+        "0",
+        &id,
+    ]);
+    let rd = |f: &str| cg_read(&berth, &id, f);
+    if v2() {
+        assert_eq!(rd("memory.max"), (96 << 20).to_string());
+        assert_eq!(rd("memory.swap.max"), (96 << 20).to_string());
+        assert_eq!(rd("cpu.weight"), "35");
+        assert_eq!(rd("cpu.max"), "20000 100000");
+    } else {
+        assert_eq!(rd("memory.limit_in_bytes"), (96 << 20).to_string());
+        assert_eq!(rd("memory.memsw.limit_in_bytes"), (192 << 20).to_string());
+        assert_eq!(rd("cpu.shares"), "256");
+        assert_eq!(rd("cpu.cfs_quota_us"), "20000");
+    }
+    assert_eq!(rd("pids.max"), "30");
+    assert_eq!(rd("cpuset.cpus"), "0");
+    // The spec's JSON, from stdin.
+    let mut child = berth
+        .cmd()
+        .args(["update", "--resources", "-", &id])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"pids": {"limit": 12}, "memory": {"limit": 50331648}}"#)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(rd("pids.max"), "12");
+    let mem = if v2() {
+        "memory.max"
+    } else {
+        "memory.limit_in_bytes"
+    };
+    assert_eq!(rd(mem), "50331648");
+    // A value the kernel refuses names the file and the value, and changes nothing else.
+    let err = berth.fails(&["update", "--cpuset-cpus", "4000", &id]);
+    assert!(err.contains("cpuset.cpus") && err.contains("4000"), "{err}");
+    assert_eq!(rd("cpuset.cpus"), "0");
+    let err = berth.fails(&["update", "--memory", "lots", &id]);
+    assert!(err.contains("--memory") && err.contains("lots"), "{err}");
+    berth.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn update_of_a_stopped_container_is_refused() {
+    let id = unique("cg-upd-stopped");
+    let mut b = Bundle::new(&id);
+    b.sh("true");
+    let berth = Berth::new();
+    start(&berth, &b, &id);
+    berth.wait_status(&id, "stopped");
+    let err = berth.fails(&["update", "--pids-limit", "5", &id]);
+    assert!(err.contains(&id) && err.contains("stopped"), "{err}");
+    let err = berth.fails(&["pause", &id]);
+    assert!(err.contains("stopped"), "{err}");
+    berth.ok(&["delete", &id]);
+}
+
+/// `create` with `resources` fails with an error containing every one of `want`, and leaves nothing.
+fn create_fails(name: &str, edit: impl FnOnce(&mut Value), want: &[&str]) {
+    let id = unique(name);
+    let mut b = Bundle::new(&id);
+    b.sh("exec sleep 1000").edit(edit);
+    let berth = Berth::new();
+    let out = berth.create(&b, &id, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{id} should fail: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one error line: {err}");
+    for w in want {
+        assert!(err.contains(w), "{id}: {w:?} not in {err:?}");
+    }
+    assert_nothing_left(&berth, &id, &b);
+}
+
+#[test]
+fn a_limit_the_kernel_refuses_names_file_and_value() {
+    create_fails(
+        "cg-bad-cpus",
+        |c| c["linux"]["resources"] = json!({"pids": {"limit": 10}, "cpu": {"cpus": "4000"}}),
+        &["cpuset.cpus", "\"4000\""],
+    );
+}
+
+#[test]
+fn unknown_unified_key_is_refused() {
+    let want: &[&str] = if own_cgroup_dirs()
+        .iter()
+        .any(|d| d.join("cgroup.controllers").exists())
+    {
+        &["unified", "memory.nosuch"]
+    } else {
+        &["unified", "cgroup v2"]
+    };
+    create_fails(
+        "cg-bad-unified",
+        |c| c["linux"]["resources"] = json!({"unified": {"memory.nosuch": "1"}}),
+        want,
+    );
+    create_fails(
+        "cg-bad-unified-path",
+        |c| c["linux"]["resources"] = json!({"unified": {"../memory.max": "1"}}),
+        &["unified", "../memory.max"],
+    );
+}
+
+#[test]
+fn cgroups_path_with_dotdot_is_refused() {
+    create_fails(
+        "cg-bad-path",
+        |c| c["linux"]["cgroupsPath"] = json!("berth-tests/../../escape"),
+        &["cgroupsPath", ".."],
+    );
+}
+
+#[test]
+fn bad_device_rules_are_refused() {
+    create_fails(
+        "cg-bad-devtype",
+        |c| {
+            c["linux"]["resources"] =
+                json!({"devices": [{"allow": true, "type": "p", "access": "rwm"}]})
+        },
+        &["devices", "type p"],
+    );
+    create_fails(
+        "cg-bad-devtype-x",
+        |c| {
+            c["linux"]["resources"] =
+                json!({"devices": [{"allow": true, "type": "x", "access": "rwm"}]})
+        },
+        &["config.json", "unknown variant `x`"],
+    );
+    create_fails(
+        "cg-bad-access",
+        |c| c["linux"]["resources"] = json!({"devices": [{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwx"}]}),
+        &["devices", "access 'x'"],
+    );
+}

@@ -1,0 +1,248 @@
+//! Host protection, each test performing the attack from inside a container (or from a bundle a hostile image
+//! could ship): descriptor leaks and the cwd (CVE-2024-21626), /proc/<pid>/exe of berth's init (CVE-2019-5736),
+//! a fake /dev/null for masking (CVE-2025-31133) and procfs files swapped for host files (CVE-2025-52881).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+fn wait_for(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The descriptors the container's first process has: only stdio, plus exactly the preserved ones.
+#[test]
+fn no_berth_descriptor_reaches_the_container() {
+    let berth = Berth::new();
+    for preserve in [0, 2] {
+        let id = unique("esc-fds");
+        let mut b = Bundle::new(&id);
+        // ls (a child: the "; exit" keeps busybox sh from exec-ing it directly) lists the shell's descriptors.
+        b.sh("ls /proc/$$/fd; exit 0");
+        // berth is started with 3 and 4 (preservable) and 5 (never to be passed on) open.
+        let script = format!(
+            "exec 3</etc/hostname 4</etc/hostname 5</etc/hostname; exec {} --root {} run --preserve-fds {preserve} --bundle {} {id}",
+            BERTH,
+            berth.root.display(),
+            b.dir.display()
+        );
+        let out = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let want = if preserve == 0 { "0 1 2" } else { "0 1 2 3 4" };
+        let got: Vec<&str> = stdout.split_whitespace().collect();
+        assert_eq!(got.join(" "), want, "--preserve-fds {preserve}");
+    }
+}
+
+/// CVE-2024-21626: a cwd of /proc/self/fd/N would make a leaked berth descriptor (a host directory) the
+/// container's cwd. berth resolves the cwd inside the rootfs without magic links, so create refuses every such
+/// cwd and leaves nothing behind.
+#[test]
+fn cwd_through_proc_self_fd_is_refused() {
+    let berth = Berth::new();
+    for n in 3..9 {
+        let id = unique("esc-cwd");
+        let mut b = Bundle::new(&id);
+        b.sh("pwd")
+            .edit(|c| c["process"]["cwd"] = json!(format!("/proc/self/fd/{n}")));
+        let out = berth.create(&b, &id, &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "cwd /proc/self/fd/{n} was accepted");
+        assert!(err.contains("cwd") && err.contains(&id), "{err}");
+        assert!(!berth.root.join(&id).exists());
+    }
+}
+
+/// CVE-2019-5736, create/start path: while berth's init waits for `start` it is still the berth binary. A process
+/// of another container sharing its pid namespace (root, but without CAP_SYS_PTRACE) must not open
+/// /proc/<init>/exe at all (the init is non-dumpable); after `start` the same path is the container's own program.
+#[test]
+fn init_exe_cannot_be_opened_from_inside_before_exec() {
+    let berth = Berth::new();
+    let shared = std::env::temp_dir().join(unique("esc-exe-shared"));
+    std::fs::create_dir_all(&shared).unwrap();
+    let _cleanup = RemoveDir(shared.clone());
+
+    // The attacker: waits for a pid, then tries /proc/<pid>/exe for writing and for reading, before and after start.
+    let attacker = unique("esc-exe-a");
+    let mut a = Bundle::new(&attacker);
+    a.with_sysc()
+        .sh(
+            "while [ ! -e /shared/go ]; do sleep 0.02; done; t=$(cat /shared/go); \
+             sysc 2 s:/proc/$t/exe 1 > /shared/before; sysc 2 s:/proc/$t/exe 0 >> /shared/before; \
+             touch /shared/done; \
+             while [ ! -e /shared/go2 ]; do sleep 0.02; done; \
+             sysc 2 s:/proc/$t/exe 0 > /shared/after; touch /shared/done2; sleep 100",
+        )
+        .edit(|c| {
+            c["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/shared", "type": "bind", "source": shared, "options": ["rbind", "rw"]}));
+        });
+    let out = berth.create(&a, &attacker, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    berth.ok(&["start", &attacker]);
+    let a_pid = berth.state(&attacker)["pid"].as_i64().unwrap();
+
+    // The victim joins the attacker's pid namespace and stays `created`.
+    let victim = unique("esc-exe-v");
+    let mut v = Bundle::new(&victim);
+    v.args(&["sleep", "100"]).edit(|c| {
+        for ns in c["linux"]["namespaces"].as_array_mut().unwrap() {
+            if ns["type"] == "pid" {
+                ns["path"] = json!(format!("/proc/{a_pid}/ns/pid"));
+            }
+        }
+    });
+    let out = berth.create(&v, &victim, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v_pid = berth.state(&victim)["pid"].as_i64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{v_pid}/status")).unwrap();
+    let ns_pid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap()
+        .to_string();
+
+    std::fs::write(shared.join("go"), &ns_pid).unwrap();
+    wait_for(&shared.join("done"));
+    let before = std::fs::read_to_string(shared.join("before")).unwrap();
+    assert_eq!(
+        before, "errno=13\nerrno=13\n",
+        "berth's init exe was reachable (write, read)"
+    );
+
+    berth.ok(&["start", &victim]);
+    std::fs::write(shared.join("go2"), "").unwrap();
+    wait_for(&shared.join("done2"));
+    let after = std::fs::read_to_string(shared.join("after")).unwrap();
+    assert!(after.starts_with("ret="), "after exec: {after}");
+}
+
+struct RemoveDir(std::path::PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// CVE-2025-31133: a bundle that puts a host file where /dev/null should be must not get that file bind-mounted
+/// (writable) over the masked paths. (berth makes its own /dev/null node and refuses an existing file there; the
+/// masking code also checks that /dev/null is the 1:3 character device before binding it.)
+#[test]
+fn a_fake_dev_null_is_not_used_for_masking() {
+    let berth = Berth::new();
+    let id = unique("esc-null");
+    let mut b = Bundle::new(&id);
+    let host_file = b.dir.join("host-secret");
+    std::fs::write(&host_file, "host secret\n").unwrap();
+    b.sh("cat /proc/kcore; echo done").edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/dev/null", "type": "bind", "source": host_file, "options": ["bind", "rw"]}));
+        c["linux"]["maskedPaths"] = json!(["/proc/kcore"]);
+    });
+    let (code, out, err) = berth.run_bundle(&b, &id);
+    assert!(
+        !out.contains("host secret"),
+        "the host file was mounted over a masked path: {out}"
+    );
+    assert_ne!(
+        code, 0,
+        "create should refuse the fake /dev/null: {out} {err}"
+    );
+    assert!(err.contains("/dev/null"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&host_file).unwrap(),
+        "host secret\n"
+    );
+}
+
+/// CVE-2025-52881: procfs files berth writes (a sysctl, oom_score_adj) covered by a bind mount of a host file, or
+/// reached through a symlink in a directory mounted over /proc/sys: berth must not write the host file.
+#[test]
+fn procfs_writes_cannot_be_redirected() {
+    let berth = Berth::new();
+    type Edit = Box<dyn Fn(&mut serde_json::Value, &Path)>;
+    let cases: Vec<(&str, Edit)> = vec![
+        (
+            "sysctl over a bind-mounted file",
+            Box::new(|c, target| {
+                c["linux"]["sysctl"] = json!({"kernel.domainname": "pwned"});
+                c["mounts"].as_array_mut().unwrap().push(json!({
+                    "destination": "/proc/sys/kernel/domainname", "type": "bind", "source": target,
+                    "options": ["bind", "rw"]}));
+            }),
+        ),
+        (
+            "oom_score_adj over a bind-mounted file",
+            Box::new(|c, target| {
+                c["process"]["oomScoreAdj"] = json!(500);
+                c["mounts"].as_array_mut().unwrap().push(json!({
+                    "destination": "/proc/self/oom_score_adj", "type": "bind", "source": target,
+                    "options": ["bind", "rw"]}));
+            }),
+        ),
+        (
+            "sysctl through a symlinked directory over /proc/sys",
+            Box::new(|c, target| {
+                let fake = target.parent().unwrap().join("fakesys");
+                std::fs::create_dir_all(fake.join("kernel")).unwrap();
+                let _ = std::os::unix::fs::symlink(target, fake.join("kernel/domainname"));
+                c["linux"]["sysctl"] = json!({"kernel.domainname": "pwned"});
+                c["mounts"].as_array_mut().unwrap().push(json!({
+                    "destination": "/proc/sys", "type": "bind", "source": fake, "options": ["rbind", "rw"]}));
+            }),
+        ),
+    ];
+    for (what, edit) in cases {
+        let id = unique("esc-proc");
+        let mut b = Bundle::new(&id);
+        let target = b.dir.join("host-file");
+        std::fs::write(&target, "untouched\n").unwrap();
+        b.sh("true").edit(|c| edit(c, &target));
+        let (code, _, err) = berth.run_bundle(&b, &id);
+        assert_eq!(
+            std::fs::read_to_string(&target).unwrap(),
+            "untouched\n",
+            "{what}: berth wrote the host file"
+        );
+        if what.starts_with("oom") {
+            // berth writes oom_score_adj from the host's /proc: the container's mounts cannot touch that write.
+            continue;
+        }
+        assert_ne!(code, 0, "{what}: should fail");
+        assert_eq!(err.trim().lines().count(), 1, "{what}: {err}");
+        assert!(!berth.root.join(&id).exists(), "{what}: state left");
+    }
+}

@@ -1,0 +1,591 @@
+//! The root filesystem with real containers: mount types and options (checked in the container's own
+//! /proc/self/mountinfo), recursive attributes, idmapped mounts, tmpcopyup, propagation to and from the host, /dev,
+//! masked and read-only paths, sysctls, and containers without a mount namespace.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+/// Runs the bundle in the foreground and returns its stdout, asserting exit 0.
+fn run_ok(b: &Bundle, id: &str) -> String {
+    let berth = Berth::new();
+    let (code, out, err) = berth.run_bundle(b, id);
+    assert_eq!(code, 0, "{id}: stdout {out}\nstderr {err}");
+    out
+}
+
+/// The options columns of the mountinfo line for `mount_point` in `text` (per-mount options, optional fields,
+/// fs type, super options), e.g. "ro,nosuid,relatime shared:5 - tmpfs tmpfs rw".
+fn mount_line<'a>(text: &'a str, mount_point: &str) -> Option<&'a str> {
+    text.lines()
+        .rfind(|l| l.split(' ').nth(4) == Some(mount_point))
+        .map(|l| l.splitn(6, ' ').nth(5).unwrap_or(""))
+}
+
+fn per_mount_opts(line: &str) -> Vec<&str> {
+    line.split(' ').next().unwrap_or("").split(',').collect()
+}
+
+fn add_mount(c: &mut Value, m: Value) {
+    c["mounts"].as_array_mut().unwrap().push(m);
+}
+
+fn all_caps(c: &mut Value) {
+    for set in ["bounding", "effective", "permitted"] {
+        c["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_SYS_ADMIN"));
+    }
+}
+
+/// A tmpfs mounted on the host for the duration of a test, unmounted (lazily, with everything below) on drop.
+struct HostMount(PathBuf);
+
+impl HostMount {
+    fn tmpfs(path: &Path, shared: bool) -> HostMount {
+        std::fs::create_dir_all(path).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "berth-test"])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        if shared {
+            assert!(Command::new("mount")
+                .arg("--make-shared")
+                .arg(path)
+                .status()
+                .unwrap()
+                .success());
+        }
+        HostMount(path.to_path_buf())
+    }
+}
+
+impl HostMount {
+    /// Binds `dir` onto itself and makes it shared: then anything mounted below it in a container that kept the
+    /// sharing would show on the host.
+    fn shared_self_bind(dir: &Path) -> HostMount {
+        for args in [&["--bind"][..], &["--make-shared"][..]] {
+            let mut c = Command::new("mount");
+            c.args(args).arg(dir);
+            if args[0] == "--bind" {
+                c.arg(dir);
+            }
+            assert!(c.status().unwrap().success());
+        }
+        HostMount(dir.to_path_buf())
+    }
+}
+
+impl Drop for HostMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn host_mountinfo() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap()
+}
+
+#[test]
+fn mount_options_reach_the_kernel() {
+    let id = unique("mntopts");
+    let mut b = Bundle::new(&id);
+    let src = b.dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), "x").unwrap();
+    b.sh("cat /proc/self/mountinfo; touch /robind/new 2>/dev/null && echo WROTE-RO; \
+          touch /rwbind/new && echo WROTE-RW; ln -s /robind/f /nsf/l && cat /nsf/l 2>/dev/null || echo NOFOLLOW")
+        .edit(|c| {
+            add_mount(c, json!({"destination": "/t1", "type": "tmpfs", "source": "tmpfs",
+                "options": ["ro", "nosuid", "nodev", "noexec", "noatime", "size=1m", "mode=700"]}));
+            add_mount(c, json!({"destination": "/t2", "type": "tmpfs", "source": "tmpfs",
+                "options": ["strictatime", "nodiratime", "sync", "dirsync", "ro", "rw", "exec", "suid"]}));
+            add_mount(c, json!({"destination": "/nsf", "type": "tmpfs", "source": "tmpfs",
+                "options": ["nosymfollow"]}));
+            add_mount(c, json!({"destination": "/robind", "type": "bind", "source": src,
+                "options": ["bind", "ro", "nosuid"]}));
+            add_mount(c, json!({"destination": "/rwbind", "type": "bind", "source": src,
+                "options": ["rbind", "rw"]}));
+            add_mount(c, json!({"destination": "/robind/f", "type": "bind",
+                "source": src.join("f"), "options": ["bind", "ro"]}));
+            add_mount(c, json!({"destination": "/mq", "type": "mqueue", "source": "mqueue",
+                "options": ["nosuid", "nodev", "noexec"]}));
+        });
+    let out = run_ok(&b, &id);
+    let t1 = mount_line(&out, "/t1").expect("/t1 mounted");
+    let o = per_mount_opts(t1);
+    for want in ["ro", "nosuid", "nodev", "noexec", "noatime"] {
+        assert!(o.contains(&want), "/t1 lacks {want}: {t1}");
+    }
+    assert!(
+        t1.contains("tmpfs") && t1.contains("size=1024k") && t1.contains("mode=700"),
+        "{t1}"
+    );
+    let t2 = mount_line(&out, "/t2").unwrap();
+    let o = per_mount_opts(t2);
+    assert!(
+        o.contains(&"rw") && o.contains(&"nodiratime") && !o.contains(&"noexec"),
+        "{t2}"
+    );
+    assert!(t2.contains("sync") && t2.contains("dirsync"), "{t2}");
+    assert!(per_mount_opts(mount_line(&out, "/nsf").unwrap()).contains(&"nosymfollow"));
+    let ro = mount_line(&out, "/robind").unwrap();
+    assert!(per_mount_opts(ro).starts_with(&["ro", "nosuid"]), "{ro}");
+    assert!(per_mount_opts(mount_line(&out, "/rwbind").unwrap()).contains(&"rw"));
+    assert!(per_mount_opts(mount_line(&out, "/robind/f").unwrap()).contains(&"ro"));
+    assert!(mount_line(&out, "/mq").unwrap().contains(" - mqueue "));
+    assert!(!out.contains("WROTE-RO"), "an ro bind must be read-only");
+    assert!(out.contains("WROTE-RW") && src.join("new").exists());
+    assert!(
+        out.contains("NOFOLLOW"),
+        "nosymfollow must refuse to follow links"
+    );
+}
+
+#[test]
+fn recursive_attributes_reach_submounts() {
+    let id = unique("rattr");
+    let mut b = Bundle::new(&id);
+    // The source has a submount (made by the config itself, inside the container's namespace).
+    let src = b.rootfs().join("a");
+    b.sh("cat /proc/self/mountinfo; touch /b/sub/x 2>/dev/null && echo WROTE; true")
+        .edit(|c| {
+            add_mount(
+                c,
+                json!({"destination": "/a", "type": "tmpfs", "source": "tmpfs"}),
+            );
+            add_mount(
+                c,
+                json!({"destination": "/a/sub", "type": "tmpfs", "source": "tmpfs"}),
+            );
+            add_mount(
+                c,
+                json!({"destination": "/b", "type": "bind", "source": src,
+                "options": ["rbind", "rro", "rnosuid", "rnodev", "rnoexec", "rnoatime"]}),
+            );
+            add_mount(
+                c,
+                json!({"destination": "/c", "type": "bind", "source": src,
+                "options": ["rbind", "ro"]}),
+            );
+        });
+    let out = run_ok(&b, &id);
+    for mp in ["/b", "/b/sub"] {
+        let o = per_mount_opts(mount_line(&out, mp).unwrap_or_else(|| panic!("{mp}: {out}")));
+        for want in ["ro", "nosuid", "nodev", "noexec", "noatime"] {
+            assert!(o.contains(&want), "{mp} lacks {want}: {o:?}");
+        }
+    }
+    assert!(!out.contains("WROTE"));
+    // Plain `ro` only reaches the top of an rbind (that is what the r* words are for).
+    assert!(per_mount_opts(mount_line(&out, "/c").unwrap()).contains(&"ro"));
+    assert!(per_mount_opts(mount_line(&out, "/c/sub").unwrap()).contains(&"rw"));
+}
+
+#[test]
+fn per_mount_propagation_and_tmpcopyup() {
+    let id = unique("prop");
+    let mut b = Bundle::new(&id);
+    std::fs::create_dir_all(b.rootfs().join("data/sub")).unwrap();
+    std::fs::write(b.rootfs().join("data/sub/file"), "from-image").unwrap();
+    std::os::unix::fs::symlink("sub/file", b.rootfs().join("data/link")).unwrap();
+    b.sh("cat /proc/self/mountinfo; echo; cat /data/link; echo; stat -c '%a' /data/sub")
+        .edit(|c| {
+            add_mount(c, json!({"destination": "/s", "type": "tmpfs", "source": "tmpfs", "options": ["shared"]}));
+            add_mount(c, json!({"destination": "/u", "type": "tmpfs", "source": "tmpfs", "options": ["unbindable"]}));
+            add_mount(c, json!({"destination": "/p", "type": "tmpfs", "source": "tmpfs", "options": ["rprivate"]}));
+            add_mount(c, json!({"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]}));
+        });
+    std::fs::set_permissions(
+        b.rootfs().join("data/sub"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o710),
+    )
+    .unwrap();
+    let out = run_ok(&b, &id);
+    assert!(mount_line(&out, "/s").unwrap().contains("shared:"), "{out}");
+    assert!(mount_line(&out, "/u").unwrap().contains("unbindable"));
+    let p = mount_line(&out, "/p").unwrap();
+    assert!(!p.contains("shared:") && !p.contains("master:"), "{p}");
+    assert!(mount_line(&out, "/data").unwrap().contains(" - tmpfs "));
+    assert!(
+        out.contains("from-image"),
+        "tmpcopyup must copy the image's files: {out}"
+    );
+    assert!(
+        out.trim_end().ends_with("710"),
+        "tmpcopyup keeps modes: {out}"
+    );
+}
+
+#[test]
+fn idmapped_mounts_show_mapped_owners() {
+    let id = unique("idmap");
+    let mut b = Bundle::new(&id);
+    let src = b.dir.join("idsrc");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), "x").unwrap();
+    std::os::unix::fs::chown(src.join("f"), Some(0), Some(0)).unwrap();
+    b.sh("stat -c '%u:%g' /id/f /rid/f /plain/f").edit(|c| {
+        add_mount(
+            c,
+            json!({"destination": "/id", "type": "bind", "source": src,
+            "options": ["bind", "idmap"],
+            "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}],
+            "gidMappings": [{"containerID": 0, "hostID": 2000, "size": 10}]}),
+        );
+        add_mount(
+            c,
+            json!({"destination": "/rid", "type": "bind", "source": src,
+            "options": ["rbind", "ridmap"],
+            "uidMappings": [{"containerID": 0, "hostID": 3000, "size": 1}],
+            "gidMappings": [{"containerID": 0, "hostID": 3000, "size": 1}]}),
+        );
+        add_mount(
+            c,
+            json!({"destination": "/plain", "type": "bind", "source": src, "options": ["bind"]}),
+        );
+    });
+    let out = run_ok(&b, &id);
+    assert_eq!(out, "1000:2000\n3000:3000\n0:0\n");
+}
+
+#[test]
+fn proc_and_sys_take_only_their_filesystems() {
+    for (dest, typ, want) in [
+        ("/proc", "tmpfs", "only procfs"),
+        ("/sys", "tmpfs", "only sysfs"),
+    ] {
+        let id = unique("procsys");
+        let mut b = Bundle::new(&id);
+        b.sh("true").edit(|c| {
+            c["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|m| m["destination"] != dest && m["destination"] != "/sys/fs/cgroup");
+            add_mount(c, json!({"destination": dest, "type": typ, "source": "x"}));
+        });
+        let berth = Berth::new();
+        let (code, _, err) = berth.run_bundle(&b, &id);
+        assert_eq!(code, 1, "{dest}: {err}");
+        assert!(err.contains(want) && err.contains(dest), "{err}");
+        assert!(!berth.root.join(&id).exists());
+    }
+}
+
+/// Waits until `f` is true (bounded).
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("timed out waiting for {what}");
+    false
+}
+
+/// One run of the host/container propagation experiment: a host tmpfs (shared) is bound into the container at
+/// /h; the host mounts below it, the container mounts below it; returns (host→container, container→host).
+fn propagation(root_prop: Option<&str>, bind_opts: &[&str]) -> (bool, bool) {
+    let id = unique("hostprop");
+    let mut b = Bundle::new(&id);
+    let h = std::env::temp_dir().join(format!("{id}-host"));
+    let _host = HostMount::tmpfs(&h, true);
+    std::fs::create_dir_all(h.join("fromhost")).unwrap();
+    std::fs::create_dir_all(h.join("fromcont")).unwrap();
+    b.sh("i=0; while [ ! -e /h/fromhost/marker ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; \
+          [ -e /h/fromhost/marker ] && echo SEEN; mount -t tmpfs inner /h/fromcont && echo MOUNTED; exec sleep 100")
+        .edit(|c| {
+            all_caps(c);
+            if let Some(p) = root_prop {
+                c["linux"]["rootfsPropagation"] = json!(p);
+            }
+            add_mount(c, json!({"destination": "/h", "type": "bind", "source": h, "options": bind_opts}));
+        });
+    let bundle_mount = HostMount::shared_self_bind(&b.dir);
+    let berth = Berth::new();
+    let created = berth.create(&b, &id, &[]);
+    assert!(created.status.success(), "{created:?}");
+    berth.ok(&["start", &id]);
+    let _m = HostMount::tmpfs(&h.join("fromhost"), false);
+    std::fs::write(h.join("fromhost/marker"), "").unwrap();
+    assert!(wait_for("the container's report", || berth
+        .stdout_of(&b, &id)
+        .contains("MOUNTED")));
+    let out = berth.stdout_of(&b, &id);
+    let fromcont = h.join("fromcont").display().to_string();
+    let to_host = mount_line(&host_mountinfo(), &fromcont).is_some();
+    // Whatever the propagation, the container's own mounts (its rootfs bind, /proc, ...) never reach the host.
+    let below_bundle = format!("{}/", b.dir.display());
+    assert!(
+        !host_mountinfo().lines().any(|l| l
+            .split(' ')
+            .nth(4)
+            .is_some_and(|m| m.starts_with(&below_bundle))),
+        "{root_prop:?}: a container mount reached the host"
+    );
+    berth.ok(&["delete", "--force", &id]);
+    drop(bundle_mount);
+    (out.contains("SEEN"), to_host)
+}
+
+#[test]
+fn propagation_between_host_and_container() {
+    assert_eq!(
+        propagation(Some("rshared"), &["rbind", "rshared"]),
+        (true, true),
+        "rshared: both ways"
+    );
+    assert_eq!(
+        propagation(None, &["rbind"]),
+        (true, false),
+        "default rslave: host to container only"
+    );
+    assert_eq!(
+        propagation(Some("rprivate"), &["rbind"]),
+        (false, false),
+        "rprivate: neither way"
+    );
+}
+
+#[test]
+fn rootfs_propagation_applies_to_the_containers_root() {
+    for (prop, want) in [
+        ("shared", "shared:"),
+        ("unbindable", "unbindable"),
+        ("private", ""),
+    ] {
+        let id = unique("rootprop");
+        let mut b = Bundle::new(&id);
+        b.sh("cat /proc/self/mountinfo").edit(|c| {
+            c["linux"]["rootfsPropagation"] = json!(prop);
+        });
+        let out = run_ok(&b, &id);
+        let root = mount_line(&out, "/").unwrap();
+        if want.is_empty() {
+            assert!(
+                !root.contains("shared:") && !root.contains("master:"),
+                "{prop}: {root}"
+            );
+        } else {
+            assert!(root.contains(want), "{prop}: {root}");
+        }
+    }
+}
+
+#[test]
+fn devices_have_exact_numbers_modes_and_owners() {
+    let id = unique("dev");
+    let mut b = Bundle::new(&id);
+    b.sh("umask 077; stat -c '%n %F %t:%T %a %u:%g' /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty \
+          /dev/fuse /dev/blk /dev/fifo; \
+          for l in fd stdin stdout stderr ptmx; do echo $l=$(readlink /dev/$l); done; \
+          grep ' /dev/pts ' /proc/self/mountinfo; ls /dev/shm >/dev/null && echo SHM")
+        .edit(|c| {
+            // No devpts in the config: berth mounts a new instance itself.
+            c["mounts"].as_array_mut().unwrap().retain(|m| m["destination"] != "/dev/pts");
+            c["linux"]["devices"] = json!([
+                {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o640, "uid": 1, "gid": 2},
+                {"path": "/dev/blk", "type": "b", "major": 7, "minor": 200, "fileMode": 0o600},
+                {"path": "/dev/fifo", "type": "p", "major": 0, "minor": 0, "fileMode": 0o620}
+            ]);
+        });
+    let out = run_ok(&b, &id);
+    for line in [
+        "/dev/null character special file 1:3 666 0:0",
+        "/dev/zero character special file 1:5 666 0:0",
+        "/dev/full character special file 1:7 666 0:0",
+        "/dev/random character special file 1:8 666 0:0",
+        "/dev/urandom character special file 1:9 666 0:0",
+        "/dev/tty character special file 5:0 666 0:0",
+        "/dev/fuse character special file a:e5 640 1:2",
+        "/dev/blk block special file 7:c8 600 0:0",
+        "/dev/fifo fifo 0:0 620 0:0",
+        "fd=/proc/self/fd",
+        "stdin=/proc/self/fd/0",
+        "stdout=/proc/self/fd/1",
+        "stderr=/proc/self/fd/2",
+        "ptmx=pts/ptmx",
+        "SHM",
+    ] {
+        assert!(
+            out.lines().any(|l| l == line),
+            "missing {line:?} in:\n{out}"
+        );
+    }
+    let pts = out.lines().find(|l| l.contains(" /dev/pts ")).unwrap();
+    assert!(
+        pts.contains(" - devpts ") && pts.contains("ptmxmode=666"),
+        "{pts}"
+    );
+}
+
+#[test]
+fn masked_readonly_paths_and_readonly_root() {
+    let id = unique("mask");
+    let mut b = Bundle::new(&id);
+    std::fs::create_dir_all(b.rootfs().join("secret/dir")).unwrap();
+    std::fs::write(b.rootfs().join("secret/dir/key"), "k").unwrap();
+    std::fs::write(b.rootfs().join("secret/file"), "s").unwrap();
+    std::fs::create_dir_all(b.rootfs().join("ro")).unwrap();
+    b.sh("echo file=$(cat /secret/file) dir=$(ls /secret/dir); stat -c '%t:%T' /secret/file; \
+          touch /secret/dir/x 2>/dev/null && echo WROTE-MASK; touch /ro/x 2>/dev/null && echo WROTE-RO; \
+          touch /newfile 2>/dev/null && echo WROTE-ROOT; touch /tmp/x 2>/dev/null && echo WROTE-TMP; \
+          grep ' / ' /proc/self/mountinfo")
+        .edit(|c| {
+            c["linux"]["maskedPaths"] = json!(["/secret/file", "/secret/dir", "/does/not/exist"]);
+            c["linux"]["readonlyPaths"] = json!(["/ro", "/also/missing"]);
+            c["root"]["readonly"] = json!(true);
+        });
+    let out = run_ok(&b, &id);
+    assert!(out.contains("file= dir=\n"), "{out}");
+    assert!(out.contains("1:3\n"));
+    for bad in ["WROTE-MASK", "WROTE-RO", "WROTE-ROOT", "WROTE-TMP"] {
+        assert!(!out.contains(bad), "{bad}: {out}");
+    }
+    let root = out.lines().last().unwrap();
+    assert!(root.split(' ').nth(5).unwrap().starts_with("ro"), "{root}");
+    assert!(b.rootfs().join("secret/dir/key").exists());
+}
+
+#[test]
+fn sysctls_are_written_when_owned_and_refused_otherwise() {
+    let id = unique("sysctl");
+    let mut b = Bundle::new(&id);
+    b.sh("cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni /proc/sys/kernel/domainname")
+        .edit(|c| {
+            c["linux"]["sysctl"] = json!({
+                "net.ipv4.ip_forward": "1",
+                "kernel.shmmni": "1234",
+                "kernel.domainname": "berth.example"
+            });
+        });
+    assert_eq!(run_ok(&b, &id), "1\n1234\nberth.example\n");
+
+    for (key, drop_ns, want) in [
+        ("net.ipv4.ip_forward", "network", "network namespace"),
+        ("kernel.shmmax", "ipc", "ipc namespace"),
+        ("kernel.pid_max", "", "not in a separate kernel namespace"),
+        ("kernel.hostname", "", "hostname"),
+        ("net/../../../etc/passwd", "", "invalid name"),
+    ] {
+        let id = unique("sysctl-bad");
+        let mut b = Bundle::new(&id);
+        b.sh("true").edit(|c| {
+            c["linux"]["sysctl"] = json!({ key: "1" });
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|n| n["type"] != drop_ns);
+        });
+        let berth = Berth::new();
+        let err = berth.fails(&["create", "--bundle", b.dir.to_str().unwrap(), &id]);
+        assert!(err.contains(key) && err.contains(want), "{key}: {err}");
+        assert!(!berth.root.join(&id).exists(), "{key}: state left behind");
+    }
+}
+
+#[test]
+fn no_mount_namespace_mounts_under_the_rootfs_and_delete_cleans_up() {
+    let id = unique("nomntns");
+    let mut b = Bundle::new(&id);
+    b.sh("ls /proc/1/ >/dev/null && echo PROC; stat -c '%t:%T' /dev/null; touch /x 2>/dev/null || echo RO; exec sleep 100")
+        .edit(|c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|n| n["type"] != "mount");
+            c["root"]["readonly"] = json!(true);
+            c["linux"]["maskedPaths"] = json!(["/proc/kcore", "/proc/keys"]);
+        });
+    let rootfs = b.rootfs().canonicalize().unwrap();
+    let under = |info: &str| {
+        info.lines()
+            .filter(|l| {
+                l.split(' ')
+                    .nth(4)
+                    .is_some_and(|m| Path::new(m).starts_with(&rootfs))
+            })
+            .count()
+    };
+    let berth = Berth::new();
+    assert!(berth.create(&b, &id, &[]).status.success());
+    assert!(
+        under(&host_mountinfo()) >= 4,
+        "the mounts are made in the host's namespace"
+    );
+    berth.ok(&["start", &id]);
+    assert!(wait_for("output", || berth
+        .stdout_of(&b, &id)
+        .lines()
+        .count()
+        == 3));
+    assert_eq!(berth.stdout_of(&b, &id), "PROC\n1:3\nRO\n");
+    berth.ok(&["delete", "--force", &id]);
+    assert_eq!(
+        under(&host_mountinfo()),
+        0,
+        "delete must unmount everything under the rootfs"
+    );
+
+    // `run` (create + start + delete) also leaves nothing.
+    b.sh("grep -c . /proc/self/mountinfo >/dev/null && echo OK");
+    assert_eq!(run_ok(&b, &unique("nomntns-run")), "OK\n");
+    assert_eq!(under(&host_mountinfo()), 0);
+}
+
+#[test]
+fn no_pivot_moves_the_root() {
+    let id = unique("nopivot");
+    let mut b = Bundle::new(&id);
+    b.sh("cat /proc/self/mountinfo | grep -c ' / ' >/dev/null && ls / | grep -c bin");
+    let berth = Berth::new();
+    assert!(berth.create(&b, &id, &["--no-pivot"]).status.success());
+    berth.ok(&["start", &id]);
+    assert!(wait_for("output", || !berth.stdout_of(&b, &id).is_empty()));
+    assert_eq!(berth.stdout_of(&b, &id), "1\n");
+}
+
+#[test]
+fn user_namespace_binds_devices_from_the_host() {
+    let id = unique("userns-dev");
+    let mut b = Bundle::new(&id);
+    // The image belongs to the container's root, as with any user-namespaced container.
+    assert!(Command::new("chown")
+        .args(["-R", "-h", "100000:100000"])
+        .arg(b.rootfs())
+        .status()
+        .unwrap()
+        .success());
+    b.sh(
+        "stat -c '%n %t:%T' /dev/null /dev/zero /dev/tty; echo x > /dev/null && echo NULL-OK; \
+          grep -c ' /dev/null ' /proc/self/mountinfo",
+    )
+    .edit(|c| {
+        let nss = c["linux"]["namespaces"].as_array_mut().unwrap();
+        nss.push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        // A mount label is ignored where SELinux is off (as runc does).
+        c["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0");
+    });
+    let out = run_ok(&b, &id);
+    assert_eq!(
+        out, "/dev/null 1:3\n/dev/zero 1:5\n/dev/tty 5:0\nNULL-OK\n1\n",
+        "devices are binds of the host's nodes"
+    );
+}
