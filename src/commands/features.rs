@@ -125,12 +125,12 @@ pub fn document() -> Value {
         "linux": {
             "namespaces": namespaces,
             "capabilities": caps,
-            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false },
-            "seccomp": { "enabled": false },
+            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true },
+            "seccomp": crate::process::seccomp::features(),
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": false } }
+            "mountExtensions": { "idmap": { "enabled": true } }
         },
         "annotations": {
             "io.github.berth.version": env!("CARGO_PKG_VERSION")
@@ -179,5 +179,20 @@ mod tests {
         let caps = d["linux"]["capabilities"].as_array().unwrap();
         assert!(caps.contains(&json!("CAP_SYS_ADMIN")));
         assert_eq!(d["linux"]["apparmor"]["enabled"], false);
+        let sc = &d["linux"]["seccomp"];
+        assert_eq!(sc["enabled"], true);
+        for a in [
+            "SCMP_ACT_NOTIFY",
+            "SCMP_ACT_ERRNO",
+            "SCMP_ACT_KILL_PROCESS",
+            "SCMP_ACT_LOG",
+        ] {
+            assert!(sc["actions"].as_array().unwrap().contains(&json!(a)), "{a}");
+        }
+        assert!(sc["operators"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("SCMP_CMP_MASKED_EQ")));
+        assert_eq!(sc["archs"].as_array().unwrap().len(), 3);
     }
 }

@@ -127,3 +127,51 @@ impl Filter {
         Ok(())
     }
 }
+
+/// The seccomp part of `berth features`, derived from what the compiler accepts: every action it can return, every
+/// operator, the x86 ABIs it has syscall tables for, and the filter flags it passes to the kernel.
+pub fn features() -> serde_json::Value {
+    use oci_spec::runtime::{LinuxSeccompAction as A, LinuxSeccompOperator as O};
+    let name = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    let actions: Vec<String> = [
+        A::ScmpActKill,
+        A::ScmpActKillProcess,
+        A::ScmpActKillThread,
+        A::ScmpActTrap,
+        A::ScmpActErrno,
+        A::ScmpActTrace,
+        A::ScmpActAllow,
+        A::ScmpActLog,
+        A::ScmpActNotify,
+    ]
+    .into_iter()
+    .filter(|a| compile::action_value(*a, None, "features").is_ok())
+    .map(|a| name(serde_json::to_value(a).unwrap_or_default()))
+    .collect();
+    let operators: Vec<String> = [
+        O::ScmpCmpNe,
+        O::ScmpCmpLt,
+        O::ScmpCmpLe,
+        O::ScmpCmpEq,
+        O::ScmpCmpGe,
+        O::ScmpCmpGt,
+        O::ScmpCmpMaskedEq,
+    ]
+    .into_iter()
+    .map(|o| name(serde_json::to_value(o).unwrap_or_default()))
+    .collect();
+    let flags = [
+        "SECCOMP_FILTER_FLAG_TSYNC",
+        "SECCOMP_FILTER_FLAG_LOG",
+        "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+    ];
+    serde_json::json!({
+        "enabled": true,
+        "actions": actions,
+        "operators": operators,
+        "archs": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "knownFlags": flags,
+        "supportedFlags": flags,
+    })
+}
