@@ -609,3 +609,62 @@ fn bad_device_rules_are_refused() {
         &["devices", "access 'x'"],
     );
 }
+
+/// The `cgroup` mount of the default config: on v2 a cgroup2 mount rooted at the container's own cgroup (through its
+/// cgroup namespace); on v1 a read-only tmpfs with the container's directory of each hierarchy bound below it.
+#[test]
+fn the_cgroup_mount_shows_the_containers_own_cgroup() {
+    let berth = Berth::new();
+    let id = unique("cgmount");
+    let mut b = Bundle::new(&id);
+    b.sh(
+        "echo self=$(cat /proc/self/cgroup | tr '\\n' ' '); \
+         awk '$5 ~ \"^/sys/fs/cgroup\" {print \"mnt=\" $5 \" \" $9}' /proc/self/mountinfo; \
+         if [ -f /sys/fs/cgroup/cgroup.procs ]; then echo procs=$(cat /sys/fs/cgroup/cgroup.procs | tr '\\n' ' '); \
+         else echo procs=$(cat /sys/fs/cgroup/pids/cgroup.procs | tr '\\n' ' '); fi; \
+         touch /sys/fs/cgroup/x 2>/dev/null && echo writable=yes || echo writable=no",
+    );
+    let (code, out, err) = berth.run_bundle(&b, &id);
+    assert_eq!(code, 0, "{err}");
+    let line = |k: &str| -> String {
+        out.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or_else(|| panic!("{k} missing: {out}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        line("writable="),
+        "no",
+        "the cgroup mount is read-only by default"
+    );
+    // The shell itself is pid 1 of its pid namespace and sits in the container's cgroup.
+    assert!(line("procs=").split(' ').any(|p| p == "1"), "{out}");
+    if v2() {
+        assert_eq!(
+            line("self="),
+            "0::/",
+            "the cgroup namespace is rooted at the container's cgroup"
+        );
+        assert!(
+            out.lines().any(|l| l == "mnt=/sys/fs/cgroup cgroup2"),
+            "{out}"
+        );
+    } else {
+        assert!(
+            out.lines().any(|l| l == "mnt=/sys/fs/cgroup tmpfs"),
+            "{out}"
+        );
+        assert!(
+            out.lines().any(|l| l == "mnt=/sys/fs/cgroup/pids cgroup"),
+            "{out}"
+        );
+        // Every hierarchy path is "/" inside the cgroup namespace.
+        assert!(
+            line("self=")
+                .split(' ')
+                .all(|e| e.is_empty() || e.ends_with(":/")),
+            "{out}"
+        );
+    }
+}

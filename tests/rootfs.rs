@@ -589,3 +589,41 @@ fn user_namespace_binds_devices_from_the_host() {
         "devices are binds of the host's nodes"
     );
 }
+
+#[test]
+fn overlay_mounts_merge_lower_and_upper() {
+    let berth = Berth::new();
+    let id = unique("overlay");
+    let mut b = Bundle::new(&id);
+    let (lower, upper, work) = (b.dir.join("lower"), b.dir.join("upper"), b.dir.join("work"));
+    for d in [&lower, &upper, &work] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(lower.join("from-lower"), "lower\n").unwrap();
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    b.sh("cat /merged/from-lower; echo new > /merged/written; awk '$5==\"/merged\" {print $9}' /proc/self/mountinfo")
+        .edit(|c| {
+            c["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"destination": "/merged", "type": "overlay", "source": "overlay", "options": [data]}));
+        });
+    let (code, out, err) = berth.run_bundle(&b, &id);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["lower", "overlay"],
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(upper.join("written")).unwrap(),
+        "new\n",
+        "writes land in upperdir"
+    );
+    assert!(!lower.join("written").exists(), "lowerdir stays untouched");
+}
