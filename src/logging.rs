@@ -73,6 +73,11 @@ pub fn chain(e: &anyhow::Error) -> String {
         if out.contains(&text) {
             continue;
         }
+        // "container x" followed by "container x does not exist": keep only the longer one.
+        if !out.is_empty() && text.starts_with(&out) {
+            out = text;
+            continue;
+        }
         if !out.is_empty() {
             out.push_str(": ");
         }
@@ -135,6 +140,12 @@ mod tests {
             chain(&e),
             "container c1: read /b/config.json: No such file or directory (os error 2)"
         );
+    }
+
+    #[test]
+    fn chain_does_not_repeat_a_prefix() {
+        let e = anyhow::anyhow!("container c1 does not exist").context("container c1");
+        assert_eq!(chain(&e), "container c1 does not exist");
     }
 
     #[test]
