@@ -64,7 +64,7 @@ lifecycle_split() {  # RUNTIME -> ns for $runs create+start+wait+delete
 
 min_memory() {  # RUNTIME -> smallest limit in KiB (from a ladder) under which `run` of /bin/true succeeds
   local rt=${bin[$1]} root=$work/root-$1 kib
-  for kib in 256 384 512 768 1024 1536 2048 3072 4096 6144 8192 16384; do
+  for kib in 64 96 128 192 256 384 512 768 1024 1536 2048 3072 4096 6144 8192 16384; do
     python3 - "$work/bundle/config.json" "$kib" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
