@@ -266,9 +266,9 @@ fn exec_with_a_terminal_over_the_console_socket() {
         .status()
         .unwrap();
     assert!(st.success());
-    let (name, master) = tty_client::receive_master(&listener);
+    let (name, master) = common::tty::receive_master(&listener);
     assert_eq!(name, "/dev/ptmx");
-    let text = tty_client::read_until(&master, "out-is-tty");
+    let text = common::tty::read_until(&master, "out-is-tty");
     assert!(text.contains("/dev/pts/"), "{text}");
     berth.ok(&["delete", "--force", &id]);
 }
@@ -319,56 +319,4 @@ fn exec_process_cannot_be_reached_through_proc_exe_while_it_sets_up() {
     assert!(out.contains("readlink-denied"), "{out}");
     assert!(out.contains("open-write-denied"), "{out}");
     berth.ok(&["delete", "--force", &id]);
-}
-
-mod tty_client {
-    use std::io::IoSliceMut;
-    use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-    use std::os::unix::net::UnixListener;
-    use std::time::{Duration, Instant};
-
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-
-    pub fn receive_master(listener: &UnixListener) -> (String, OwnedFd) {
-        let (conn, _) = listener.accept().unwrap();
-        let mut name = vec![0u8; 4096];
-        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-        let mut iov = [IoSliceMut::new(&mut name)];
-        let msg = recvmsg::<()>(
-            conn.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            MsgFlags::empty(),
-        )
-        .unwrap();
-        let mut fds = Vec::new();
-        for c in msg.cmsgs().unwrap() {
-            if let ControlMessageOwned::ScmRights(f) = c {
-                fds.extend(f);
-            }
-        }
-        let n = msg.bytes;
-        assert_eq!(fds.len(), 1);
-        let name = String::from_utf8_lossy(&name[..n]).to_string();
-        // SAFETY: received over SCM_RIGHTS, owned by us.
-        (name, unsafe { OwnedFd::from_raw_fd(fds[0]) })
-    }
-
-    pub fn read_until(master: &OwnedFd, want: &str) -> String {
-        let mut got = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !String::from_utf8_lossy(&got).contains(want) && Instant::now() < deadline {
-            let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
-            if poll(&mut fds, PollTimeout::from(200u16)).unwrap() == 0 {
-                continue;
-            }
-            let mut buf = [0u8; 4096];
-            match nix::unistd::read(master.as_raw_fd(), &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-        }
-        String::from_utf8_lossy(&got).to_string()
-    }
 }
