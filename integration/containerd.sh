@@ -50,10 +50,10 @@ cleanup() {
     for p in $(pgrep -f "containerd-shim-runc-v2 -namespace $ns -address $sock" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
     grep " $work" /proc/self/mountinfo | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m"; done
     rm -rf "$work"
-    for d in /sys/fs/cgroup/*/"$cg_parent" /sys/fs/cgroup/unified/"$cg_parent"; do
-        [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
-    done
-    rmdir /sys/fs/cgroup/*/berth-tests 2>/dev/null
+    # A relative cgroup lands under the caller's own cgroup in each hierarchy (which need not be the root): find it
+    # wherever it is, deepest directories first, then the shared berth-tests parents if now empty.
+    find /sys/fs/cgroup -depth -type d -path "*/$cg_parent*" -exec rmdir {} \; 2>/dev/null
+    find /sys/fs/cgroup -depth -type d -name berth-tests -empty -exec rmdir {} \; 2>/dev/null
     true
 }
 trap cleanup EXIT

@@ -32,10 +32,10 @@ cleanup() {
     p rm -af -t 0 >/dev/null 2>&1
     grep " $work" /proc/self/mountinfo | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m"; done
     rm -rf "$work"
-    for d in /sys/fs/cgroup/*/"$cg_parent"; do
-        [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
-    done
-    rmdir /sys/fs/cgroup/*/berth-tests 2>/dev/null
+    # A relative cgroup lands under the caller's own cgroup in each hierarchy (which need not be the root): find it
+    # wherever it is, deepest directories first, then the shared berth-tests parents if now empty.
+    find /sys/fs/cgroup -depth -type d -path "*/$cg_parent*" -exec rmdir {} \; 2>/dev/null
+    find /sys/fs/cgroup -depth -type d -name berth-tests -empty -exec rmdir {} \; 2>/dev/null
     true
 }
 trap cleanup EXIT
