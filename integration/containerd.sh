@@ -51,9 +51,10 @@ cleanup() {
     grep " $work" /proc/self/mountinfo | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m"; done
     rm -rf "$work"
     # A relative cgroup lands under the caller's own cgroup in each hierarchy (which need not be the root): find it
-    # wherever it is, deepest directories first, then the shared berth-tests parents if now empty.
+    # wherever it is, deepest directories first, then the shared berth-tests parents (rmdir refuses them while other
+    # tests still have cgroups there).
     find /sys/fs/cgroup -depth -type d -path "*/$cg_parent*" -exec rmdir {} \; 2>/dev/null
-    find /sys/fs/cgroup -depth -type d -name berth-tests -empty -exec rmdir {} \; 2>/dev/null
+    find /sys/fs/cgroup -depth -type d -name berth-tests -exec rmdir {} \; 2>/dev/null
     true
 }
 trap cleanup EXIT
