@@ -53,7 +53,7 @@ cleanup() {
     # A relative cgroup lands under the caller's own cgroup in each hierarchy (which need not be the root): find it
     # wherever it is, deepest directories first, then the shared berth-tests parents (rmdir refuses them while other
     # tests still have cgroups there).
-    find /sys/fs/cgroup -depth -type d -path "*/$cg_parent*" -exec rmdir {} \; 2>/dev/null
+    find /sys/fs/cgroup -depth -type d \( -path "*/$cg_parent" -o -path "*/$cg_parent/*" \) -exec rmdir {} \; 2>/dev/null
     find /sys/fs/cgroup -depth -type d -name berth-tests -exec rmdir {} \; 2>/dev/null
     true
 }
