@@ -15,6 +15,7 @@ build:
 	mkdir -p target/release
 	cp $(BUILT) $(BIN)
 	@ldd $(BIN) 2>&1 | grep -q 'not a dynamic executable\|statically linked' || { echo "berth is not static"; exit 1; }
+	@size=$$(stat -c %s $(BIN)); [ $$size -lt 4194304 ] || { echo "berth is $$size bytes: over the 4 MiB promise"; exit 1; }
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
