@@ -22,7 +22,8 @@ ids=()
 
 ctr() { timeout 60 /usr/bin/ctr --address "$sock" --namespace "$ns" "$@"; }
 berth() { "$BERTH" --root "$runc_root/$ns" "$@"; }
-say() { printf '== %s\n' "$*"; }
+# shellcheck source=integration/lib.sh
+. "$here/lib.sh"
 fail() {
     printf 'FAIL: %s\n' "$*" >&2
     echo "--- containerd log (tail)" >&2
@@ -48,14 +49,7 @@ cleanup() {
     fi
     # Shims of our namespace that outlived containerd (they are ours: their socket names our address).
     for p in $(pgrep -f "containerd-shim-runc-v2 -namespace $ns -address $sock" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
-    grep " $work" /proc/self/mountinfo | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m"; done
-    rm -rf "$work"
-    # A relative cgroup lands under the caller's own cgroup in each hierarchy (which need not be the root): find it
-    # wherever it is, deepest directories first, then the shared berth-tests parents (rmdir refuses them while other
-    # tests still have cgroups there).
-    find /sys/fs/cgroup -depth -type d \( -path "*/$cg_parent" -o -path "*/$cg_parent/*" \) -exec rmdir {} \; 2>/dev/null
-    find /sys/fs/cgroup -depth -type d -name berth-tests -exec rmdir {} \; 2>/dev/null
-    true
+    remove_work_and_cgroups "$work" "$cg_parent"
 }
 trap cleanup EXIT
 

@@ -22,7 +22,8 @@ p() {
 }
 opts=(--network none --cgroups=no-conmon --cgroup-parent "$cg_parent"
     --ulimit nofile=1024:1024 --ulimit nproc=4096:4096)
-say() { printf '== %s\n' "$*"; }
+# shellcheck source=integration/lib.sh
+. "$here/lib.sh"
 fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
 expect_eq() { [ "$1" = "$2" ] || fail "$3: expected [$2], got [$1]"; }
 
@@ -30,14 +31,7 @@ cleanup() {
     set +e
     p rm -f -t 0 "$name" >/dev/null 2>&1
     p rm -af -t 0 >/dev/null 2>&1
-    grep " $work" /proc/self/mountinfo | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m"; done
-    rm -rf "$work"
-    # A relative cgroup lands under the caller's own cgroup in each hierarchy (which need not be the root): find it
-    # wherever it is, deepest directories first, then the shared berth-tests parents (rmdir refuses them while other
-    # tests still have cgroups there).
-    find /sys/fs/cgroup -depth -type d \( -path "*/$cg_parent" -o -path "*/$cg_parent/*" \) -exec rmdir {} \; 2>/dev/null
-    find /sys/fs/cgroup -depth -type d -name berth-tests -exec rmdir {} \; 2>/dev/null
-    true
+    remove_work_and_cgroups "$work" "$cg_parent"
 }
 trap cleanup EXIT
 

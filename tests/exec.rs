@@ -35,11 +35,7 @@ fn exec(berth: &Berth, args: &[&str]) -> (i32, String, String) {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
+    captured(out)
 }
 
 fn ns_of(pid: i64, kind: &str) -> String {

@@ -186,34 +186,12 @@ fn new_user_namespace_maps_ids() {
             m.retain(|m| m["destination"] != "/sys/fs/cgroup");
         },
         // The image belongs to the mapped root, as a real user-namespaced bundle's would.
-        |b| chown_rootfs(b, "100000:100000"),
+        |b| chown_rootfs(b, MAPPED_ROOT),
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(field(&out, "uidmap="), "0 100000 65536");
     assert_eq!(field(&out, "id="), "0");
     assert_ne!(field(&out, "user="), host_ns("user"));
-}
-
-fn chown_rootfs(b: &Bundle, owner: &str) {
-    let st = std::process::Command::new("chown")
-        .args(["-R", owner])
-        .arg(b.rootfs())
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
-
-fn with_user_ns(c: &mut serde_json::Value) {
-    c["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "user"}));
-    c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    c["mounts"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|m| m["destination"] != "/sys/fs/cgroup");
 }
 
 #[test]
@@ -223,7 +201,7 @@ fn joining_another_containers_user_and_net_namespaces() {
     let a_id = unique("sandbox");
     let mut a = Bundle::new(&a_id);
     a.args(&["sleep", "1000"]).edit(with_user_ns);
-    chown_rootfs(&a, "100000:100000");
+    chown_rootfs(&a, MAPPED_ROOT);
     assert!(berth.create(&a, &a_id, &[]).status.success());
     let a_pid = berth.state(&a_id)["pid"].as_i64().unwrap();
     let a_user = std::fs::read_link(format!("/proc/{a_pid}/ns/user")).unwrap();
@@ -247,7 +225,7 @@ fn joining_another_containers_user_and_net_namespaces() {
                 m["destination"] != "/sys/fs/cgroup" && m["destination"] != "/sys"
             });
         });
-    chown_rootfs(&b, "100000:100000");
+    chown_rootfs(&b, MAPPED_ROOT);
     let (code, out, err) = berth.run_bundle(&b, &b_id);
     assert_eq!(code, 0, "{err}");
     assert_eq!(field(&out, "user="), a_user.to_str().unwrap());
@@ -278,7 +256,7 @@ fn new_user_namespace_with_a_joined_network_namespace() {
             // sysfs belongs to the host's network namespace, which the new user namespace does not own.
             c["mounts"].as_array_mut().unwrap().retain(|m| m["destination"] != "/sys");
         },
-        |b| chown_rootfs(b, "100000:100000"),
+        |b| chown_rootfs(b, MAPPED_ROOT),
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(field(&out, "net="), host_ns("net"));

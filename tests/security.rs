@@ -200,25 +200,14 @@ fn oom_score_adj_in_a_user_namespace() {
     let mut b = Bundle::new(&id);
     b.sh("cat /proc/self/oom_score_adj").edit(|c| {
         c["process"]["oomScoreAdj"] = json!(123);
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        // sysfs and cgroup mounts need privileges a fresh user namespace does not have over the host's net ns.
+        with_user_ns(c);
+        // sysfs needs privileges a fresh user namespace does not have over the host's net ns.
         c["mounts"]
             .as_array_mut()
             .unwrap()
-            .retain(|m| m["type"] != "sysfs" && m["type"] != "cgroup");
+            .retain(|m| m["type"] != "sysfs");
     });
-    // The image belongs to the mapped root, as a real user-namespaced bundle's would.
-    let st = std::process::Command::new("chown")
-        .args(["-R", "100000:100000"])
-        .arg(b.rootfs())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    chown_rootfs(&b, MAPPED_ROOT);
     let (code, out, err) = berth.run_bundle(&b, &id);
     assert_eq!((code, out.trim()), (0, "123"), "{err}");
 }

@@ -248,11 +248,7 @@ impl Berth {
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
+        captured(out)
     }
 }
 
@@ -338,6 +334,43 @@ pub fn own_cgroup_dirs() -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// The mapped root of the user-namespace tests: container ids 0..65536 are host ids 100000..165536.
+pub const MAPPED_ROOT: &str = "100000:100000";
+
+/// Adds a new user namespace mapping container root to host 100000 (65536 ids), and drops the cgroup mount, which a
+/// fresh user namespace may not make.
+pub fn with_user_ns(c: &mut Value) {
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["destination"] != "/sys/fs/cgroup");
+}
+
+/// chown -R the rootfs, as a real user-namespaced bundle's image would be owned by the mapped root.
+pub fn chown_rootfs(b: &Bundle, owner: &str) {
+    let st = Command::new("chown")
+        .args(["-R", owner])
+        .arg(b.rootfs())
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// (exit code, stdout, stderr) of a finished command.
+pub fn captured(out: Output) -> (i32, String, String) {
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 /// Is `pid` a live (non-zombie) process?
