@@ -122,7 +122,10 @@ expect_eq "$out" in-exec "exec output"
 expect_eq "$code" 4 "exec exit code"
 
 say "ctr task exec with a terminal (pty master through the console socket)"
-out=$(script -qec "timeout 20 ctr --address $sock --namespace $ns task exec -t --exec-id e2 $id tty" /dev/null | tr -d '\r')
+# timeout goes outside script: inside, it would put ctr in a background process group of the pty, and ctr's
+# switch to raw mode would stop it with SIGTTOU (unless the caller happened to ignore SIGTTOU).
+out=$(timeout -k 5 20 script -qec "ctr --address $sock --namespace $ns task exec -t --exec-id e2 $id tty" /dev/null | tr -d '\r') ||
+    fail "exec -t did not finish: [$out]"
 echo "$out" | grep -q '/dev/pts/' || fail "exec -t: no pty in the container: [$out]"
 
 if berth ps --help >/dev/null 2>&1; then

@@ -55,12 +55,14 @@ code=$?
 set -e
 expect_eq "$out" in-exec "exec output"
 expect_eq "$code" 5 "exec exit code"
-out=$(script -qec "timeout 30 podman --root $work/root --runroot $work/runroot --cgroup-manager cgroupfs --events-backend file --storage-driver vfs --runtime $BERTH exec -t $name tty" /dev/null | tr -d '\r')
+out=$(timeout -k 5 30 script -qec "podman --root $work/root --runroot $work/runroot --cgroup-manager cgroupfs --events-backend file --storage-driver vfs --runtime $BERTH exec -t $name tty" /dev/null | tr -d '\r') ||
+    fail "exec -t did not finish: [$out]"
 echo "$out" | grep -q '/dev/pts/' || fail "exec -t: no pty: [$out]"
 p logs "$name" | grep -qx logged-line || fail "logs: $(p logs "$name")"
 
 say "run -t: the container's stdio is a pty"
-out=$(script -qec "timeout 30 podman --root $work/root --runroot $work/runroot --cgroup-manager cgroupfs --events-backend file --storage-driver vfs --runtime $BERTH run --rm -t ${opts[*]} $image sh -c 'tty; [ -t 1 ] && echo out-is-tty'" /dev/null | tr -d '\r')
+out=$(timeout -k 5 30 script -qec "podman --root $work/root --runroot $work/runroot --cgroup-manager cgroupfs --events-backend file --storage-driver vfs --runtime $BERTH run --rm -t ${opts[*]} $image sh -c 'tty; [ -t 1 ] && echo out-is-tty'" /dev/null | tr -d '\r') ||
+    fail "run -t did not finish: [$out]"
 echo "$out" | grep -q 'out-is-tty' || fail "run -t: [$out]"
 
 say "stop, inspect's exit code, rm"
