@@ -132,11 +132,13 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
         namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP, "cgroup namespace")?;
     }
 
+    let idmapped_tree = |index: usize| ask_idmapped_tree(&args.channel, index);
     let ctx = rootfs::Context {
         spec,
         rootfs: &args.rootfs,
         cgroup_paths: args.cgroup_paths,
         in_user_ns,
+        idmapped_tree: &idmapped_tree,
     };
     rootfs::prepare(&ctx).context("rootfs")?;
 
@@ -255,6 +257,17 @@ fn enter_namespaces_staged(args: &InitArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Asks `create` for the idmapped mount of config mount #`index` (only the host side may set MOUNT_ATTR_IDMAP on
+/// a host filesystem) and receives it as a detached mount. A failure there is `create`'s to report: it kills us.
+fn ask_idmapped_tree(channel: &Channel, index: usize) -> Result<std::os::fd::OwnedFd, String> {
+    let ask = |e: super::sync::Error| format!("ask berth for it: {e}");
+    channel.send(&Message::IdmapRequest(index)).map_err(ask)?;
+    match channel.recv_fd(None).map_err(ask)? {
+        (Message::IdmapFd, Some(fd)) => Ok(fd),
+        (other, _) => Err(format!("unexpected answer from berth: {other:?}")),
+    }
 }
 
 /// In a user namespace whose setgroups is "deny", setgroups(2) fails; read it rather than guess.
