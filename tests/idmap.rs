@@ -99,7 +99,8 @@ fn container_mappings_translate_owners_both_ways() {
     // Without mappings of its own the mount takes the container's: host id N is container id N through it. A plain
     // bind shows the same file as unmapped (the overflow id 65534).
     b.sh(
-        "stat -c '%u:%g' /id/f /plain/f; echo y > /id/by-root; touch /id/by-user; chown 1000:1001 /id/by-user",
+        "stat -c '%u:%g' /id/f /plain/f; echo y > /id/by-root; touch /id/by-user; chown 1000:1001 /id/by-user; \
+         stat -c '%u:%g' /idro/f; touch /idro/x 2>/dev/null || echo READ-ONLY",
     )
     .edit(|c| {
         add_cap(c, "CAP_CHOWN");
@@ -111,8 +112,18 @@ fn container_mappings_translate_owners_both_ways() {
             c,
             json!({"destination": "/plain", "type": "bind", "source": src, "options": ["bind"]}),
         );
+        // Options apply to the attached idmapped mount as to any bind (the read-only remount).
+        add_mount(
+            c,
+            json!({"destination": "/idro", "type": "bind", "source": src,
+            "options": ["bind", "idmap", "ro", "nosuid"]}),
+        );
     });
-    assert_eq!(run_ok(&b, &id), "1000:1000\n65534:65534\n");
+    assert_eq!(
+        run_ok(&b, &id),
+        "1000:1000\n65534:65534\n1000:1000\nREAD-ONLY\n"
+    );
+    assert!(!src.join("x").exists());
     // Written back through the mapping: the container's root is the host's root on this mount, not 100000.
     assert_eq!(owner(&src.join("by-root")), "0:0");
     assert_eq!(owner(&src.join("by-user")), "1000:1001");
