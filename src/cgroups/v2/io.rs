@@ -129,14 +129,13 @@ pub fn apply(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
             match fs::write(dir, "io.bfq.weight", &w.bfq_line()) {
                 Ok(()) => continue,
                 // BFQ is loaded but does not schedule this device: iocost may.
-                Err(e) if w.dev.is_some() && not_supported(&e) => {}
+                Err(e) if w.dev.is_some() && fs::is_unsupported(&e) => {}
                 Err(e) => return Err(e),
             }
         }
         need(dir, "io.weight", w.resource())?;
-        match fs::write(dir, "io.weight", &w.io_weight_line()) {
-            Err(e) if not_supported(&e) => {
-                let (major, minor) = w.dev.unwrap_or_default();
+        match (fs::write(dir, "io.weight", &w.io_weight_line()), w.dev) {
+            (Err(e), Some((major, minor))) if fs::is_unsupported(&e) => {
                 return Err(Error::NotAvailable {
                     resource: w.resource(),
                     reason: format!(
@@ -145,7 +144,7 @@ pub fn apply(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
                     ),
                 });
             }
-            other => other?,
+            (written, _) => written?,
         }
     }
     if !io_max.is_empty() {
@@ -155,11 +154,6 @@ pub fn apply(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The kernel's answer to a per-device weight for a device whose scheduler or iocost is not the file's.
-fn not_supported(e: &Error) -> bool {
-    matches!(e, Error::Write { source, .. } if source.raw_os_error() == Some(libc::EOPNOTSUPP))
 }
 
 pub fn stats(dir: &Path, s: &mut Stats) {
