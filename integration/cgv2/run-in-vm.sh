@@ -10,9 +10,9 @@
 #
 # The guest runs Debian's generic kernel with busybox + bash in an initramfs, cgroup2 mounted at /sys/fs/cgroup
 # with every available controller enabled in the root's cgroup.subtree_control, and host DIR shared read-write
-# over virtio-9p at the same absolute path; /dev/vda is an empty 64 MiB disk (a sparse file in this script's
-# temp dir) with iocost enabled, for the io controller. COMMAND runs as root, in the root cgroup, with cwd = DIR,
-# stdin /dev/null, and its stdout/stderr streamed to ours. Exit status: COMMAND's; 124 on timeout; 125 when the VM
+# over virtio-9p at the same absolute path; /dev/vda and /dev/vdb are empty 64 MiB disks (sparse files in this
+# script's temp dir) for the io controller, iocost enabled on vda only. COMMAND runs as root, in the root cgroup,
+# with cwd = DIR, stdin /dev/null, and its stdout/stderr streamed to ours. Exit status: COMMAND's; 124 on timeout; 125 when the VM
 # itself failed (the guest console tail is printed on stderr).
 #
 # Environment: BERTH_VM_ACCEL=auto|kvm|tcg (auto: KVM if it boots within BERTH_VM_KVM_BOOT_TIMEOUT=10 s,
@@ -294,11 +294,9 @@ mount -t cgroup2 -o nsdelegate,memory_recursiveprot cgroup2 /sys/fs/cgroup 2>/de
 for c in $(cat /sys/fs/cgroup/cgroup.controllers); do
   echo "+$c" > /sys/fs/cgroup/cgroup.subtree_control || say "berth-vm: cannot enable controller $c"
 done
-# iocost on the disk, so that a per-device io.weight takes (the kernel refuses one where iocost is off)
-if [ -e /sys/fs/cgroup/io.cost.qos ]; then
-  for d in /sys/block/vd*/dev; do
-    [ -e "$d" ] && { echo "$(cat "$d") enable=1" > /sys/fs/cgroup/io.cost.qos || say "berth-vm: cannot enable iocost on $d"; }
-  done
+# iocost on vda, so that a per-device io.weight takes there (the kernel refuses one where iocost is off, as on vdb)
+if [ -e /sys/fs/cgroup/io.cost.qos ] && [ -e /sys/block/vda/dev ]; then
+  echo "$(cat /sys/block/vda/dev) enable=1" > /sys/fs/cgroup/io.cost.qos || say "berth-vm: cannot enable iocost on vda"
 fi
 hostname berth-vm
 ip link set lo up
@@ -340,8 +338,8 @@ done
 (cd "$rr" && find . -mindepth 1 | cpio -o -H newc -R 0:0 --quiet) > "$tmp/run.cpio"
 cat "$base" "$tmp/run.cpio" > "$tmp/initrd"
 rm -rf "$rr" "$tmp/run.cpio"
-# An empty disk (a sparse file: no space used until the guest writes), so the io controller has a block device.
-truncate -s "${disk_mb}M" "$tmp/disk.img"
+# Two empty disks (sparse files: no space used until the guest writes), so the io controller has block devices.
+truncate -s "${disk_mb}M" "$tmp/vda.img" "$tmp/vdb.img"
 
 # ------------------------------------------------------------------------------------------- boot --------------
 host_id="$(uname -r) $(qemu-system-x86_64 --version | head -n1)"
@@ -376,8 +374,8 @@ boot() {
     -chardev "file,id=st,path=$(qarg "$tmp/status")" -device virtserialport,chardev=st,name=berth.status
     -fsdev "local,id=share,path=$(qarg "$dir"),security_model=$sm"
     -device virtio-9p-pci,fsdev=share,mount_tag=berth_share
-    -drive "file=$(qarg "$tmp/disk.img"),if=none,id=disk,format=raw,cache=unsafe"
-    -device virtio-blk-pci,drive=disk,serial=berth-disk
+    -drive "file=$(qarg "$tmp/vda.img"),if=none,id=vda,format=raw,cache=unsafe" -device virtio-blk-pci,drive=vda
+    -drive "file=$(qarg "$tmp/vdb.img"),if=none,id=vdb,format=raw,cache=unsafe" -device virtio-blk-pci,drive=vdb
   )
   note "booting: accel=$acc cpus=$cpus mem=${mem}M kernel=$kernel dir=$dir"
   t0=$(now_ms)
