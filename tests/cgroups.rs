@@ -75,50 +75,62 @@ fn wait_output(berth: &Berth, b: &Bundle, id: &str, what: &str) -> String {
     }
 }
 
-/// The VM of integration/cgv2/test.sh, whose runner gives it a disk (with iocost enabled) for the io controller.
+/// The VM of integration/cgv2/test.sh, whose runner gives it two disks for the io controller: vda with iocost
+/// enabled, vdb without.
 fn in_cgv2_vm() -> bool {
     std::env::var_os("BERTH_CGV2_VM").is_some()
 }
 
-/// A whole disk of this machine: (major, minor). In the cgroup v2 VM there must be one, so that the io checks
-/// cannot silently stop running there.
-fn some_block_device() -> Option<(u64, u64)> {
+/// The whole disks of this machine (not partitions): (major, minor), in /proc/partitions order.
+fn whole_disks() -> Vec<(u64, u64)> {
     let text = std::fs::read_to_string("/proc/partitions").unwrap_or_default();
-    let disk = text.lines().skip(2).find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        let name = f.get(3)?;
-        // A whole disk (its queue directory exists), not a partition.
-        Path::new("/sys/block").join(name).exists().then_some(())?;
-        Some((f[0].parse().ok()?, f[1].parse().ok()?))
-    });
-    assert!(
-        disk.is_some() || !in_cgv2_vm(),
-        "no disk in /proc/partitions ({text:?}): the cgroup v2 VM lost the disk its runner attaches"
-    );
+    text.lines()
+        .skip(2)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let name = f.get(3)?;
+            // A whole disk has a directory in /sys/block; a partition has not.
+            Path::new("/sys/block").join(name).exists().then_some(())?;
+            Some((f[0].parse().ok()?, f[1].parse().ok()?))
+        })
+        .collect()
+}
+
+/// A disk to set io limits on. In the cgroup v2 VM there must be one, with iocost, so that the io checks cannot
+/// silently stop running there.
+fn some_block_device() -> Option<(u64, u64)> {
+    let disk = whole_disks().first().copied();
+    if in_cgv2_vm() {
+        let disk = disk.expect(
+            "no disk in /proc/partitions: the cgroup v2 VM lost the disks its runner attaches",
+        );
+        assert!(
+            per_device_weight_works(disk),
+            "the cgroup v2 VM's first disk has no iocost"
+        );
+    }
     disk
 }
 
-/// Whether BFQ is the I/O scheduler of `(major, minor)`.
-fn bfq_schedules(disk: (u64, u64)) -> bool {
+/// The I/O scheduler of a disk, e.g. "mq-deadline" ("none" for none).
+fn scheduler(disk: (u64, u64)) -> String {
     let path = format!("/sys/dev/block/{}:{}/queue/scheduler", disk.0, disk.1);
-    std::fs::read_to_string(path).is_ok_and(|s| s.contains("[bfq]"))
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.split_whitespace()
+        .find_map(|s| s.strip_prefix('[')?.strip_suffix(']'))
+        .unwrap_or("none")
+        .to_string()
 }
 
 /// Whether the kernel takes a per-device weight for the disk: BFQ (or, on old kernels, CFQ) schedules it, or on v2
-/// iocost is enabled for it in the root's io.cost.qos. The cgroup v2 VM enables iocost on its disk.
+/// iocost is enabled for it in the root's io.cost.qos.
 fn per_device_weight_works(disk: (u64, u64)) -> bool {
-    let path = format!("/sys/dev/block/{}:{}/queue/scheduler", disk.0, disk.1);
-    let cfq = std::fs::read_to_string(path).is_ok_and(|s| s.contains("[cfq]"));
     let iocost = v2()
         && std::fs::read_to_string("/sys/fs/cgroup/io.cost.qos")
             .unwrap_or_default()
             .lines()
             .any(|l| l.starts_with(&format!("{}:{} enable=1", disk.0, disk.1)));
-    assert!(
-        iocost || !in_cgv2_vm(),
-        "the cgroup v2 VM's disk has no iocost"
-    );
-    bfq_schedules(disk) || cfq || iocost
+    iocost || matches!(scheduler(disk).as_str(), "bfq" | "cfq")
 }
 
 #[test]
@@ -202,7 +214,7 @@ fn every_resource_is_written_to_the_cgroup_files() {
             let weights = rd(file);
             assert_eq!(weights.lines().next(), Some(default), "{file}: {weights}");
             if per_device_weight_works((major, minor)) {
-                let (file, line) = if bfq && bfq_schedules((major, minor)) {
+                let (file, line) = if bfq && scheduler((major, minor)) == "bfq" {
                     ("io.bfq.weight", format!("{dev} 500"))
                 } else {
                     ("io.weight", format!("{dev} 4950"))
@@ -640,6 +652,31 @@ fn create_fails(name: &str, edit: impl FnOnce(&mut Value), want: &[&str]) {
         assert!(err.contains(w), "{id}: {w:?} not in {err:?}");
     }
     assert_nothing_left(&berth, &id, &b);
+}
+
+#[test]
+fn a_device_weight_nothing_can_take_is_refused() {
+    // A disk whose scheduler is neither BFQ nor CFQ and (v2) has no iocost: the VM's vdb, this host's disk.
+    let Some((major, minor)) = whole_disks()
+        .into_iter()
+        .find(|d| !per_device_weight_works(*d))
+    else {
+        assert!(!in_cgv2_vm(), "the cgroup v2 VM has no disk without iocost");
+        return;
+    };
+    create_fails(
+        "cg-bad-wdev",
+        |c| {
+            c["linux"]["resources"] = json!({"blockIO": {
+                "weightDevice": [{"major": major, "minor": minor, "weight": 500}]
+            }})
+        },
+        &[
+            "blockIO.weightDevice",
+            &format!("device {major}:{minor}"),
+            "Operation not supported",
+        ],
+    );
 }
 
 #[test]
