@@ -139,6 +139,35 @@ fn podman_default_profile_blocks_and_allows() {
 
 /// Each action, once with the filter loaded before the capabilities are dropped (no noNewPrivileges) and once
 /// just before execve (noNewPrivileges).
+/// berth's last execve normally goes through a sealed stub (CVE-2019-5736, see src/process/exec_stub.rs) by
+/// execveat. A profile that kills execveat must not kill the container: berth sees that the stub's calls would not
+/// pass the filter and execs the program directly, both for the init and for `berth exec`.
+#[test]
+fn a_profile_that_kills_execveat_still_runs_the_program() {
+    let profile = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["execveat"], "action": "SCMP_ACT_KILL_PROCESS"}]
+    });
+    let (code, out, err) = run_with("sc-noexecveat", profile.clone(), true, "echo ran-directly");
+    assert_eq!((code, out.trim()), (0, "ran-directly"), "stderr: {err}");
+
+    let id = unique("sc-noexecveat-exec");
+    let mut b = Bundle::new(&id);
+    b.sh("exec sleep 1000")
+        .edit(|c| c["linux"]["seccomp"] = profile);
+    let berth = Berth::new();
+    assert!(berth.create(&b, &id, &[]).status.success());
+    berth.ok(&["start", &id]);
+    let out = berth.run(&["exec", &id, "echo", "exec-ran"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "exec-ran",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    berth.ok(&["delete", "--force", &id]);
+}
+
 #[test]
 fn every_action_from_inside() {
     let profile = json!({

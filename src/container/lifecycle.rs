@@ -66,8 +66,11 @@ pub fn start(dir: &StateDir) -> Result<()> {
         .sum();
     let limit = Duration::from_secs(60 + hook_time);
     wait_readable(&conn, limit).context("waiting for the container program to start")?;
-    let mut report = String::new();
-    let _ = conn.read_to_string(&mut report);
+    let mut raw = Vec::new();
+    let _ = conn.read_to_end(&mut raw);
+    // The init's own error text, or the exec stub's record of a failed program execve.
+    let report = crate::process::exec_stub::decode_failure(&raw)
+        .unwrap_or_else(|| String::from_utf8_lossy(&raw).into_owned());
     let _ = std::fs::remove_file(dir.file(state::START_SOCKET));
     if !report.is_empty() {
         st.status = Status::Stopped;

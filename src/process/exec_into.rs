@@ -76,6 +76,14 @@ fn setup_and_exec(args: &ExecArgs) -> Result<i32> {
 
     let caps = super::caps::CapSets::from_spec(p.capabilities().as_ref())?;
     let nnp = p.no_new_privileges().unwrap_or(false);
+    // Made now, while berth may still create it (before seccomp and the uid switch).
+    let stub = super::exec_stub::Stub::fits(
+        p.apparmor_profile().as_deref(),
+        p.selinux_label().as_deref(),
+        args.seccomp,
+    )
+    .then(super::exec_stub::Stub::new)
+    .flatten();
     if !nnp {
         if let Some(f) = args.seccomp {
             f.load(None, &state)?;
@@ -105,7 +113,7 @@ fn setup_and_exec(args: &ExecArgs) -> Result<i32> {
     for fd in 3..first {
         crate::sys::clear_cloexec(fd).with_context(|| format!("keep preserved fd {fd}"))?;
     }
-    let errno = program.exec();
+    let errno = program.exec(stub.as_ref(), args.channel.raw_fd());
     let _ = args.channel.send(&Message::Error(format!(
         "exec {}: {}",
         program.path.to_string_lossy(),

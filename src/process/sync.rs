@@ -91,6 +91,10 @@ impl Channel {
         if n == 0 {
             return Err(Error::Closed);
         }
+        // The exec stub's report of a failed program execve (it cannot speak JSON).
+        if let Some(text) = super::exec_stub::decode_failure(&buf[..n]) {
+            return Ok(Message::Error(text));
+        }
         serde_json::from_slice(&buf[..n]).map_err(|e| Error::Decode(e.to_string()))
     }
 

@@ -84,6 +84,21 @@ impl Filter {
             })
     }
 
+    /// Whether the filter lets this native (x86_64) call through as it is (ALLOW or LOG), judged by running the
+    /// compiled program here.
+    pub fn lets_through(&self, syscall: &str, args: [u64; 6]) -> bool {
+        let Some(nr) = compile::Abi::X86_64.number(syscall) else {
+            return false;
+        };
+        const ACTION: u32 = 0xffff_0000;
+        matches!(
+            self.program
+                .evaluate(compile::AUDIT_ARCH_X86_64, nr, args)
+                .map(|r| r & ACTION),
+            Some(compile::RET_ALLOW | compile::RET_LOG)
+        )
+    }
+
     /// Installs the filter on the calling (single-threaded) init; with a notify rule, sends the notify fd and
     /// `state` over `listener` and closes the fd here.
     pub fn load(&self, listener: Option<&UnixStream>, state: &OciState) -> Result<(), Error> {
