@@ -359,6 +359,74 @@ fn notify_sends_the_fd_and_state_to_the_listener() {
 }
 
 #[test]
+fn exec_sends_its_own_notify_fd_to_the_listener() {
+    for nnp in [false, true] {
+        let id = unique("sc-notify-exec");
+        let mut b = Bundle::new(&id);
+        let sock = b.dir.join("agent.sock");
+        let listener = UnixListener::bind(&sock).unwrap();
+        let init_agent = notify_agent(listener.try_clone().unwrap());
+        b.with_sysc()
+            .sh("sysc 83 s:/tmp/init 493; exec sleep 1000")
+            .edit(|c| {
+                c["process"]["noNewPrivileges"] = json!(nnp);
+                c["root"]["readonly"] = json!(false);
+                c["linux"]["seccomp"] = json!({
+                    "defaultAction": "SCMP_ACT_ALLOW",
+                    "listenerPath": sock,
+                    "listenerMetadata": "meta-data",
+                    "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+                });
+            });
+        let berth = Berth::new();
+        let out = berth.create(&b, &id, &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        berth.ok(&["start", &id]);
+        // The init's own mkdir is answered on the connection create made.
+        let init_state = init_agent.join().unwrap();
+        let init_pid = berth.state(&id)["pid"].clone();
+        assert_eq!(init_state["pid"], init_pid);
+
+        let exec_agent = notify_agent(listener);
+        let pid_file = b.dir.join("exec.pid");
+        let out = berth
+            .cmd()
+            .arg("exec")
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .args([&id, "sh", "-c", "sysc 83 s:/tmp/exec 493 -- 84 s:/tmp/exec"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let (code, out, err) = captured(out);
+        // Checked before joining the agent: without a notify fd of its own it would wait for a connection forever.
+        assert_eq!(code, 0, "nnp {nnp}: {err}");
+        assert_eq!(out, "ret=42\nerrno=2\n", "nnp {nnp}: {err}");
+        let state = exec_agent.join().unwrap();
+        let exec_pid: i64 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(state["pid"], json!(exec_pid), "nnp {nnp}: {state}");
+        assert_eq!(state["state"]["pid"], init_pid);
+        assert_eq!(state["state"]["status"], "running");
+        assert_eq!(state["state"]["id"], json!(id));
+        assert_eq!(state["fds"], json!(["seccompFd"]));
+        assert_eq!(state["metadata"], "meta-data");
+        // The agent is gone (its listener closed with it): exec fails before anything runs, with one clear line.
+        let err = berth.fails(&["exec", &id, "true"]);
+        assert!(err.contains("listenerPath") && err.contains(&id), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        berth.ok(&["delete", "--force", &id]);
+    }
+}
+
+#[test]
 fn bad_profiles_fail_create_cleanly() {
     let berth = Berth::new();
     for (profile, expect) in [

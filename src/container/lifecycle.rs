@@ -80,7 +80,7 @@ pub fn start(dir: &StateDir) -> Result<()> {
     st.status = Status::Running;
     dir.save(&st)?;
     drop(lock);
-    if let Err(e) = hooks.run_phase(Phase::Poststart, &st.oci(Status::Running)) {
+    for e in hooks.run_phase_to_end(Phase::Poststart, &st.oci(Status::Running)) {
         crate::logging::warn(&format!("container {}: {e}", st.id));
     }
     Ok(())
@@ -170,7 +170,7 @@ pub fn delete(dir: &StateDir, force: bool) -> Result<()> {
     let hooks = saved_hooks(dir, &st);
     destroy(&st)?;
     dir.remove()?;
-    if let Err(e) = hooks.run_phase(Phase::Poststop, &st.oci(Status::Stopped)) {
+    for e in hooks.run_phase_to_end(Phase::Poststop, &st.oci(Status::Stopped)) {
         crate::logging::warn(&format!("container {}: {e}", st.id));
     }
     Ok(())

@@ -13,6 +13,11 @@ pub enum Message {
     // parent -> init
     /// Ids are mapped and the init sits in its cgroup: go on with the setup. Carries the state hooks receive.
     Go(crate::container::state::OciState),
+    /// (exec) As Go, for the exec'd process, with its own host pid (a seccomp listener is told it).
+    GoExec {
+        state: crate::container::state::OciState,
+        pid: i32,
+    },
     /// The runtime-namespace hooks (prestart, createRuntime) have run.
     HooksDone,
     /// create is done: stop being tied to the parent's life.
