@@ -33,6 +33,12 @@ pub fn write_if_exists(dir: &Path, file: &str, value: &str) -> Result<bool> {
     write(dir, file, value).map(|()| true)
 }
 
+/// Whether the kernel refused a write with EOPNOTSUPP: e.g. a per-device weight for a device that the file's I/O
+/// scheduler (or iocost) does not control.
+pub fn is_unsupported(e: &Error) -> bool {
+    matches!(e, Error::Write { source, .. } if source.raw_os_error() == Some(libc::EOPNOTSUPP))
+}
+
 /// Reads a file holding one number ("max" reads as u64::MAX); missing or unparsable files read as 0.
 pub fn read_u64(dir: &Path, file: &str) -> u64 {
     match read(dir, file) {
