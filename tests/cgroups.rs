@@ -710,6 +710,31 @@ fn unknown_unified_key_is_refused() {
     );
 }
 
+/// Without linux.cgroupsPath the container goes to `berth/<id>` (relative, like any relative path); `delete` removes
+/// both the container's cgroup and the `berth` parent once it is empty, in every hierarchy.
+#[test]
+fn an_empty_cgroups_path_uses_berth_and_id_and_leaves_nothing() {
+    let berth = Berth::new();
+    let id = unique("cg-default");
+    let mut b = Bundle::new(&id);
+    b.sh("exec sleep 1000").edit(|c| {
+        c["linux"].as_object_mut().unwrap().remove("cgroupsPath");
+    });
+    start(&berth, &b, &id);
+    let dirs = berth.cgroup_dirs(&id);
+    assert!(!dirs.is_empty());
+    for d in &dirs {
+        assert!(d.ends_with(format!("berth/{id}")), "{}", d.display());
+        assert!(d.is_dir(), "{}", d.display());
+    }
+    berth.ok(&["delete", "--force", &id]);
+    for d in &dirs {
+        assert!(!d.exists(), "{} left", d.display());
+        let parent = d.parent().unwrap();
+        assert!(!parent.exists(), "{} left", parent.display());
+    }
+}
+
 #[test]
 fn cgroups_path_with_dotdot_is_refused() {
     create_fails(
