@@ -181,14 +181,7 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     let argv = process.args().clone().unwrap_or_default();
     let path = super::exec::find_program(&argv[0], &env, cwd)?;
     let program = super::exec::prepare(path, &argv, &env, process.user().uid())?;
-    // Made now, while berth may still create it (before seccomp and the uid switch).
-    let stub = super::exec_stub::Stub::fits(
-        process.apparmor_profile().as_deref(),
-        process.selinux_label().as_deref(),
-        args.seccomp,
-    )
-    .then(super::exec_stub::Stub::new)
-    .flatten();
+    let stub = super::exec_stub::Stub::for_process(process, args.seccomp);
 
     // While still root and before the uid switch (our non-dumpable /proc files belong to root).
     super::lsm::apply_on_exec(
