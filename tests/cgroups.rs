@@ -75,16 +75,62 @@ fn wait_output(berth: &Berth, b: &Bundle, id: &str, what: &str) -> String {
     }
 }
 
-/// A block device of this machine, if any: (major, minor).
+/// The VM of integration/cgv2/test.sh, whose runner gives it two disks for the io controller: vda with iocost
+/// enabled, vdb without.
+fn in_cgv2_vm() -> bool {
+    std::env::var_os("BERTH_CGV2_VM").is_some()
+}
+
+/// The whole disks of this machine (not partitions): (major, minor), in /proc/partitions order.
+fn whole_disks() -> Vec<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/partitions").unwrap_or_default();
+    text.lines()
+        .skip(2)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let name = f.get(3)?;
+            // A whole disk has a directory in /sys/block; a partition has not.
+            Path::new("/sys/block").join(name).exists().then_some(())?;
+            Some((f[0].parse().ok()?, f[1].parse().ok()?))
+        })
+        .collect()
+}
+
+/// A disk to set io limits on. In the cgroup v2 VM there must be one, with iocost, so that the io checks cannot
+/// silently stop running there.
 fn some_block_device() -> Option<(u64, u64)> {
-    let text = std::fs::read_to_string("/proc/partitions").ok()?;
-    text.lines().skip(2).find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        let name = f.get(3)?;
-        // A whole disk (its queue directory exists), not a partition.
-        Path::new("/sys/block").join(name).exists().then_some(())?;
-        Some((f[0].parse().ok()?, f[1].parse().ok()?))
-    })
+    let disk = whole_disks().first().copied();
+    if in_cgv2_vm() {
+        let disk = disk.expect(
+            "no disk in /proc/partitions: the cgroup v2 VM lost the disks its runner attaches",
+        );
+        assert!(
+            per_device_weight_works(disk),
+            "the cgroup v2 VM's first disk has no iocost"
+        );
+    }
+    disk
+}
+
+/// The I/O scheduler of a disk, e.g. "mq-deadline" ("none" for none).
+fn scheduler(disk: (u64, u64)) -> String {
+    let path = format!("/sys/dev/block/{}:{}/queue/scheduler", disk.0, disk.1);
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.split_whitespace()
+        .find_map(|s| s.strip_prefix('[')?.strip_suffix(']'))
+        .unwrap_or("none")
+        .to_string()
+}
+
+/// Whether the kernel takes a per-device weight for the disk: BFQ (or, on old kernels, CFQ) schedules it, or on v2
+/// iocost is enabled for it in the root's io.cost.qos.
+fn per_device_weight_works(disk: (u64, u64)) -> bool {
+    let iocost = v2()
+        && std::fs::read_to_string("/sys/fs/cgroup/io.cost.qos")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with(&format!("{}:{} enable=1", disk.0, disk.1)));
+    iocost || matches!(scheduler(disk).as_str(), "bfq" | "cfq")
 }
 
 #[test]
@@ -116,6 +162,14 @@ fn every_resource_is_written_to_the_cgroup_files() {
                 "throttleReadIOPSDevice": [{"major": major, "minor": minor, "rate": 100}],
                 "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 200}],
             });
+            if per_device_weight_works((major, minor)) {
+                r["blockIO"]["weightDevice"] =
+                    json!([{"major": major, "minor": minor, "weight": 500}]);
+            }
+            if v2() {
+                // No v2 file has a leaf weight: ignored, as runc does (v1 without CFQ refuses it).
+                r["blockIO"]["leafWeight"] = json!(200);
+            }
         }
         c["linux"]["resources"] = r;
     });
@@ -144,22 +198,29 @@ fn every_resource_is_written_to_the_cgroup_files() {
         assert_eq!(rd("pids.max"), "41");
         assert_eq!(rd("memory.high"), (48 * mib).to_string());
         if let Some((major, minor)) = disk {
-            let io_max = rd("io.max");
-            assert!(
-                io_max.contains(&format!(
-                    "{major}:{minor} rbps=1048576 wbps=2097152 riops=100 wiops=200"
-                )),
-                "{io_max}"
+            let dev = format!("{major}:{minor}");
+            assert_eq!(
+                rd("io.max"),
+                format!("{dev} rbps=1048576 wbps=2097152 riops=100 wiops=200")
             );
-            if let Some(dir) = cg_dir_with(&berth, &id, "io.bfq.weight") {
-                let w = std::fs::read_to_string(dir.join("io.bfq.weight")).unwrap();
-                assert!(w.contains("300"), "{w}");
-            } else if cg_dir_with(&berth, &id, "io.weight").is_some() {
-                assert!(
-                    rd("io.weight").contains("default 2971"),
-                    "{}",
-                    rd("io.weight")
-                );
+            // BFQ, where it is loaded, takes the spec's weight unchanged; else iocost's io.weight takes it on its
+            // 1..10000 scale: 1 + (300 - 10) * 9999 / 990 = 2930, and 500 → 4950.
+            let bfq = cg_dir_with(&berth, &id, "io.bfq.weight").is_some();
+            let (file, default) = if bfq {
+                ("io.bfq.weight", "default 300")
+            } else {
+                ("io.weight", "default 2930")
+            };
+            let weights = rd(file);
+            assert_eq!(weights.lines().next(), Some(default), "{file}: {weights}");
+            if per_device_weight_works((major, minor)) {
+                let (file, line) = if bfq && scheduler((major, minor)) == "bfq" {
+                    ("io.bfq.weight", format!("{dev} 500"))
+                } else {
+                    ("io.weight", format!("{dev} 4950"))
+                };
+                let weights = rd(file);
+                assert!(weights.lines().any(|l| l == line), "{file}: {weights}");
             }
         }
     } else {
@@ -190,10 +251,20 @@ fn every_resource_is_written_to_the_cgroup_files() {
             );
             assert_eq!(rd("blkio.throttle.read_iops_device"), format!("{dev} 100"));
             assert_eq!(rd("blkio.throttle.write_iops_device"), format!("{dev} 200"));
-            let weight = cg_dir_with(&berth, &id, "blkio.weight")
-                .map(|_| rd("blkio.weight"))
-                .unwrap_or_else(|| rd("blkio.bfq.weight"));
-            assert!(weight.contains("300"), "{weight}");
+            let cfq = cg_dir_with(&berth, &id, "blkio.weight").is_some();
+            let (weight, weight_device) = if cfq {
+                ("blkio.weight", "blkio.weight_device")
+            } else {
+                ("blkio.bfq.weight", "blkio.bfq.weight_device")
+            };
+            assert_eq!(rd(weight), "300");
+            if per_device_weight_works((major, minor)) {
+                let lines = rd(weight_device);
+                assert!(
+                    lines.lines().any(|l| l == format!("{dev} 500")),
+                    "{weight_device}: {lines}"
+                );
+            }
         }
         // The device list: deny all, then the defaults every container gets.
         let devices = rd("devices.list");
@@ -202,6 +273,44 @@ fn every_resource_is_written_to_the_cgroup_files() {
             "{devices}"
         );
         assert!(!devices.contains("a *:* rwm"), "{devices}");
+    }
+    if let Some((major, minor)) = disk {
+        // update: a rate of 0 lifts that limit (v2's io.max spells it "max"), the device's others stay.
+        let resources = b.dir.join("io-update.json");
+        let lift = json!({"blockIO": {"throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 0}]}});
+        std::fs::write(&resources, lift.to_string()).unwrap();
+        let resources = resources.to_str().unwrap();
+        berth.ok(&[
+            "update",
+            "--blkio-weight",
+            "100",
+            "--resources",
+            resources,
+            &id,
+        ]);
+        let dev = format!("{major}:{minor}");
+        if v2() {
+            assert_eq!(
+                rd("io.max"),
+                format!("{dev} rbps=max wbps=2097152 riops=100 wiops=200")
+            );
+            let weights = if cg_dir_with(&berth, &id, "io.bfq.weight").is_some() {
+                ("io.bfq.weight", "default 100")
+            } else {
+                ("io.weight", "default 910")
+            };
+            assert_eq!(rd(weights.0).lines().next(), Some(weights.1));
+        } else {
+            assert_eq!(rd("blkio.throttle.read_bps_device"), "");
+            assert_eq!(
+                rd("blkio.throttle.write_bps_device"),
+                format!("{dev} 2097152")
+            );
+            let weight = cg_dir_with(&berth, &id, "blkio.weight")
+                .map(|_| rd("blkio.weight"))
+                .unwrap_or_else(|| rd("blkio.bfq.weight"));
+            assert_eq!(weight, "100");
+        }
     }
     // The stats see the same limits.
     let stats: Value = serde_json::from_str(&berth.ok(&["events", "--stats", &id])).unwrap();
@@ -546,6 +655,31 @@ fn create_fails(name: &str, edit: impl FnOnce(&mut Value), want: &[&str]) {
 }
 
 #[test]
+fn a_device_weight_nothing_can_take_is_refused() {
+    // A disk whose scheduler is neither BFQ nor CFQ and (v2) has no iocost: the VM's vdb, this host's disk.
+    let Some((major, minor)) = whole_disks()
+        .into_iter()
+        .find(|d| !per_device_weight_works(*d))
+    else {
+        assert!(!in_cgv2_vm(), "the cgroup v2 VM has no disk without iocost");
+        return;
+    };
+    create_fails(
+        "cg-bad-wdev",
+        |c| {
+            c["linux"]["resources"] = json!({"blockIO": {
+                "weightDevice": [{"major": major, "minor": minor, "weight": 500}]
+            }})
+        },
+        &[
+            "blockIO.weightDevice",
+            &format!("device {major}:{minor}"),
+            "Operation not supported",
+        ],
+    );
+}
+
+#[test]
 fn a_limit_the_kernel_refuses_names_file_and_value() {
     create_fails(
         "cg-bad-cpus",
@@ -574,6 +708,31 @@ fn unknown_unified_key_is_refused() {
         |c| c["linux"]["resources"] = json!({"unified": {"../memory.max": "1"}}),
         &["unified", "../memory.max"],
     );
+}
+
+/// Without linux.cgroupsPath the container goes to `berth/<id>` (relative, like any relative path); `delete` removes
+/// both the container's cgroup and the `berth` parent once it is empty, in every hierarchy.
+#[test]
+fn an_empty_cgroups_path_uses_berth_and_id_and_leaves_nothing() {
+    let berth = Berth::new();
+    let id = unique("cg-default");
+    let mut b = Bundle::new(&id);
+    b.sh("exec sleep 1000").edit(|c| {
+        c["linux"].as_object_mut().unwrap().remove("cgroupsPath");
+    });
+    start(&berth, &b, &id);
+    let dirs = berth.cgroup_dirs(&id);
+    assert!(!dirs.is_empty());
+    for d in &dirs {
+        assert!(d.ends_with(format!("berth/{id}")), "{}", d.display());
+        assert!(d.is_dir(), "{}", d.display());
+    }
+    berth.ok(&["delete", "--force", &id]);
+    for d in &dirs {
+        assert!(!d.exists(), "{} left", d.display());
+        let parent = d.parent().unwrap();
+        assert!(!parent.exists(), "{} left", parent.display());
+    }
 }
 
 #[test]

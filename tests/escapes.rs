@@ -149,6 +149,132 @@ fn init_exe_cannot_be_opened_from_inside_before_exec() {
     assert!(after.starts_with("ret="), "after exec: {after}");
 }
 
+/// A container program that is a script starting `#!/proc/self/exe --log`, exec'd with
+/// `--root /r state x` after it: were berth's binary what the last execve leaves as /proc/self/exe, the kernel would
+/// run the host's berth inside the container, dumpable, and stuck reading the FIFO /r/x/state.json.
+fn plant_self_exe_script(b: &mut Bundle) {
+    let root = b.rootfs();
+    std::fs::write(root.join("evil"), "#!/proc/self/exe --log\n").unwrap();
+    std::fs::set_permissions(
+        root.join("evil"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("r/x")).unwrap();
+    let st = Command::new("mkfifo")
+        .arg(root.join("r/x/state.json"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    b.edit(|c| c["root"]["readonly"] = json!(false));
+}
+
+/// CVE-2019-5736 through `berth exec`, performed for real against a copy of the berth binary: the container's init
+/// watches /proc for a process whose exe is that copy, holds it open, lets it go on, and then tries to write to it
+/// through /proc/self/fd once no berth runs it any more. berth's last execve goes through a sealed memfd stub, so
+/// `#!/proc/self/exe` finds the stub (which refuses and exits 127), never the host binary: the copy is unchanged
+/// and the attacker never even finds it.
+#[test]
+fn self_exe_script_through_exec_cannot_reach_the_host_binary() {
+    let berth = Berth::new();
+    let id = unique("esc-selfexe");
+    let work = std::env::temp_dir().join(unique("esc-selfexe-bin"));
+    std::fs::create_dir_all(&work).unwrap();
+    let _cleanup = RemoveDir(work.clone());
+    let victim = work.join("berth-victim");
+    std::fs::copy(BERTH, &victim).unwrap();
+    let original = std::fs::read(&victim).unwrap();
+    let shared = work.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+
+    let mut b = Bundle::new(&id);
+    plant_self_exe_script(&mut b);
+    b.sh(r#"
+        touch /shared/ready
+        while [ ! -e /shared/stop ]; do
+          for p in /proc/[0-9]*; do
+            case "$(readlink $p/exe 2>/dev/null)" in *berth-victim*) ;; *) continue ;; esac
+            exec 3<$p/exe
+            echo found > /shared/found
+            echo '{}' > /r/x/state.json
+            i=0
+            while [ $i -lt 300 ]; do
+              if (echo PWNED >> /proc/self/fd/3) 2>/dev/null; then echo wrote > /shared/wrote; break; fi
+              i=$((i+1)); usleep 10000
+            done
+            touch /shared/stop
+          done
+        done
+        touch /shared/done
+        exec sleep 1000"#)
+        .edit(|c| {
+            c["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/shared", "type": "bind", "source": shared, "options": ["rbind", "rw"]}));
+        });
+    assert!(berth.create(&b, &id, &[]).status.success());
+    berth.ok(&["start", &id]);
+    wait_for(&shared.join("ready"));
+
+    let mut exec = Command::new(&victim)
+        .arg("--root")
+        .arg(&berth.root)
+        .args(["exec", &id, "/evil", "--root", "/r", "state", "x"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = exec.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = exec.kill();
+            break exec.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::fs::write(shared.join("stop"), "").unwrap_or(());
+    wait_for(&shared.join("done"));
+    berth.ok(&["delete", "--force", &id]);
+
+    let after = std::fs::read(&victim).unwrap();
+    assert!(
+        after == original,
+        "the container wrote to the host's berth binary ({} bytes, was {}; ends {:?})",
+        after.len(),
+        original.len(),
+        String::from_utf8_lossy(&after[after.len().saturating_sub(8)..])
+    );
+    assert!(
+        !shared.join("found").exists(),
+        "a container process ran with the host's berth binary as its exe"
+    );
+    assert_eq!(
+        status.code(),
+        Some(127),
+        "the stub refuses to be run as an interpreter"
+    );
+}
+
+/// The same script as the container's own program: the init's last execve goes through the stub too, so berth's
+/// binary never runs inside the container (it would fail on its odd arguments; the stub exits 127).
+#[test]
+fn self_exe_script_as_the_container_program_runs_the_stub_not_berth() {
+    let berth = Berth::new();
+    let id = unique("esc-selfexe-init");
+    let mut b = Bundle::new(&id);
+    plant_self_exe_script(&mut b);
+    b.args(&["/evil", "unknown-subcommand"]);
+    let (code, _out, err) = berth.run_bundle(&b, &id);
+    assert_eq!(code, 127, "stderr: {err}");
+    assert!(
+        !err.contains("Usage"),
+        "berth's binary ran in the container: {err}"
+    );
+}
+
 struct RemoveDir(std::path::PathBuf);
 
 impl Drop for RemoveDir {

@@ -234,7 +234,12 @@ fn poststart_and_poststop_failures_are_only_logged() {
     let berth = Berth::new();
     for phase in ["poststart", "poststop"] {
         let id = unique("hooks-post");
-        let b = with_one_hook(&id, phase, "#!/bin/busybox sh\nexit 5\n", json!({}));
+        let mut b = with_one_hook(&id, phase, "#!/bin/busybox sh\nexit 5\n", json!({}));
+        // The hook after the failing one still runs (runtime-tools' poststart_fail and poststop_fail).
+        let record = install_script(&b, "record.sh", RECORD);
+        let next = hook(&b, phase, &record, json!({}));
+        b.edit(|c| c["hooks"][phase].as_array_mut().unwrap().push(next));
+        let (_, record_out) = out_paths(&b, phase);
         assert!(berth.create(&b, &id, &[]).status.success());
         let out = berth.run(&["start", &id]);
         assert!(out.status.success(), "{phase}: start must succeed");
@@ -244,6 +249,10 @@ fn poststart_and_poststop_failures_are_only_logged() {
                 err.contains("warning") && err.contains("poststart"),
                 "{err}"
             );
+            assert!(
+                record_out.exists(),
+                "the poststart hook after the failed one did not run"
+            );
         }
         assert_eq!(berth.status(&id), "running");
         let dirs = berth.cgroup_dirs(&id);
@@ -252,6 +261,10 @@ fn poststart_and_poststop_failures_are_only_logged() {
         if phase == "poststop" {
             let err = String::from_utf8_lossy(&out.stderr);
             assert!(err.contains("warning") && err.contains("poststop"), "{err}");
+            assert!(
+                record_out.exists(),
+                "the poststop hook after the failed one did not run"
+            );
         }
         assert_gone(&berth, &id, &dirs, None);
     }

@@ -139,6 +139,35 @@ fn podman_default_profile_blocks_and_allows() {
 
 /// Each action, once with the filter loaded before the capabilities are dropped (no noNewPrivileges) and once
 /// just before execve (noNewPrivileges).
+/// berth's last execve normally goes through a sealed stub (CVE-2019-5736, see src/process/exec_stub.rs) by
+/// execveat. A profile that kills execveat must not kill the container: berth sees that the stub's calls would not
+/// pass the filter and execs the program directly, both for the init and for `berth exec`.
+#[test]
+fn a_profile_that_kills_execveat_still_runs_the_program() {
+    let profile = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["execveat"], "action": "SCMP_ACT_KILL_PROCESS"}]
+    });
+    let (code, out, err) = run_with("sc-noexecveat", profile.clone(), true, "echo ran-directly");
+    assert_eq!((code, out.trim()), (0, "ran-directly"), "stderr: {err}");
+
+    let id = unique("sc-noexecveat-exec");
+    let mut b = Bundle::new(&id);
+    b.sh("exec sleep 1000")
+        .edit(|c| c["linux"]["seccomp"] = profile);
+    let berth = Berth::new();
+    assert!(berth.create(&b, &id, &[]).status.success());
+    berth.ok(&["start", &id]);
+    let out = berth.run(&["exec", &id, "echo", "exec-ran"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "exec-ran",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    berth.ok(&["delete", "--force", &id]);
+}
+
 #[test]
 fn every_action_from_inside() {
     let profile = json!({
@@ -292,28 +321,41 @@ fn notify_agent(listener: UnixListener) -> std::thread::JoinHandle<Value> {
     })
 }
 
+/// A bundle running `script` (with sysc) whose profile notifies mkdir to a listener in the bundle directory, plus
+/// that listener; `extra` adds fields to linux.seccomp.
+fn notify_bundle(id: &str, nnp: bool, script: &str, extra: Value) -> (Bundle, UnixListener) {
+    let mut b = Bundle::new(id);
+    let sock = b.dir.join("agent.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    b.with_sysc().sh(script).edit(|c| {
+        c["process"]["noNewPrivileges"] = json!(nnp);
+        c["root"]["readonly"] = json!(false);
+        let mut seccomp = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock,
+            "listenerMetadata": "meta-data",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            seccomp[k] = v.clone();
+        }
+        c["linux"]["seccomp"] = seccomp;
+    });
+    (b, listener)
+}
+
 #[test]
 fn notify_sends_the_fd_and_state_to_the_listener() {
     for nnp in [false, true] {
         let id = unique("sc-notify");
-        let mut b = Bundle::new(&id);
-        let sock = b.dir.join("agent.sock");
-        let listener = UnixListener::bind(&sock).unwrap();
+        let (b, listener) = notify_bundle(
+            &id,
+            nnp,
+            "sysc 83 s:/tmp/notified 493; sysc 84 s:/tmp/notified",
+            json!({"architectures": ["SCMP_ARCH_X86_64"],
+                   "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}),
+        );
         let agent = notify_agent(listener);
-        b.with_sysc()
-            .sh("sysc 83 s:/tmp/notified 493; sysc 84 s:/tmp/notified")
-            .edit(|c| {
-                c["process"]["noNewPrivileges"] = json!(nnp);
-                c["root"]["readonly"] = json!(false);
-                c["linux"]["seccomp"] = json!({
-                    "defaultAction": "SCMP_ACT_ALLOW",
-                    "listenerPath": sock,
-                    "listenerMetadata": "meta-data",
-                    "architectures": ["SCMP_ARCH_X86_64"],
-                    "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
-                    "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
-                });
-            });
         let berth = Berth::new();
         let (code, out, err) = berth.run_bundle(&b, &id);
         let state = agent.join().unwrap();
@@ -326,6 +368,65 @@ fn notify_sends_the_fd_and_state_to_the_listener() {
         assert!(state["pid"].as_i64().unwrap() > 0, "{state}");
         assert_eq!(state["pid"], state["state"]["pid"]);
         assert!(state["ociVersion"].is_string());
+    }
+}
+
+#[test]
+fn exec_sends_its_own_notify_fd_to_the_listener() {
+    for nnp in [false, true] {
+        let id = unique("sc-notify-exec");
+        let (b, listener) = notify_bundle(
+            &id,
+            nnp,
+            "sysc 83 s:/tmp/init 493; exec sleep 1000",
+            json!({}),
+        );
+        let init_agent = notify_agent(listener.try_clone().unwrap());
+        let berth = Berth::new();
+        let out = berth.create(&b, &id, &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        berth.ok(&["start", &id]);
+        // The init's own mkdir is answered on the connection create made.
+        let init_state = init_agent.join().unwrap();
+        let init_pid = berth.state(&id)["pid"].clone();
+        assert_eq!(init_state["pid"], init_pid);
+
+        let exec_agent = notify_agent(listener);
+        let pid_file = b.dir.join("exec.pid");
+        let out = berth
+            .cmd()
+            .arg("exec")
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .args([&id, "sh", "-c", "sysc 83 s:/tmp/exec 493 -- 84 s:/tmp/exec"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let (code, out, err) = captured(out);
+        // Checked before joining the agent: without a notify fd of its own it would wait for a connection forever.
+        assert_eq!(code, 0, "nnp {nnp}: {err}");
+        assert_eq!(out, "ret=42\nerrno=2\n", "nnp {nnp}: {err}");
+        let state = exec_agent.join().unwrap();
+        let exec_pid: i64 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(state["pid"], json!(exec_pid), "nnp {nnp}: {state}");
+        assert_eq!(state["state"]["pid"], init_pid);
+        assert_eq!(state["state"]["status"], "running");
+        assert_eq!(state["state"]["id"], json!(id));
+        assert_eq!(state["fds"], json!(["seccompFd"]));
+        assert_eq!(state["metadata"], "meta-data");
+        // The agent is gone (its listener closed with it): exec fails before anything runs, with one clear line.
+        let err = berth.fails(&["exec", &id, "true"]);
+        assert!(err.contains("listenerPath") && err.contains(&id), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        berth.ok(&["delete", "--force", &id]);
     }
 }
 

@@ -10,8 +10,9 @@
 #
 # The guest runs Debian's generic kernel with busybox + bash in an initramfs, cgroup2 mounted at /sys/fs/cgroup
 # with every available controller enabled in the root's cgroup.subtree_control, and host DIR shared read-write
-# over virtio-9p at the same absolute path. COMMAND runs as root, in the root cgroup, with cwd = DIR, stdin
-# /dev/null, and its stdout/stderr streamed to ours. Exit status: COMMAND's; 124 on timeout; 125 when the VM
+# over virtio-9p at the same absolute path; /dev/vda and /dev/vdb are empty 64 MiB disks (sparse files in this
+# script's temp dir) for the io controller, iocost enabled on vda only. COMMAND runs as root, in the root cgroup,
+# with cwd = DIR, stdin /dev/null, and its stdout/stderr streamed to ours. Exit status: COMMAND's; 124 on timeout; 125 when the VM
 # itself failed (the guest console tail is printed on stderr).
 #
 # Environment: BERTH_VM_ACCEL=auto|kvm|tcg (auto: KVM if it boots within BERTH_VM_KVM_BOOT_TIMEOUT=10 s,
@@ -29,7 +30,7 @@ note() { if [ "$verbose" = 1 ]; then echo "$me: $*" >&2; fi; }
 usage() { sed -n 's/^# \{0,1\}//; 4p' "$0" >&2; exit 125; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
-mem=1024 timeout=3600 adds=()
+mem=1024 timeout=3600 adds=() disk_mb=64
 verbose=${BERTH_VM_VERBOSE:-0} accel=${BERTH_VM_ACCEL:-auto}
 while [ $# -gt 0 ]; do
   case $1 in
@@ -114,7 +115,7 @@ mkdir -p "$cache"
 
 # ------------------------------------------------------------------------------------------- kernel (cached) ---
 # Modules the guest loads at boot (their dependencies are added automatically).
-want_mods="virtio_pci virtio_console 9pnet_virtio 9p overlay veth"
+want_mods="virtio_pci virtio_console virtio_blk 9pnet_virtio 9p overlay veth"
 
 # Which kernel: the package linux-image-amd64 currently depends on (local apt metadata, no network).
 kpkg_of() { apt-cache depends linux-image-amd64 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ {print $2; exit}'; }
@@ -293,6 +294,10 @@ mount -t cgroup2 -o nsdelegate,memory_recursiveprot cgroup2 /sys/fs/cgroup 2>/de
 for c in $(cat /sys/fs/cgroup/cgroup.controllers); do
   echo "+$c" > /sys/fs/cgroup/cgroup.subtree_control || say "berth-vm: cannot enable controller $c"
 done
+# iocost on vda, so that a per-device io.weight takes there (the kernel refuses one where iocost is off, as on vdb)
+if [ -e /sys/fs/cgroup/io.cost.qos ] && [ -e /sys/block/vda/dev ]; then
+  echo "$(cat /sys/block/vda/dev) enable=1" > /sys/fs/cgroup/io.cost.qos || say "berth-vm: cannot enable iocost on vda"
+fi
 hostname berth-vm
 ip link set lo up
 status_port=$(port berth.status)
@@ -333,6 +338,8 @@ done
 (cd "$rr" && find . -mindepth 1 | cpio -o -H newc -R 0:0 --quiet) > "$tmp/run.cpio"
 cat "$base" "$tmp/run.cpio" > "$tmp/initrd"
 rm -rf "$rr" "$tmp/run.cpio"
+# Two empty disks (sparse files: no space used until the guest writes), so the io controller has block devices.
+truncate -s "${disk_mb}M" "$tmp/vda.img" "$tmp/vdb.img"
 
 # ------------------------------------------------------------------------------------------- boot --------------
 host_id="$(uname -r) $(qemu-system-x86_64 --version | head -n1)"
@@ -367,6 +374,8 @@ boot() {
     -chardev "file,id=st,path=$(qarg "$tmp/status")" -device virtserialport,chardev=st,name=berth.status
     -fsdev "local,id=share,path=$(qarg "$dir"),security_model=$sm"
     -device virtio-9p-pci,fsdev=share,mount_tag=berth_share
+    -drive "file=$(qarg "$tmp/vda.img"),if=none,id=vda,format=raw,cache=unsafe" -device virtio-blk-pci,drive=vda
+    -drive "file=$(qarg "$tmp/vdb.img"),if=none,id=vdb,format=raw,cache=unsafe" -device virtio-blk-pci,drive=vdb
   )
   note "booting: accel=$acc cpus=$cpus mem=${mem}M kernel=$kernel dir=$dir"
   t0=$(now_ms)

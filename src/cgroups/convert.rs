@@ -128,6 +128,8 @@ mod tests {
     fn blkio_weight_maps_onto_io_weight() {
         assert_eq!(blkio_weight_to_io_weight(0), 0);
         assert_eq!(blkio_weight_to_io_weight(10), 1);
+        assert_eq!(blkio_weight_to_io_weight(100), 910);
+        assert_eq!(blkio_weight_to_io_weight(300), 2930);
         assert_eq!(blkio_weight_to_io_weight(500), 4950);
         assert_eq!(blkio_weight_to_io_weight(1000), 10_000);
     }

@@ -33,6 +33,12 @@ pub fn write_if_exists(dir: &Path, file: &str, value: &str) -> Result<bool> {
     write(dir, file, value).map(|()| true)
 }
 
+/// Whether the kernel refused a write with EOPNOTSUPP: e.g. a per-device weight for a device that the file's I/O
+/// scheduler (or iocost) does not control.
+pub fn is_unsupported(e: &Error) -> bool {
+    matches!(e, Error::Write { source, .. } if source.raw_os_error() == Some(libc::EOPNOTSUPP))
+}
+
 /// Reads a file holding one number ("max" reads as u64::MAX); missing or unparsable files read as 0.
 pub fn read_u64(dir: &Path, file: &str) -> u64 {
     match read(dir, file) {
@@ -68,8 +74,19 @@ pub fn read(dir: &Path, file: &str) -> Result<String> {
     })
 }
 
-/// mkdir -p with mode 0755; returns the directories it made, outermost first.
+/// mkdir -p with mode 0755; returns the directories it made, outermost first. A parent that vanishes meanwhile (a
+/// `delete` removing the shared default parent, see [`remove_default_parent`]) is made again.
 pub fn mkdir_all(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    for _ in 0..3 {
+        match mkdir_all_once(dir) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+            other => return other,
+        }
+    }
+    mkdir_all_once(dir)
+}
+
+fn mkdir_all_once(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     let mut missing = Vec::new();
     let mut cur = dir;
     while !cur.exists() {
@@ -94,6 +111,19 @@ pub fn mkdir_all(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
         }
     }
     Ok(missing)
+}
+
+/// The parent berth puts containers under when linux.cgroupsPath is empty (`berth/<id>`).
+pub const DEFAULT_PARENT: &str = "berth";
+
+/// After a container's cgroup `dir` is gone: removes its parent too when that is berth's default parent and now
+/// empty (best effort: another container may be in it, or being created in it).
+pub fn remove_default_parent(dir: &Path) {
+    if let Some(parent) = dir.parent() {
+        if parent.file_name() == Some(std::ffi::OsStr::new(DEFAULT_PARENT)) {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
 }
 
 /// Reads a cgroup.procs-style file into pids.

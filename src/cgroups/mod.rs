@@ -138,7 +138,7 @@ pub fn resources_for_update(r: &LinuxResources) -> LinuxResources {
 
 /// Builds the manager for a new container from `linux.cgroupsPath` (or a default derived from the id).
 pub fn for_container(cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Manager>> {
-    let default = PathBuf::from(format!("berth/{id}"));
+    let default = Path::new(fs::DEFAULT_PARENT).join(id);
     let path = match cgroups_path {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => default.as_path(),

@@ -300,6 +300,12 @@ pub fn exec(dir: &StateDir, opts: &ExecOptions) -> Result<i32> {
         .and_then(|l| l.seccomp().as_ref())
         .map(crate::process::seccomp::compile)
         .transpose()?;
+    // On the host, before the clone (the child resolves paths in the container's mounts): the child inherits the
+    // connection and sends its notify fd over it.
+    let seccomp_listener = match &seccomp {
+        Some(f) => f.connect_listener()?,
+        None => None,
+    };
 
     let init = Pid::from_raw(st.pid);
     let pidfd = crate::sys::pidfd_open(init).with_context(|| format!("pidfd_open {init}"))?;
@@ -329,6 +335,7 @@ pub fn exec(dir: &StateDir, opts: &ExecOptions) -> Result<i32> {
             inherit_terminal: terminal && opts.console_socket.is_none(),
             preserve_fds: opts.preserve_fds,
             seccomp: seccomp.as_ref(),
+            seccomp_listener,
         });
     }
     before.leave()?;
@@ -339,12 +346,16 @@ pub fn exec(dir: &StateDir, opts: &ExecOptions) -> Result<i32> {
     };
     drop(child_chan);
     drop(console_socket);
+    drop(seccomp_listener);
     let result = (|| -> Result<()> {
         if cgroup_fd.is_none() && !st.cgroup_paths.is_empty() {
             cgroup.add_task(pid)?;
         }
         parent_chan
-            .send(&Message::Go(st.oci(Status::Running)))
+            .send(&Message::GoExec {
+                state: st.oci(Status::Running),
+                pid: pid.as_raw(),
+            })
             .map_err(|e| anyhow!("the exec process (pid {pid}) died during setup ({e})"))?;
         // EOF: the channel was closed by a successful execve. A message: the child's error report.
         match parent_chan.recv(Some(SETUP_TIMEOUT)) {

@@ -108,6 +108,22 @@ impl Hooks {
         }
         Ok(())
     }
+
+    /// Runs every hook of a phase whose failures are only warnings (poststart, poststop): the spec has the remaining
+    /// hooks run as if a failed one had succeeded. Returns the failures, in order.
+    pub fn run_phase_to_end(&self, phase: Phase, state: &OciState) -> Vec<Error> {
+        let hooks = self.of(phase);
+        if hooks.is_empty() {
+            return Vec::new();
+        }
+        let mut state = state.clone();
+        state.status = phase.status();
+        let json = serde_json::to_vec(&state).expect("state serialises");
+        hooks
+            .iter()
+            .filter_map(|hook| run_one(phase, hook, &json).err())
+            .collect()
+    }
 }
 
 fn run_one(phase: Phase, hook: &Hook, state: &[u8]) -> Result<(), Error> {

@@ -66,8 +66,11 @@ pub fn start(dir: &StateDir) -> Result<()> {
         .sum();
     let limit = Duration::from_secs(60 + hook_time);
     wait_readable(&conn, limit).context("waiting for the container program to start")?;
-    let mut report = String::new();
-    let _ = conn.read_to_string(&mut report);
+    let mut raw = Vec::new();
+    let _ = conn.read_to_end(&mut raw);
+    // The init's own error text, or the exec stub's record of a failed program execve.
+    let report = crate::process::exec_stub::decode_failure(&raw)
+        .unwrap_or_else(|| String::from_utf8_lossy(&raw).into_owned());
     let _ = std::fs::remove_file(dir.file(state::START_SOCKET));
     if !report.is_empty() {
         st.status = Status::Stopped;
@@ -77,7 +80,7 @@ pub fn start(dir: &StateDir) -> Result<()> {
     st.status = Status::Running;
     dir.save(&st)?;
     drop(lock);
-    if let Err(e) = hooks.run_phase(Phase::Poststart, &st.oci(Status::Running)) {
+    for e in hooks.run_phase_to_end(Phase::Poststart, &st.oci(Status::Running)) {
         crate::logging::warn(&format!("container {}: {e}", st.id));
     }
     Ok(())
@@ -167,7 +170,7 @@ pub fn delete(dir: &StateDir, force: bool) -> Result<()> {
     let hooks = saved_hooks(dir, &st);
     destroy(&st)?;
     dir.remove()?;
-    if let Err(e) = hooks.run_phase(Phase::Poststop, &st.oci(Status::Stopped)) {
+    for e in hooks.run_phase_to_end(Phase::Poststop, &st.oci(Status::Stopped)) {
         crate::logging::warn(&format!("container {}: {e}", st.id));
     }
     Ok(())

@@ -2,6 +2,7 @@
 //! and the final execve.
 
 use std::ffi::CString;
+use std::os::fd::RawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -95,8 +96,17 @@ pub fn prepare(path: PathBuf, args: &[String], env: &[String], uid: u32) -> Resu
 }
 
 impl Program {
-    /// execve; returns only on failure, with the reason.
-    pub fn exec(&self) -> nix::errno::Errno {
+    /// execve, through the sealed stub when there is one (see exec_stub); returns only on failure, with the reason.
+    /// `report_fd` is the close-on-exec descriptor whose EOF tells the waiting side that the program runs.
+    pub fn exec(
+        &self,
+        stub: Option<&super::exec_stub::Stub>,
+        report_fd: RawFd,
+    ) -> nix::errno::Errno {
+        if let Some(stub) = stub {
+            // Returns only if the stub itself could not be exec'd: then the program is exec'd directly.
+            let _ = stub.exec(report_fd, &self.path, &self.argv, &self.envp);
+        }
         let argv: Vec<&std::ffi::CStr> = self.argv.iter().map(|a| a.as_c_str()).collect();
         let envp: Vec<&std::ffi::CStr> = self.envp.iter().map(|e| e.as_c_str()).collect();
         crate::sys::execve(&self.path, &argv, &envp)

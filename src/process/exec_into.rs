@@ -1,8 +1,8 @@
 //! `exec`, child side. Born (non-dumpable) in the container's pid namespace and cgroup, it waits for the parent,
 //! joins the other namespaces of the init in one setns on its pidfd (the kernel joins the user namespace first and
 //! the mount namespace last), sets up the process as the init does (terminal, rlimits, capabilities, ids,
-//! no_new_privs, seccomp) and execs. Its channel is close-on-exec: the parent sees EOF when execve succeeded, or
-//! reads the error report.
+//! no_new_privs, seccomp: with a notify rule, its own notify fd goes to the listener) and execs. Its channel is
+//! close-on-exec: the parent sees EOF when execve succeeded, or reads the error report.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -25,6 +25,8 @@ pub struct ExecArgs<'a> {
     pub inherit_terminal: bool,
     pub preserve_fds: u32,
     pub seccomp: Option<&'a super::seccomp::Filter>,
+    /// The connection to linux.seccomp.listenerPath that the parent opened on the host (SCMP_ACT_NOTIFY only).
+    pub seccomp_listener: Option<UnixStream>,
 }
 
 /// Runs the child; never returns.
@@ -43,8 +45,8 @@ pub fn run(args: ExecArgs) -> ! {
 
 fn setup_and_exec(args: &ExecArgs) -> Result<i32> {
     crate::container::foreground::reset_signals_for_container().context("reset signal mask")?;
-    let state = match args.channel.recv(None).context("waiting for the parent")? {
-        Message::Go(state) => state,
+    let (state, host_pid) = match args.channel.recv(None).context("waiting for the parent")? {
+        Message::GoExec { state, pid } => (state, pid),
         other => anyhow::bail!("unexpected message from the parent: {other:?}"),
     };
     let p = args.process;
@@ -76,9 +78,10 @@ fn setup_and_exec(args: &ExecArgs) -> Result<i32> {
 
     let caps = super::caps::CapSets::from_spec(p.capabilities().as_ref())?;
     let nnp = p.no_new_privileges().unwrap_or(false);
+    let stub = super::exec_stub::Stub::for_process(p, args.seccomp);
     if !nnp {
         if let Some(f) = args.seccomp {
-            f.load(None, &state)?;
+            f.load_for(args.seccomp_listener.as_ref(), &state, host_pid)?;
         }
     }
     caps.drop_bounding()?;
@@ -90,7 +93,7 @@ fn setup_and_exec(args: &ExecArgs) -> Result<i32> {
     if nnp {
         nix::sys::prctl::set_no_new_privs().context("prctl(PR_SET_NO_NEW_PRIVS)")?;
         if let Some(f) = args.seccomp {
-            f.load(None, &state)?;
+            f.load_for(args.seccomp_listener.as_ref(), &state, host_pid)?;
         }
     }
     // As runc: the program is looked up (and HOME read from /etc/passwd) as the user, with its final
@@ -105,7 +108,7 @@ fn setup_and_exec(args: &ExecArgs) -> Result<i32> {
     for fd in 3..first {
         crate::sys::clear_cloexec(fd).with_context(|| format!("keep preserved fd {fd}"))?;
     }
-    let errno = program.exec();
+    let errno = program.exec(stub.as_ref(), args.channel.raw_fd());
     let _ = args.channel.send(&Message::Error(format!(
         "exec {}: {}",
         program.path.to_string_lossy(),

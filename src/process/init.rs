@@ -74,6 +74,7 @@ fn die_with_parent(parent: Pid) -> Result<()> {
 /// What the init carries from setup to exec.
 struct Prepared {
     program: super::exec::Program,
+    stub: Option<super::exec_stub::Stub>,
     state: OciState,
 }
 
@@ -182,6 +183,7 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     let argv = process.args().clone().unwrap_or_default();
     let path = super::exec::find_program(&argv[0], &env, cwd)?;
     let program = super::exec::prepare(path, &argv, &env, process.user().uid())?;
+    let stub = super::exec_stub::Stub::for_process(process, args.seccomp);
 
     // While still root and before the uid switch (our non-dumpable /proc files belong to root).
     super::lsm::apply_on_exec(
@@ -222,7 +224,11 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     nix::sys::prctl::set_pdeathsig(None).context("prctl(PR_SET_PDEATHSIG, 0)")?;
     args.channel.send(&Message::Detached)?;
     state.status = Status::Created;
-    Ok(Prepared { program, state })
+    Ok(Prepared {
+        program,
+        stub,
+        state,
+    })
 }
 
 /// The staged path, for what one clone cannot express: join (user namespace first), then create the user namespace
@@ -280,7 +286,11 @@ fn setgroups_allowed() -> bool {
 /// Blocks until `start` connects, then runs the last steps and execs. Returns an exit code only on failure, after
 /// telling `start` why.
 fn wait_and_exec(args: &InitArgs, prepared: Prepared) -> i32 {
-    let Prepared { program, state } = prepared;
+    let Prepared {
+        program,
+        stub,
+        state,
+    } = prepared;
     let mut conn = loop {
         match args.start_listener.accept() {
             Ok((c, _)) => break c,
@@ -313,7 +323,7 @@ fn wait_and_exec(args: &InitArgs, prepared: Prepared) -> i32 {
         return 1;
     }
     // The connection is close-on-exec: `start` sees EOF the moment execve succeeds.
-    let errno = program.exec();
+    let errno = program.exec(stub.as_ref(), conn.as_raw_fd());
     let _ = conn
         .write_all(format!("exec {}: {}", program.path.to_string_lossy(), errno.desc()).as_bytes());
     127

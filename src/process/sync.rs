@@ -17,6 +17,11 @@ pub enum Message {
     // parent -> init
     /// Ids are mapped and the init sits in its cgroup: go on with the setup. Carries the state hooks receive.
     Go(crate::container::state::OciState),
+    /// (exec) As Go, for the exec'd process, with its own host pid (a seccomp listener is told it).
+    GoExec {
+        state: crate::container::state::OciState,
+        pid: i32,
+    },
     /// The runtime-namespace hooks (prestart, createRuntime) have run.
     HooksDone,
     /// create is done: stop being tied to the parent's life.
@@ -158,6 +163,10 @@ impl Channel {
         };
         if n == 0 {
             return Err(Error::Closed);
+        }
+        // The exec stub's report of a failed program execve (it cannot speak JSON).
+        if let Some(text) = super::exec_stub::decode_failure(&buf[..n]) {
+            return Ok(Message::Error(text));
         }
         serde_json::from_slice(&buf[..n]).map_err(|e| Error::Decode(e.to_string()))
     }

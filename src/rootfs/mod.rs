@@ -127,22 +127,6 @@ pub fn validate(spec: &Spec) -> Result<(), Error> {
         devices::node_from_spec(d)?;
     }
     sysctl::validate(spec)?;
-    // linux.mountLabel: berth has no SELinux support. Where SELinux is off (this machine: no /sys/fs/selinux)
-    // runc ignores the label too; where it is on, running without the label would be wrong, so refuse.
-    if spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.mount_label().as_deref())
-        .is_some_and(|l| !l.is_empty())
-        && Path::new("/sys/fs/selinux/enforce").exists()
-    {
-        return Err(Error::Invalid {
-            dest: "/".into(),
-            reason:
-                "linux.mountLabel: SELinux is enabled but berth does not support SELinux labels"
-                    .into(),
-        });
-    }
     Ok(())
 }
 
@@ -235,6 +219,16 @@ fn readonly_root(spec: &Spec) -> bool {
         .as_ref()
         .and_then(|r| r.readonly())
         .unwrap_or(false)
+}
+
+/// linux.mountLabel, where SELinux is on: the label of the filesystems berth mounts (not of binds, procfs, sysfs,
+/// cgroups or mqueue, as runc). Without SELinux it is ignored, as runc ignores it.
+fn mount_label(spec: &Spec) -> Option<&str> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.mount_label().as_deref())
+        .filter(|l| !l.is_empty())
+        .filter(|_| crate::process::lsm::selinux_enabled())
 }
 
 /// One mount; `index` is its place in config.json's `mounts` (None for the /dev berth adds).
@@ -341,7 +335,13 @@ fn mount_one(ctx: &Context, root: &Root, m: &Mount, index: Option<usize>) -> Res
             .tmpcopyup
             .then(|| root.open_in_root(dest, OFlag::O_DIRECTORY))
             .transpose()?;
-        let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
+        let labelled = mount_label(ctx.spec)
+            .filter(|_| fstype != "mqueue")
+            .map(|label| crate::process::lsm::with_mount_label(&opts.data, label));
+        let data = match &labelled {
+            Some(d) => Some(d.as_str()),
+            None => (!opts.data.is_empty()).then_some(opts.data.as_str()),
+        };
         mount(Some(&source), &target_path, Some(fstype), opts.flags, data).map_err(merr)?;
         if let Some(old) = shadowed {
             let fresh = root.open_in_root(dest, OFlag::O_DIRECTORY)?;

@@ -1,23 +1,20 @@
 //! `linux.sysctl`: which namespace each key belongs to (a container may only set what it owns), and writing the
 //! values through the container's own /proc/sys, opened so that no symlink or mount can redirect the write.
 
-use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::process::procfs::Proc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("sysctl {key:?}: {reason}")]
     Refused { key: String, reason: String },
-    #[error("sysctl {key}: {what} {path}: {source}")]
-    Sys {
+    #[error("sysctl {key}: {source}")]
+    Proc {
         key: String,
-        what: &'static str,
-        path: PathBuf,
-        source: nix::Error,
+        source: crate::process::procfs::Error,
     },
 }
 
@@ -153,89 +150,29 @@ fn is_own_netns(path: &Path) -> bool {
     }
 }
 
-/// Writes every sysctl of the config through the container's /proc/sys (after pivot_root).
+/// Writes every sysctl of the config through the container's /proc/sys (after pivot_root), with the checked
+/// procfs writer (crate::process::procfs): /proc must be a procfs root, and no symlink, magic link or mount
+/// crossing is followed on the way to the file.
 pub fn apply(spec: &Spec) -> Result<(), Error> {
     let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
         return Ok(());
     };
-    if sysctl.is_empty() {
+    let Some(first) = sysctl.keys().next() else {
         return Ok(());
-    }
-    let first = sysctl.keys().next().cloned().unwrap_or_default();
-    let dir = open_proc_sys(&first)?;
-    for (key, value) in sysctl {
-        write(&dir, key, value)?;
-    }
-    Ok(())
-}
-
-fn sys_err(key: &str, what: &'static str, path: &Path) -> impl FnOnce(nix::Error) -> Error {
-    let (key, path) = (key.to_string(), path.to_path_buf());
-    move |source| Error::Sys {
-        key,
-        what,
-        path,
+    };
+    let proc = Proc::open(Path::new("/proc")).map_err(|source| Error::Proc {
+        key: first.clone(),
         source,
-    }
-}
-
-fn own(fd: std::os::fd::RawFd) -> OwnedFd {
-    crate::sys::adopt_fd(fd)
-}
-
-/// Checks that `fd` is on procfs.
-fn check_procfs(fd: &OwnedFd, key: &str, path: &Path) -> Result<(), Error> {
-    let magic = crate::sys::fs_magic(fd.as_fd()).map_err(sys_err(key, "fstatfs", path))?;
-    if magic != libc::PROC_SUPER_MAGIC {
-        return Err(sys_err(key, "not procfs:", path)(nix::errno::Errno::EXDEV));
+    })?;
+    for (key, value) in sysctl {
+        let rel = Path::new("sys").join(proc_path(key)?);
+        proc.write(&rel.to_string_lossy(), value)
+            .map_err(|source| Error::Proc {
+                key: key.clone(),
+                source,
+            })?;
     }
     Ok(())
-}
-
-/// /proc/sys as a directory fd: /proc must be procfs and not a symlink, and sys may not be another mount.
-fn open_proc_sys(key: &str) -> Result<OwnedFd, Error> {
-    let proc = nix::fcntl::open(
-        "/proc",
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map(own)
-    .map_err(sys_err(key, "open", Path::new("/proc")))?;
-    check_procfs(&proc, key, Path::new("/proc"))?;
-    let how = OpenHow::new()
-        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
-        .resolve(strict());
-    let dir = openat2(proc.as_raw_fd(), "sys", how)
-        .map(own)
-        .map_err(sys_err(key, "open", Path::new("/proc/sys")))?;
-    check_procfs(&dir, key, Path::new("/proc/sys"))?;
-    Ok(dir)
-}
-
-/// No symlinks, no magic links, no mount crossings, never above the starting directory.
-fn strict() -> ResolveFlag {
-    ResolveFlag::RESOLVE_BENEATH
-        | ResolveFlag::RESOLVE_NO_SYMLINKS
-        | ResolveFlag::RESOLVE_NO_MAGICLINKS
-        | ResolveFlag::RESOLVE_NO_XDEV
-}
-
-fn write(dir: &OwnedFd, key: &str, value: &str) -> Result<(), Error> {
-    let rel = proc_path(key)?;
-    let path = Path::new("/proc/sys").join(&rel);
-    let how = OpenHow::new()
-        .flags(OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
-        .resolve(strict());
-    let fd = openat2(dir.as_raw_fd(), &rel, how)
-        .map(own)
-        .map_err(sys_err(key, "open", &path))?;
-    check_procfs(&fd, key, &path)?;
-    let mut f = std::fs::File::from(fd);
-    f.write_all(value.as_bytes()).map_err(|e| {
-        sys_err(key, "write", &path)(nix::errno::Errno::from_raw(
-            e.raw_os_error().unwrap_or(libc::EIO),
-        ))
-    })
 }
 
 #[cfg(test)]

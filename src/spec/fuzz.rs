@@ -5,7 +5,10 @@
 //! It runs in the unit tests for a few seconds (BERTH_FUZZ_SECS to run longer, BERTH_FUZZ_SEED for another
 //! sequence); a panic prints the seed, the iteration and the input.
 //!
-//! Not covered yet: the cgroup value conversions, which are written straight to files inside `apply`.
+//! `linux.resources` also goes through the cgroup conversions: the device rules into the eBPF program (run once by
+//! the interpreter), and every other resource through the v1 and v2 managers' `apply`, writing into plain files
+//! of a scratch directory laid out like a cgroup (so the kernel never sees the values; only berth's conversions
+//! run).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -281,8 +284,109 @@ fn translate(raw: &[u8]) -> bool {
     if let Some(p) = spec.process() {
         let _ = crate::process::caps::CapSets::from_spec(p.capabilities().as_ref());
     }
+    if let Some(linux) = spec.linux() {
+        cgroup_conversions(linux);
+    }
     let _ = valid;
     true
+}
+
+/// Files that the v1 and v2 managers look for before they write (a scratch stand-in for a cgroup directory).
+const CGROUP_FILES: &[&str] = &[
+    "cgroup.controllers",
+    "cgroup.subtree_control",
+    "cgroup.procs",
+    "cgroup.freeze",
+    "cpu.weight",
+    "cpu.max",
+    "cpu.max.burst",
+    "cpu.idle",
+    "cpu.shares",
+    "cpu.cfs_quota_us",
+    "cpu.cfs_period_us",
+    "cpu.cfs_burst_us",
+    "cpu.rt_runtime_us",
+    "cpu.rt_period_us",
+    "cpuset.cpus",
+    "cpuset.mems",
+    "memory.max",
+    "memory.low",
+    "memory.high",
+    "memory.swap.max",
+    "memory.limit_in_bytes",
+    "memory.soft_limit_in_bytes",
+    "memory.memsw.limit_in_bytes",
+    "memory.swappiness",
+    "memory.oom_control",
+    "memory.use_hierarchy",
+    "memory.kmem.tcp.limit_in_bytes",
+    "memory.usage_in_bytes",
+    "pids.max",
+    "io.max",
+    "io.weight",
+    "io.bfq.weight",
+    "blkio.weight",
+    "blkio.weight_device",
+    "blkio.bfq.weight",
+    "blkio.bfq.weight_device",
+    "blkio.leaf_weight",
+    "blkio.leaf_weight_device",
+    "blkio.throttle.read_bps_device",
+    "blkio.throttle.write_bps_device",
+    "blkio.throttle.read_iops_device",
+    "blkio.throttle.write_iops_device",
+    "hugetlb.2MB.max",
+    "hugetlb.2MB.limit_in_bytes",
+    "hugetlb.1GB.max",
+    "hugetlb.1GB.limit_in_bytes",
+    "net_cls.classid",
+    "net_prio.ifpriomap",
+    "rdma.max",
+];
+
+fn scratch_cgroup() -> &'static Path {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("berth-fuzz-cgroup-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in CGROUP_FILES {
+            std::fs::write(dir.join(f), "").unwrap();
+        }
+        std::fs::write(
+            dir.join("cgroup.controllers"),
+            "cpuset cpu io memory hugetlb pids rdma",
+        )
+        .unwrap();
+        dir
+    })
+}
+
+fn cgroup_conversions(linux: &oci_spec::runtime::Linux) {
+    use crate::cgroups::Manager;
+    let Ok(mut r) = crate::cgroups::resources_for_create(linux) else {
+        return;
+    };
+    if let Some(rules) = r.devices() {
+        if let Ok(parsed) = crate::cgroups::devices::parse_rules(rules) {
+            let prog = crate::cgroups::devices::bpf_program(&parsed);
+            let _ = crate::cgroups::devices::interpret(&prog, 'c', 1, 3, 7);
+        }
+    }
+    // Device rules are loaded into the kernel by `apply`; their translation is covered just above.
+    r.set_devices(None);
+    let dir = scratch_cgroup();
+    let v2 = crate::cgroups::v2::Manager::new(crate::cgroups::v2::Placement {
+        mountpoint: dir.to_path_buf(),
+        dir: dir.to_path_buf(),
+    });
+    let _ = v2.apply(&r);
+    let v1 = crate::cgroups::v1::Manager::new(
+        [(dir.display().to_string(), dir.to_path_buf())]
+            .into_iter()
+            .collect(),
+    );
+    let _ = v1.apply(&r);
+    let _ = v1.apply(&crate::cgroups::resources_for_update(&r));
 }
 
 #[test]
@@ -325,6 +429,7 @@ fn config_translation_never_panics() {
         }
         iterations += 1;
     }
+    let _ = std::fs::remove_dir_all(scratch_cgroup());
     eprintln!("fuzz: {iterations} inputs, {parsed} parsed and translated");
     assert!(
         iterations > 100 && parsed * 8 > iterations,

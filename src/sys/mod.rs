@@ -107,6 +107,65 @@ pub fn execve(path: &CStr, argv: &[&CStr], envp: &[&CStr]) -> Errno {
     Errno::last()
 }
 
+/// An anonymous, sealable, close-on-exec memfd that may be executed. MFD_EXEC (Linux 6.3) is asked for explicitly
+/// because a host with vm.memfd_noexec=1 would otherwise make it non-executable; older kernels reject the flag with
+/// EINVAL and make every memfd executable, so the call is retried without it.
+pub fn memfd_executable(name: &CStr) -> nix::Result<OwnedFd> {
+    const MFD_EXEC: libc::c_uint = 0x10;
+    let base = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    for flags in [base | MFD_EXEC, base] {
+        // SAFETY: `name` is a valid C string; the returned fd is fresh and owned here.
+        let fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
+        match Errno::result(fd) {
+            Ok(fd) => return Ok(adopt_fd(fd)),
+            Err(Errno::EINVAL) if flags & MFD_EXEC != 0 => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Errno::EINVAL)
+}
+
+/// Seals a memfd for good: no write, resize or further seal (and, where the kernel knows F_SEAL_EXEC, no chmod of
+/// its exec bits).
+pub fn seal_memfd(fd: BorrowedFd<'_>) -> nix::Result<()> {
+    const F_SEAL_EXEC: libc::c_int = 0x20;
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: integer-only fcntl on a descriptor we borrow.
+    let with_exec = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals | F_SEAL_EXEC) };
+    if Errno::result(with_exec).is_ok() {
+        return Ok(());
+    }
+    // SAFETY: as above.
+    Errno::result(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) }).map(drop)
+}
+
+/// execveat(fd, "", argv, envp, AT_EMPTY_PATH): executes the file behind `fd`; returns only on failure.
+pub fn execveat_fd(fd: BorrowedFd<'_>, argv: &[&CStr], envp: &[&CStr]) -> Errno {
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+    // SAFETY: the path is an empty C string, both arrays are null-terminated and point into CStrs that outlive the
+    // call; `fd` is borrowed for its duration.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            argv_ptrs.as_ptr(),
+            envp_ptrs.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    Errno::last()
+}
+
+/// Sets FD_CLOEXEC on `fd`.
+pub fn set_cloexec(fd: RawFd) -> nix::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map(drop)
+}
+
 /// Marks every fd from `first` upwards close-on-exec (so that only what we keep survives execve).
 pub fn cloexec_fds_from(first: RawFd) -> nix::Result<()> {
     const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;

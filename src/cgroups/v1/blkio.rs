@@ -28,10 +28,23 @@ pub fn apply(m: &Manager, b: &LinuxBlockIo) -> Result<()> {
     for d in b.weight_device().iter().flatten() {
         if let Some(w) = d.weight() {
             let line = format!("{}:{} {w}", d.major(), d.minor());
-            if !fs::write_if_exists(dir, "blkio.weight_device", &line)?
-                && !fs::write_if_exists(dir, "blkio.bfq.weight_device", &line)?
-            {
-                return Err(missing("weightDevice"));
+            let written = fs::write_if_exists(dir, "blkio.weight_device", &line).and_then(|cfq| {
+                Ok(cfq || fs::write_if_exists(dir, "blkio.bfq.weight_device", &line)?)
+            });
+            match written {
+                Ok(true) => {}
+                Ok(false) => return Err(missing("weightDevice")),
+                Err(e) if fs::is_unsupported(&e) => {
+                    return Err(Error::NotAvailable {
+                        resource: "blockIO.weightDevice",
+                        reason: format!(
+                            "{e}: device {}:{} is scheduled by neither CFQ nor BFQ",
+                            d.major(),
+                            d.minor()
+                        ),
+                    })
+                }
+                Err(e) => return Err(e),
             }
         }
         if let Some(w) = d.leaf_weight() {

@@ -216,8 +216,11 @@ impl super::Manager for Manager {
     fn destroy(&self) -> Result<()> {
         let mut first_err = None;
         for dir in self.paths.values() {
-            if let Err(e) = fs::rmdir_patiently(dir) {
-                first_err.get_or_insert(e);
+            match fs::rmdir_patiently(dir) {
+                Ok(()) => fs::remove_default_parent(dir),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
             }
         }
         first_err.map_or(Ok(()), Err)

@@ -227,7 +227,9 @@ impl super::Manager for Manager {
         if dir.join("cgroup.kill").exists() {
             let _ = fs::write(dir, "cgroup.kill", "1");
         }
-        fs::rmdir_patiently(dir)
+        fs::rmdir_patiently(dir)?;
+        fs::remove_default_parent(dir);
+        Ok(())
     }
 }
 

@@ -654,42 +654,60 @@ fn compare(asm: &mut Asm, wide: bool, c: &Cond, fail: usize) {
     asm.bind(ok);
 }
 
+impl Program {
+    /// What the filter answers for one call on `arch` (the full SECCOMP_RET_* value), computed here without the
+    /// kernel; None for a program outside the subset this compiler emits.
+    pub fn evaluate(&self, arch: u32, nr: u32, args: [u64; 6]) -> Option<u32> {
+        evaluate(&self.insns, arch, nr, args)
+    }
+}
+
+/// A classic BPF interpreter for the instructions [`compile`] emits, run on one seccomp_data.
+fn evaluate(prog: &[libc::sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> Option<u32> {
+    let word = |off: u32| -> Option<u32> {
+        Some(match off {
+            OFF_NR => nr,
+            OFF_ARCH => arch,
+            o if (16..64).contains(&o) && o % 4 == 0 => {
+                let arg = args[(o as usize - 16) / 8];
+                if o % 8 == 0 {
+                    arg as u32
+                } else {
+                    (arg >> 32) as u32
+                }
+            }
+            _ => return None,
+        })
+    };
+    let (mut a, mut pc) = (0u32, 0usize);
+    // Jumps only go forward, so a program ends within its length.
+    while let Some(i) = prog.get(pc) {
+        pc += 1;
+        match i.code {
+            LD_W_ABS => a = word(i.k)?,
+            ALU_AND_K => a &= i.k,
+            RET_K => return Some(i.k),
+            JMP_JA => pc += i.k as usize,
+            JMP_JEQ_K | JMP_JGT_K | JMP_JGE_K => {
+                let taken = match i.code {
+                    JMP_JEQ_K => a == i.k,
+                    JMP_JGT_K => a > i.k,
+                    _ => a >= i.k,
+                };
+                pc += if taken { i.jt } else { i.jf } as usize;
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A classic BPF interpreter for the subset the compiler emits; runs `prog` on one seccomp_data.
     fn run(prog: &[libc::sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
-        let mut data = Vec::new();
-        data.extend_from_slice(&nr.to_le_bytes());
-        data.extend_from_slice(&arch.to_le_bytes());
-        data.extend_from_slice(&0u64.to_le_bytes());
-        for a in args {
-            data.extend_from_slice(&a.to_le_bytes());
-        }
-        let word =
-            |off: u32| u32::from_le_bytes(data[off as usize..off as usize + 4].try_into().unwrap());
-        let (mut a, mut pc) = (0u32, 0usize);
-        for _ in 0..100_000 {
-            let i = prog[pc];
-            pc += 1;
-            match i.code {
-                LD_W_ABS => a = word(i.k),
-                ALU_AND_K => a &= i.k,
-                RET_K => return i.k,
-                JMP_JA => pc += i.k as usize,
-                JMP_JEQ_K | JMP_JGT_K | JMP_JGE_K => {
-                    let t = match i.code {
-                        JMP_JEQ_K => a == i.k,
-                        JMP_JGT_K => a > i.k,
-                        _ => a >= i.k,
-                    };
-                    pc += if t { i.jt } else { i.jf } as usize;
-                }
-                c => panic!("unexpected opcode {c:#x}"),
-            }
-        }
-        panic!("no return");
+        evaluate(prog, arch, nr, args).expect("the compiler emits only what the interpreter runs")
     }
 
     fn profile(json: &str) -> Program {

@@ -2,7 +2,8 @@
 //! possible ([`Filter::load`]). For SCMP_ACT_NOTIFY the notify fd goes to `listenerPath` with the container process
 //! state, as runc sends it: one message carrying the JSON and the fd (SCM_RIGHTS) on a connection that `create`
 //! opens on the host before the clone (so the path is the host's, whatever the container's mounts), which the init
-//! inherits and uses the moment the kernel hands it the fd.
+//! inherits and uses the moment the kernel hands it the fd. `exec` does the same for its process: the connection is
+//! made on the host before the clone, and the listener gets a notify fd of its own for the exec'd process.
 
 pub mod compile;
 mod tables;
@@ -84,9 +85,35 @@ impl Filter {
             })
     }
 
+    /// Whether the filter lets this native (x86_64) call through as it is (ALLOW or LOG), judged by running the
+    /// compiled program here.
+    pub fn lets_through(&self, syscall: &str, args: [u64; 6]) -> bool {
+        let Some(nr) = compile::Abi::X86_64.number(syscall) else {
+            return false;
+        };
+        const ACTION: u32 = 0xffff_0000;
+        matches!(
+            self.program
+                .evaluate(compile::AUDIT_ARCH_X86_64, nr, args)
+                .map(|r| r & ACTION),
+            Some(compile::RET_ALLOW | compile::RET_LOG)
+        )
+    }
+
     /// Installs the filter on the calling (single-threaded) init; with a notify rule, sends the notify fd and
     /// `state` over `listener` and closes the fd here.
     pub fn load(&self, listener: Option<&UnixStream>, state: &OciState) -> Result<(), Error> {
+        self.load_for(listener, state, state.pid)
+    }
+
+    /// As [`Filter::load`], for a process that is not the container's init (`exec`): the listener is told `pid`,
+    /// the process's host pid, with the container's `state` (whose pid stays the init's), as runc does.
+    pub fn load_for(
+        &self,
+        listener: Option<&UnixStream>,
+        state: &OciState,
+        pid: i32,
+    ) -> Result<(), Error> {
         let flags = self.program.flags;
         let notify_fd =
             crate::sys::seccomp_set_mode_filter(&self.program.insns, flags).map_err(|source| {
@@ -110,7 +137,7 @@ impl Filter {
         let msg = serde_json::to_vec(&ProcessState {
             oci_version: &state.oci_version,
             fds: ["seccompFd"],
-            pid: state.pid,
+            pid,
             metadata: &self.metadata,
             state,
         })
