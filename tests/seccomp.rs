@@ -321,28 +321,41 @@ fn notify_agent(listener: UnixListener) -> std::thread::JoinHandle<Value> {
     })
 }
 
+/// A bundle running `script` (with sysc) whose profile notifies mkdir to a listener in the bundle directory, plus
+/// that listener; `extra` adds fields to linux.seccomp.
+fn notify_bundle(id: &str, nnp: bool, script: &str, extra: Value) -> (Bundle, UnixListener) {
+    let mut b = Bundle::new(id);
+    let sock = b.dir.join("agent.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    b.with_sysc().sh(script).edit(|c| {
+        c["process"]["noNewPrivileges"] = json!(nnp);
+        c["root"]["readonly"] = json!(false);
+        let mut seccomp = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock,
+            "listenerMetadata": "meta-data",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            seccomp[k] = v.clone();
+        }
+        c["linux"]["seccomp"] = seccomp;
+    });
+    (b, listener)
+}
+
 #[test]
 fn notify_sends_the_fd_and_state_to_the_listener() {
     for nnp in [false, true] {
         let id = unique("sc-notify");
-        let mut b = Bundle::new(&id);
-        let sock = b.dir.join("agent.sock");
-        let listener = UnixListener::bind(&sock).unwrap();
+        let (b, listener) = notify_bundle(
+            &id,
+            nnp,
+            "sysc 83 s:/tmp/notified 493; sysc 84 s:/tmp/notified",
+            json!({"architectures": ["SCMP_ARCH_X86_64"],
+                   "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}),
+        );
         let agent = notify_agent(listener);
-        b.with_sysc()
-            .sh("sysc 83 s:/tmp/notified 493; sysc 84 s:/tmp/notified")
-            .edit(|c| {
-                c["process"]["noNewPrivileges"] = json!(nnp);
-                c["root"]["readonly"] = json!(false);
-                c["linux"]["seccomp"] = json!({
-                    "defaultAction": "SCMP_ACT_ALLOW",
-                    "listenerPath": sock,
-                    "listenerMetadata": "meta-data",
-                    "architectures": ["SCMP_ARCH_X86_64"],
-                    "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
-                    "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
-                });
-            });
         let berth = Berth::new();
         let (code, out, err) = berth.run_bundle(&b, &id);
         let state = agent.join().unwrap();
@@ -362,22 +375,13 @@ fn notify_sends_the_fd_and_state_to_the_listener() {
 fn exec_sends_its_own_notify_fd_to_the_listener() {
     for nnp in [false, true] {
         let id = unique("sc-notify-exec");
-        let mut b = Bundle::new(&id);
-        let sock = b.dir.join("agent.sock");
-        let listener = UnixListener::bind(&sock).unwrap();
+        let (b, listener) = notify_bundle(
+            &id,
+            nnp,
+            "sysc 83 s:/tmp/init 493; exec sleep 1000",
+            json!({}),
+        );
         let init_agent = notify_agent(listener.try_clone().unwrap());
-        b.with_sysc()
-            .sh("sysc 83 s:/tmp/init 493; exec sleep 1000")
-            .edit(|c| {
-                c["process"]["noNewPrivileges"] = json!(nnp);
-                c["root"]["readonly"] = json!(false);
-                c["linux"]["seccomp"] = json!({
-                    "defaultAction": "SCMP_ACT_ALLOW",
-                    "listenerPath": sock,
-                    "listenerMetadata": "meta-data",
-                    "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
-                });
-            });
         let berth = Berth::new();
         let out = berth.create(&b, &id, &[]);
         assert!(

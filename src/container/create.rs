@@ -218,6 +218,7 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
         })?;
     }
     send(&parent_chan, &Message::Go(st.oci(Status::Creating)), pid)?;
+    let mut idmapped = crate::rootfs::idmap::Maker::default();
     loop {
         match recv(&parent_chan, pid)? {
             // Staged setup: the intermediate made its user namespace; later it forks the real init and exits.
@@ -236,6 +237,11 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
                 hooks.run_phase(Phase::Prestart, &oci)?;
                 hooks.run_phase(Phase::CreateRuntime, &oci)?;
                 send(&parent_chan, &Message::HooksDone, pid)?;
+            }
+            // The init cannot idmap a host filesystem from its user namespace: berth makes the mount for it.
+            Message::IdmapRequest(index) => {
+                let tree = idmapped.tree(spec, index, pid)?;
+                send_fd(&parent_chan, &Message::IdmapFd, tree.as_fd(), pid)?;
             }
             Message::Ready => break,
             other => bail!("unexpected message from the init: {other:?}"),
@@ -278,6 +284,22 @@ fn recv(chan: &sync::Channel, pid: Pid) -> Result<Message> {
 /// Sends to the init; if it is gone, its last report (if any) is the better error.
 fn send(chan: &sync::Channel, msg: &Message, pid: Pid) -> Result<()> {
     if let Err(e) = chan.send(msg) {
+        return match chan.recv(Some(Duration::from_millis(100))) {
+            Ok(Message::Error(report)) => Err(anyhow!("{report}")),
+            _ => Err(anyhow!("the init (pid {pid}) exited during setup ({e})")),
+        };
+    }
+    Ok(())
+}
+
+/// [`send`] with a descriptor attached.
+fn send_fd(
+    chan: &sync::Channel,
+    msg: &Message,
+    fd: std::os::fd::BorrowedFd<'_>,
+    pid: Pid,
+) -> Result<()> {
+    if let Err(e) = chan.send_fd(msg, fd) {
         return match chan.recv(Some(Duration::from_millis(100))) {
             Ok(Message::Error(report)) => Err(anyhow!("{report}")),
             _ => Err(anyhow!("the init (pid {pid}) exited during setup ({e})")),

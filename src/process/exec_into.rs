@@ -78,14 +78,7 @@ fn setup_and_exec(args: &ExecArgs) -> Result<i32> {
 
     let caps = super::caps::CapSets::from_spec(p.capabilities().as_ref())?;
     let nnp = p.no_new_privileges().unwrap_or(false);
-    // Made now, while berth may still create it (before seccomp and the uid switch).
-    let stub = super::exec_stub::Stub::fits(
-        p.apparmor_profile().as_deref(),
-        p.selinux_label().as_deref(),
-        args.seccomp,
-    )
-    .then(super::exec_stub::Stub::new)
-    .flatten();
+    let stub = super::exec_stub::Stub::for_process(p, args.seccomp);
     if !nnp {
         if let Some(f) = args.seccomp {
             f.load_for(args.seccomp_listener.as_ref(), &state, host_pid)?;

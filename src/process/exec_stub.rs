@@ -113,6 +113,21 @@ impl Stub {
         None
     }
 
+    /// The stub for `process`, where it fits (see [`Stub::fits`]) and the kernel lets berth make it. Called while
+    /// berth may still create it: before seccomp and the uid switch.
+    pub fn for_process(
+        process: &oci_spec::runtime::Process,
+        seccomp: Option<&super::seccomp::Filter>,
+    ) -> Option<Stub> {
+        Stub::fits(
+            process.apparmor_profile().as_deref(),
+            process.selinux_label().as_deref(),
+            seccomp,
+        )
+        .then(Stub::new)
+        .flatten()
+    }
+
     /// Whether the stub can run under the process's settings: no LSM exec transition, and a seccomp filter that
     /// lets the stub's execveat, fcntl(F_SETFD) and writev through (its execve is the program's own, needed either
     /// way).

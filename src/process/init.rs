@@ -133,11 +133,13 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
         namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP, "cgroup namespace")?;
     }
 
+    let idmapped_tree = |index: usize| ask_idmapped_tree(&args.channel, index);
     let ctx = rootfs::Context {
         spec,
         rootfs: &args.rootfs,
         cgroup_paths: args.cgroup_paths,
         in_user_ns,
+        idmapped_tree: &idmapped_tree,
     };
     rootfs::prepare(&ctx).context("rootfs")?;
 
@@ -181,14 +183,7 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     let argv = process.args().clone().unwrap_or_default();
     let path = super::exec::find_program(&argv[0], &env, cwd)?;
     let program = super::exec::prepare(path, &argv, &env, process.user().uid())?;
-    // Made now, while berth may still create it (before seccomp and the uid switch).
-    let stub = super::exec_stub::Stub::fits(
-        process.apparmor_profile().as_deref(),
-        process.selinux_label().as_deref(),
-        args.seccomp,
-    )
-    .then(super::exec_stub::Stub::new)
-    .flatten();
+    let stub = super::exec_stub::Stub::for_process(process, args.seccomp);
 
     // While still root and before the uid switch (our non-dumpable /proc files belong to root).
     super::lsm::apply_on_exec(
@@ -268,6 +263,17 @@ fn enter_namespaces_staged(args: &InitArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Asks `create` for the idmapped mount of config mount #`index` (only the host side may set MOUNT_ATTR_IDMAP on
+/// a host filesystem) and receives it as a detached mount. A failure there is `create`'s to report: it kills us.
+fn ask_idmapped_tree(channel: &Channel, index: usize) -> Result<std::os::fd::OwnedFd, String> {
+    let ask = |e: super::sync::Error| format!("ask berth for it: {e}");
+    channel.send(&Message::IdmapRequest(index)).map_err(ask)?;
+    match channel.recv_fd(None).map_err(ask)? {
+        (Message::IdmapFd, Some(fd)) => Ok(fd),
+        (other, _) => Err(format!("unexpected answer from berth: {other:?}")),
+    }
 }
 
 /// In a user namespace whose setgroups is "deny", setgroups(2) fails; read it rather than guess.

@@ -1,11 +1,15 @@
 //! The typed parent <-> init protocol over a SOCK_SEQPACKET socketpair: one JSON message per packet, every wait
 //! bounded, every failure carried back with its context.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    recv, recvmsg, send, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned,
+    MsgFlags, SockFlag, SockType,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +38,12 @@ pub enum Message {
     Detached,
     /// Setup failed; the text names what and where.
     Error(String),
+    /// The init needs the idmapped mount of config mount #N (index into `mounts`): only the host's berth may set
+    /// MOUNT_ATTR_IDMAP on a mount of a filesystem the container's user namespace does not own.
+    IdmapRequest(usize),
+    // parent -> init
+    /// The detached idmapped mount asked for, attached to this message (SCM_RIGHTS).
+    IdmapFd,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,9 +80,60 @@ impl Channel {
         Ok(())
     }
 
-    /// Receives one message, waiting at most `timeout` (None: as long as it takes, e.g. the init's own side whose
-    /// parent death kills it anyway).
-    pub fn recv(&self, timeout: Option<Duration>) -> Result<Message, Error> {
+    /// Sends a message with a file descriptor attached (SCM_RIGHTS).
+    pub fn send_fd(&self, msg: &Message, fd: BorrowedFd<'_>) -> Result<(), Error> {
+        let bytes = serde_json::to_vec(msg).expect("messages serialise");
+        let fds = [fd.as_raw_fd()];
+        sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &[IoSlice::new(&bytes)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )?;
+        Ok(())
+    }
+
+    /// Receives one message that must carry a file descriptor (sent with [`Channel::send_fd`]); it arrives
+    /// close-on-exec. An error report from the other side comes back as the message, without a descriptor.
+    pub fn recv_fd(&self, timeout: Option<Duration>) -> Result<(Message, Option<OwnedFd>), Error> {
+        self.wait(timeout)?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let (n, fd) = loop {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            match recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+                Ok(msg) => {
+                    let mut fd = None;
+                    for c in msg.cmsgs()? {
+                        if let ControlMessageOwned::ScmRights(fds) = c {
+                            for raw in fds {
+                                // Adopt every descriptor received so that none leaks; keep the first.
+                                let owned = crate::sys::adopt_fd(raw);
+                                fd.get_or_insert(owned);
+                            }
+                        }
+                    }
+                    break (msg.bytes, fd);
+                }
+            }
+        };
+        if n == 0 {
+            return Err(Error::Closed);
+        }
+        let msg = serde_json::from_slice(&buf[..n]).map_err(|e| Error::Decode(e.to_string()))?;
+        Ok((msg, fd))
+    }
+
+    /// Waits until a message is there, at most `timeout` (None: no bound).
+    fn wait(&self, timeout: Option<Duration>) -> Result<(), Error> {
         if let Some(t) = timeout {
             let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
             let ms = PollTimeout::try_from(t.as_millis().min(i32::MAX as u128) as i32)
@@ -86,6 +147,13 @@ impl Channel {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Receives one message, waiting at most `timeout` (None: as long as it takes, e.g. the init's own side whose
+    /// parent death kills it anyway).
+    pub fn recv(&self, timeout: Option<Duration>) -> Result<Message, Error> {
+        self.wait(timeout)?;
         let mut buf = vec![0u8; 64 * 1024];
         let n = loop {
             match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
@@ -127,5 +195,29 @@ mod tests {
         ));
         drop(a);
         assert!(matches!(b.recv(None), Err(Error::Closed)));
+    }
+
+    #[test]
+    fn a_descriptor_travels_with_its_message() {
+        use std::io::{Read, Write};
+        let (a, b) = pair().unwrap();
+        let (rd, wr) = nix::unistd::pipe().unwrap();
+        a.send_fd(&Message::IdmapFd, rd.as_fd()).unwrap();
+        drop(rd);
+        let (msg, fd) = b.recv_fd(Some(Duration::from_secs(1))).unwrap();
+        assert_eq!(msg, Message::IdmapFd);
+        let fd = fd.expect("a descriptor");
+        let flags = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        assert_ne!(flags & libc::FD_CLOEXEC, 0, "received close-on-exec");
+        std::fs::File::from(wr).write_all(b"payload").unwrap();
+        let mut text = String::new();
+        std::fs::File::from(fd).read_to_string(&mut text).unwrap();
+        assert_eq!(text, "payload", "the same pipe, not a copy");
+        // A plain message read with recv_fd has no descriptor.
+        a.send(&Message::Ready).unwrap();
+        let (msg, fd) = b.recv_fd(None).unwrap();
+        assert!(msg == Message::Ready && fd.is_none());
+        drop(a);
+        assert!(matches!(b.recv_fd(None), Err(Error::Closed)));
     }
 }

@@ -1,16 +1,131 @@
-//! Idmapped bind mounts (`idmap`/`ridmap`, a mount's uidMappings/gidMappings): a detached copy of the source
-//! (open_tree), marked MOUNT_ATTR_IDMAP with a user namespace that carries the mappings, moved onto the target.
+//! Idmapped bind mounts (`idmap`/`ridmap`, a mount's uidMappings/gidMappings), made as runc ≥ 1.2 makes them.
+//!
+//! MOUNT_ATTR_IDMAP needs CAP_SYS_ADMIN over the user namespace that owns the source's filesystem (the host's),
+//! which an init inside the container's own user namespace lacks. So `create`, with the host's credentials, makes
+//! each idmapped mount when the init asks for it ([`Maker`]): a detached copy of the source (open_tree with
+//! OPEN_TREE_CLONE, taken inside the container's mount namespace so that it resolves as the container's other binds
+//! and keeps the locks that namespace put on its mounts), marked MOUNT_ATTR_IDMAP with a user namespace carrying the
+//! mount's mappings, or the container's own user namespace when the mount gives none. The descriptor goes to the
+//! init over the sync channel; the init moves it onto the destination it resolved inside the rootfs ([`attach`]),
+//! in config order.
 
 use std::ffi::CString;
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::PathBuf;
 
 use nix::errno::Errno;
+use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
-use oci_spec::runtime::{LinuxIdMapping, Mount, Spec};
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Mount, Spec};
+
+use super::options::{self, MountOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("idmapped mount {src} on {dest}: {what}: {source}{hint}")]
+    Sys {
+        src: PathBuf,
+        dest: PathBuf,
+        what: String,
+        source: Errno,
+        hint: &'static str,
+    },
+    #[error("idmapped mount {src} on {dest}: {reason}")]
+    Invalid {
+        src: PathBuf,
+        dest: PathBuf,
+        reason: String,
+    },
+}
+
+/// The kernel's limit on the lines of one uid_map or gid_map.
+const MAX_EXTENTS: usize = 340;
+
+/// Whose mappings an idmapped mount carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mapping {
+    /// The mount's own uidMappings and gidMappings, in the kernel's map format.
+    Own { uid: String, gid: String },
+    /// None given: the container's user namespace (as runc does).
+    Container,
+}
+
+/// Is this mount idmapped: `idmap`/`ridmap`, or mappings of its own (runc idmaps those too)?
+pub fn is_idmapped(m: &Mount, opts: &MountOptions) -> bool {
+    opts.idmap.is_some() || has_own(m.uid_mappings()) || has_own(m.gid_mappings())
+}
+
+fn has_own(v: &Option<Vec<LinuxIdMapping>>) -> bool {
+    v.as_ref().is_some_and(|v| !v.is_empty())
+}
+
+/// The mappings of an idmapped mount: its own, else the container's user namespace.
+pub fn mapping_for(spec: &Spec, m: &Mount) -> Result<Mapping, String> {
+    match (m.uid_mappings(), m.gid_mappings()) {
+        (Some(u), Some(g)) if !u.is_empty() && !g.is_empty() => {
+            check_ranges("uidMappings", u)?;
+            check_ranges("gidMappings", g)?;
+            Ok(Mapping::Own {
+                uid: render(u),
+                gid: render(g),
+            })
+        }
+        (u, g) if has_own(u) || has_own(g) => {
+            Err("uidMappings and gidMappings must be given together".into())
+        }
+        _ if has_user_ns(spec) => Ok(Mapping::Container),
+        _ => Err(
+            "an idmapped mount needs uidMappings and gidMappings, on the mount or through a container user \
+             namespace"
+                .into(),
+        ),
+    }
+}
+
+fn has_user_ns(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|nss| nss.iter().any(|n| n.typ() == LinuxNamespaceType::User))
+}
+
+/// The rules the kernel applies to a written id map, checked before anything exists: at most 340 lines, no empty
+/// or overflowing range, and no two ranges overlapping on either side.
+pub fn check_ranges(what: &str, maps: &[LinuxIdMapping]) -> Result<(), String> {
+    if maps.len() > MAX_EXTENTS {
+        return Err(format!(
+            "{what}: {} ranges, the kernel takes at most {MAX_EXTENTS}",
+            maps.len()
+        ));
+    }
+    let end = |start: u32, size: u32| u64::from(start) + u64::from(size);
+    for (i, m) in maps.iter().enumerate() {
+        let (c, h, n) = (m.container_id(), m.host_id(), m.size());
+        if n == 0 {
+            return Err(format!("{what}: range {c} {h} {n} is empty"));
+        }
+        if end(c, n) > u64::from(u32::MAX) || end(h, n) > u64::from(u32::MAX) {
+            return Err(format!("{what}: range {c} {h} {n} goes past id 4294967294"));
+        }
+        for o in &maps[..i] {
+            let overlap =
+                |a: u32, b: u32| u64::from(a) < end(b, o.size()) && u64::from(b) < end(a, n);
+            if overlap(c, o.container_id()) || overlap(h, o.host_id()) {
+                return Err(format!(
+                    "{what}: ranges {c} {h} {n} and {} {} {} overlap",
+                    o.container_id(),
+                    o.host_id(),
+                    o.size()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Renders mappings in the kernel's `inside outside count` line format.
 pub fn render(maps: &[LinuxIdMapping]) -> String {
@@ -19,27 +134,144 @@ pub fn render(maps: &[LinuxIdMapping]) -> String {
         .collect()
 }
 
-/// The uid and gid maps for an idmapped mount: the mount's own, else the container's (as runc does).
-pub fn maps_for(spec: &Spec, m: &Mount) -> Result<(String, String), String> {
-    let nonempty = |v: &Option<Vec<LinuxIdMapping>>| v.clone().filter(|v| !v.is_empty());
-    let linux = spec.linux().as_ref();
-    let (uid, gid) = match (nonempty(m.uid_mappings()), nonempty(m.gid_mappings())) {
-        (Some(u), Some(g)) => (u, g),
-        (None, None) => match (
-            linux.and_then(|l| nonempty(l.uid_mappings())),
-            linux.and_then(|l| nonempty(l.gid_mappings())),
-        ) {
-            (Some(u), Some(g)) => (u, g),
-            _ => {
-                return Err(
-                    "an idmapped mount needs uidMappings and gidMappings (on the mount or the container)"
-                        .into(),
-                )
+/// `create`'s side: makes the idmapped mounts the init asks for. A user namespace per distinct mapping is made once
+/// and kept until `create` ends (runc caches them too).
+#[derive(Default)]
+pub struct Maker {
+    userns: Vec<(Mapping, OwnedFd)>,
+}
+
+impl Maker {
+    /// The detached, idmapped copy of the source of config mount `index`, for the init `init` to attach.
+    pub fn tree(&mut self, spec: &Spec, index: usize, init: Pid) -> Result<OwnedFd, Error> {
+        let m = spec
+            .mounts()
+            .as_ref()
+            .and_then(|ms| ms.get(index))
+            .ok_or_else(|| Error::Invalid {
+                src: PathBuf::new(),
+                dest: PathBuf::new(),
+                reason: format!("the init asked for mount #{index}, which config.json lacks"),
+            })?;
+        let src = m.source().clone().unwrap_or_default();
+        let dest = m.destination().clone();
+        let invalid = |reason: String| Error::Invalid {
+            src: src.clone(),
+            dest: dest.clone(),
+            reason,
+        };
+        let sys = |what: &str, source: Errno| Error::Sys {
+            src: src.clone(),
+            dest: dest.clone(),
+            what: what.to_string(),
+            source,
+            hint: if what.starts_with("mount_setattr") && source == Errno::EINVAL {
+                " (does the source's filesystem support idmapped mounts?)"
+            } else {
+                ""
+            },
+        };
+        let opts = options::parse(m.options().as_deref().unwrap_or(&[])).map_err(&invalid)?;
+        if !is_idmapped(m, &opts) {
+            return Err(invalid(format!(
+                "the init asked for an idmapped mount of mount #{index}, which is not one"
+            )));
+        }
+        let mapping = mapping_for(spec, m).map_err(&invalid)?;
+        let userns = self
+            .userns_for(mapping, init)
+            .map_err(|(what, e)| sys(what, e))?;
+        let c_src = CString::new(src.as_os_str().as_bytes())
+            .map_err(|_| invalid("NUL in source".into()))?;
+        // As runc: the copy is recursive for rbind, the id mapping for ridmap.
+        let trip = if super::has_mount_ns(spec) {
+            Some(MountNsTrip::enter(init).map_err(|(what, e)| sys(what, e))?)
+        } else {
+            None
+        };
+        let made = (|| {
+            let tree = crate::sys::open_tree_clone(&c_src, opts.recursive_bind)
+                .map_err(|e| sys("open_tree(OPEN_TREE_CLONE)", e))?;
+            let attr = crate::sys::MountAttr {
+                attr_set: crate::sys::MOUNT_ATTR_IDMAP,
+                userns_fd: userns.as_raw_fd() as u64,
+                ..Default::default()
+            };
+            crate::sys::mount_setattr(tree.as_fd(), opts.idmap == Some(true), &attr)
+                .map_err(|e| sys("mount_setattr(MOUNT_ATTR_IDMAP)", e))?;
+            Ok(tree)
+        })();
+        if let Some(trip) = trip {
+            trip.leave().map_err(|(what, e)| sys(what, e))?;
+        }
+        made
+    }
+
+    fn userns_for(
+        &mut self,
+        mapping: Mapping,
+        init: Pid,
+    ) -> Result<BorrowedFd<'_>, (&'static str, Errno)> {
+        let i = match self.userns.iter().position(|(m, _)| *m == mapping) {
+            Some(i) => i,
+            None => {
+                let fd = match &mapping {
+                    Mapping::Own { uid, gid } => userns_with(uid, gid)
+                        .map_err(|e| ("user namespace for the mount's mappings", e))?,
+                    Mapping::Container => std::fs::File::open(format!("/proc/{init}/ns/user"))
+                        .map(OwnedFd::from)
+                        .map_err(|e| ("open the container's user namespace", io_errno(e)))?,
+                };
+                self.userns.push((mapping, fd));
+                self.userns.len() - 1
             }
-        },
-        _ => return Err("uidMappings and gidMappings must be given together".into()),
-    };
-    Ok((render(&uid), render(&gid)))
+        };
+        Ok(self.userns[i].1.as_fd())
+    }
+}
+
+/// `create`'s visit to the init's mount namespace (open_tree copies only mounts of the caller's own). Undone by
+/// [`MountNsTrip::leave`], which also restores the root and working directory that setns resets.
+struct MountNsTrip {
+    own_ns: OwnedFd,
+    root: OwnedFd,
+    cwd: OwnedFd,
+}
+
+impl MountNsTrip {
+    fn enter(init: Pid) -> Result<MountNsTrip, (&'static str, Errno)> {
+        let open = |path: &str| {
+            nix::fcntl::open(
+                path,
+                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map(crate::sys::adopt_fd)
+        };
+        let own_ns = std::fs::File::open("/proc/self/ns/mnt")
+            .map(OwnedFd::from)
+            .map_err(|e| ("open berth's mount namespace", io_errno(e)))?;
+        let root = open("/").map_err(|e| ("open /", e))?;
+        let cwd = open(".").map_err(|e| ("open the working directory", e))?;
+        // A pidfd names the init itself, whatever its pid namespace; setns takes it for the init's namespaces.
+        let pidfd = crate::sys::pidfd_open(init).map_err(|e| ("pidfd_open the init", e))?;
+        nix::sched::setns(pidfd, CloneFlags::CLONE_NEWNS)
+            .map_err(|e| ("setns into the container's mount namespace", e))?;
+        Ok(MountNsTrip { own_ns, root, cwd })
+    }
+
+    fn leave(self) -> Result<(), (&'static str, Errno)> {
+        nix::sched::setns(self.own_ns, CloneFlags::CLONE_NEWNS)
+            .map_err(|e| ("setns back to berth's mount namespace", e))?;
+        nix::unistd::fchdir(self.root.as_raw_fd()).map_err(|e| ("restore the root", e))?;
+        nix::unistd::chroot(".").map_err(|e| ("restore the root", e))?;
+        nix::unistd::fchdir(self.cwd.as_raw_fd()).map_err(|e| ("restore the working directory", e))
+    }
+}
+
+/// The init's side: moves the detached idmapped mount `tree` onto `target` (resolved inside the rootfs).
+pub fn attach(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Result<()> {
+    crate::sys::move_mount_fd(tree, target)
 }
 
 /// A user namespace with the given maps, as an fd: a child born in a new user namespace waits while its maps are
@@ -67,11 +299,10 @@ fn userns_with(uid_map: &str, gid_map: &str) -> nix::Result<OwnedFd> {
     result
 }
 
-/// The child's pid as the mounted /proc knows it: before pivot_root in a new pid namespace, /proc is still the
-/// host's, where our pid numbers mean other processes. A pidfd's fdinfo tells the pid in /proc's namespace.
-fn pid_in_proc(pid: nix::unistd::Pid) -> nix::Result<i32> {
+/// The child's pid as the mounted /proc knows it (berth may run where /proc belongs to another pid namespace than
+/// its own). A pidfd's fdinfo tells the pid in /proc's namespace.
+fn pid_in_proc(pid: Pid) -> nix::Result<i32> {
     let pidfd = crate::sys::pidfd_open(pid)?;
-    use std::os::fd::AsRawFd;
     let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd()))
         .map_err(io_errno)?;
     info.lines()
@@ -85,29 +316,6 @@ fn io_errno(e: std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
-/// Binds `source` onto the (already resolved) `target` as an idmapped mount.
-pub fn bind(
-    source: &Path,
-    target: &OwnedFd,
-    recursive: bool,
-    uid_map: &str,
-    gid_map: &str,
-) -> Result<(), (&'static str, Errno)> {
-    let userns =
-        userns_with(uid_map, gid_map).map_err(|e| ("user namespace for the id maps", e))?;
-    let src = CString::new(source.as_os_str().as_bytes()).map_err(|_| ("source", Errno::EINVAL))?;
-    let tree = crate::sys::open_tree_clone(&src, recursive).map_err(|e| ("open_tree", e))?;
-    use std::os::fd::AsRawFd;
-    let attr = crate::sys::MountAttr {
-        attr_set: crate::sys::MOUNT_ATTR_IDMAP,
-        userns_fd: userns.as_raw_fd() as u64,
-        ..Default::default()
-    };
-    crate::sys::mount_setattr(tree.as_fd(), recursive, &attr)
-        .map_err(|e| ("mount_setattr(MOUNT_ATTR_IDMAP)", e))?;
-    crate::sys::move_mount_fd(tree.as_fd(), target.as_fd()).map_err(|e| ("move_mount", e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,34 +324,130 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
+    fn mount(v: serde_json::Value) -> Mount {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn maps(v: serde_json::Value) -> Vec<LinuxIdMapping> {
+        serde_json::from_value(v).unwrap()
+    }
+
     #[test]
-    fn mount_maps_win_then_container_maps() {
-        let m: Mount = serde_json::from_value(serde_json::json!({
+    fn mount_maps_win_then_the_container_user_namespace() {
+        let m = mount(serde_json::json!({
             "destination": "/m", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"],
             "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}],
             "gidMappings": [{"containerID": 0, "hostID": 2000, "size": 5}]
-        }))
-        .unwrap();
+        }));
         let s = spec(serde_json::json!({"ociVersion": "1.0.2"}));
         assert_eq!(
-            maps_for(&s, &m).unwrap(),
-            ("0 1000 10\n".to_string(), "0 2000 5\n".to_string())
+            mapping_for(&s, &m).unwrap(),
+            Mapping::Own {
+                uid: "0 1000 10\n".into(),
+                gid: "0 2000 5\n".into()
+            }
         );
-        let bare: Mount = serde_json::from_value(serde_json::json!({
+        let bare = mount(serde_json::json!({
             "destination": "/m", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"]
-        }))
-        .unwrap();
-        assert!(maps_for(&s, &bare).is_err());
-        let with_userns = spec(serde_json::json!({"ociVersion": "1.0.2", "linux": {
+        }));
+        assert!(mapping_for(&s, &bare)
+            .unwrap_err()
+            .contains("user namespace"));
+        let new_userns = spec(serde_json::json!({"ociVersion": "1.0.2", "linux": {
+            "namespaces": [{"type": "user"}, {"type": "mount"}],
             "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
             "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]
         }}));
-        assert_eq!(maps_for(&with_userns, &bare).unwrap().0, "0 100000 65536\n");
-        let half: Mount = serde_json::from_value(serde_json::json!({
+        assert_eq!(mapping_for(&new_userns, &bare).unwrap(), Mapping::Container);
+        // A joined user namespace carries its mappings too (runc passes its path).
+        let joined = spec(serde_json::json!({"ociVersion": "1.0.2", "linux": {
+            "namespaces": [{"type": "user", "path": "/proc/1/ns/user"}, {"type": "mount"}]
+        }}));
+        assert_eq!(mapping_for(&joined, &bare).unwrap(), Mapping::Container);
+        let half = mount(serde_json::json!({
             "destination": "/m", "type": "bind", "source": "/tmp", "options": ["bind"],
             "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}]
-        }))
+        }));
+        assert!(mapping_for(&new_userns, &half)
+            .unwrap_err()
+            .contains("together"));
+        let bad = mount(serde_json::json!({
+            "destination": "/m", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"],
+            "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10},
+                            {"containerID": 5, "hostID": 5000, "size": 10}],
+            "gidMappings": [{"containerID": 0, "hostID": 2000, "size": 5}]
+        }));
+        assert!(mapping_for(&new_userns, &bad)
+            .unwrap_err()
+            .contains("overlap"));
+    }
+
+    #[test]
+    fn idmapped_means_an_option_or_mappings_of_its_own() {
+        let with = |v: serde_json::Value| {
+            let m = mount(v);
+            let opts = options::parse(m.options().as_deref().unwrap_or(&[])).unwrap();
+            is_idmapped(&m, &opts)
+        };
+        assert!(with(
+            serde_json::json!({"destination": "/m", "source": "/s", "options": ["rbind", "ridmap"]})
+        ));
+        assert!(with(
+            serde_json::json!({"destination": "/m", "source": "/s", "options": ["bind"],
+            "uidMappings": [{"containerID": 0, "hostID": 1, "size": 1}],
+            "gidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]})
+        ));
+        assert!(!with(
+            serde_json::json!({"destination": "/m", "source": "/s", "options": ["rbind"]})
+        ));
+    }
+
+    #[test]
+    fn ranges_follow_the_kernels_rules() {
+        let ok = |v| check_ranges("uidMappings", &maps(v));
+        ok(
+            serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536},
+            {"containerID": 65536, "hostID": 0, "size": 1}]),
+        )
         .unwrap();
-        assert!(maps_for(&s, &half).is_err());
+        // Adjacent is not overlapping.
+        ok(
+            serde_json::json!([{"containerID": 0, "hostID": 10, "size": 10},
+            {"containerID": 10, "hostID": 20, "size": 10}]),
+        )
+        .unwrap();
+        ok(serde_json::json!([{"containerID": 0, "hostID": 0, "size": 4294967295u32}])).unwrap();
+        for (bad, want) in [
+            (
+                serde_json::json!([{"containerID": 0, "hostID": 1, "size": 0}]),
+                "empty",
+            ),
+            (
+                serde_json::json!([{"containerID": 1, "hostID": 1, "size": 4294967295u32}]),
+                "past",
+            ),
+            (
+                serde_json::json!([{"containerID": 0, "hostID": 100, "size": 10},
+                {"containerID": 9, "hostID": 200, "size": 1}]),
+                "overlap",
+            ),
+            (
+                serde_json::json!([{"containerID": 0, "hostID": 100, "size": 10},
+                {"containerID": 50, "hostID": 95, "size": 10}]),
+                "overlap",
+            ),
+        ] {
+            let err = ok(bad).unwrap_err();
+            assert!(
+                err.contains(want) && err.starts_with("uidMappings"),
+                "{err}"
+            );
+        }
+        let many: Vec<_> = (0..341)
+            .map(|i| serde_json::json!({"containerID": i, "hostID": 1000 + i, "size": 1}))
+            .collect();
+        assert!(ok(serde_json::Value::Array(many))
+            .unwrap_err()
+            .contains("340"));
     }
 }

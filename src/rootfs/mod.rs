@@ -8,7 +8,7 @@ pub mod options;
 pub mod resolve;
 pub mod sysctl;
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
@@ -36,6 +36,8 @@ pub enum Error {
     Device(#[from] devices::Error),
     #[error(transparent)]
     Sysctl(#[from] sysctl::Error),
+    #[error(transparent)]
+    Idmap(#[from] idmap::Error),
     #[error("mount {dest}: {what}: {source}")]
     Io {
         dest: PathBuf,
@@ -56,6 +58,9 @@ pub struct Context<'a> {
     /// The container's cgroup directories per hierarchy mount point (for `cgroup` mounts on v1).
     pub cgroup_paths: &'a std::collections::BTreeMap<String, PathBuf>,
     pub in_user_ns: bool,
+    /// Asks `create` for the detached idmapped mount of config mount #N (see [`idmap`]); only called for
+    /// idmapped mounts.
+    pub idmapped_tree: &'a dyn Fn(usize) -> Result<OwnedFd, String>,
 }
 
 /// Does the container get a mount namespace (new or joined)? Without one, its mounts are made in berth's own
@@ -100,15 +105,13 @@ pub fn validate(spec: &Spec) -> Result<(), Error> {
         }
         let opts = options::parse(m.options().as_deref().unwrap_or(&[])).map_err(invalid)?;
         let bind = opts.bind || m.typ().as_deref() == Some("bind");
-        let has_maps = m.uid_mappings().as_ref().is_some_and(|v| !v.is_empty())
-            || m.gid_mappings().as_ref().is_some_and(|v| !v.is_empty());
-        if (opts.idmap.is_some() || has_maps) && !bind {
-            return Err(invalid(
-                "idmap and uidMappings/gidMappings need a bind mount".into(),
-            ));
-        }
-        if opts.idmap.is_some() || has_maps {
-            idmap::maps_for(spec, m).map_err(invalid)?;
+        if idmap::is_idmapped(m, &opts) {
+            if !bind {
+                return Err(invalid(
+                    "idmap and uidMappings/gidMappings need a bind mount".into(),
+                ));
+            }
+            idmap::mapping_for(spec, m).map_err(invalid)?;
         }
         if opts.tmpcopyup && m.typ().as_deref() != Some("tmpfs") {
             return Err(invalid("tmpcopyup is only valid for tmpfs".into()));
@@ -183,8 +186,8 @@ pub fn prepare(ctx: &Context) -> Result<(), Error> {
     let root = Root::open(ctx.rootfs)?;
     let empty = Vec::new();
     let mounts = ctx.spec.mounts().as_ref().unwrap_or(&empty);
-    for m in mounts {
-        mount_one(ctx, &root, m)?;
+    for (i, m) in mounts.iter().enumerate() {
+        mount_one(ctx, &root, m, Some(i))?;
     }
     let has = |d: &str| {
         mounts
@@ -202,7 +205,7 @@ pub fn prepare(ctx: &Context) -> Result<(), Error> {
             "mode=755".into(),
             "size=65536k".into(),
         ]));
-        mount_one(ctx, &root, &dev)?;
+        mount_one(ctx, &root, &dev, None)?;
     }
     devices::populate(&root, ctx.spec, ctx.in_user_ns)?;
     if !mounts.iter().any(|m| m.typ().as_deref() == Some("devpts")) {
@@ -228,7 +231,8 @@ fn mount_label(spec: &Spec) -> Option<&str> {
         .filter(|_| crate::process::lsm::selinux_enabled())
 }
 
-fn mount_one(ctx: &Context, root: &Root, m: &Mount) -> Result<(), Error> {
+/// One mount; `index` is its place in config.json's `mounts` (None for the /dev berth adds).
+fn mount_one(ctx: &Context, root: &Root, m: &Mount, index: Option<usize>) -> Result<(), Error> {
     let dest = m.destination();
     let fstype = m.typ().as_deref().unwrap_or("");
     let opts =
@@ -261,10 +265,31 @@ fn mount_one(ctx: &Context, root: &Root, m: &Mount) -> Result<(), Error> {
             }
         }
     }
+    // An idmapped mount is made by `create` on the host side, which also resolves its source (the init may not
+    // even be allowed to look at it from its user namespace): what the destination must be is read off the copy.
+    let idmapped = match index {
+        Some(i) if bind && idmap::is_idmapped(m, &opts) => Some((ctx.idmapped_tree)(i).map_err(
+            |reason| idmap::Error::Invalid {
+                src: source.clone(),
+                dest: dest.clone(),
+                reason,
+            },
+        )?),
+        _ => None,
+    };
     let target = if bind {
-        let meta = std::fs::metadata(&source)
-            .map_err(|e| invalid(format!("bind source {}: {e}", source.display())))?;
-        if meta.is_dir() {
+        let is_dir = match &idmapped {
+            Some(tree) => nix::sys::stat::fstat(tree.as_raw_fd())
+                .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+                .map_err(sys(format!(
+                    "stat the idmapped mount of {}",
+                    source.display()
+                )))?,
+            None => std::fs::metadata(&source)
+                .map_err(|e| invalid(format!("bind source {}: {e}", source.display())))?
+                .is_dir(),
+        };
+        if is_dir {
             root.mkdir_all(dest, 0o755)?
         } else {
             root.touch(dest)?
@@ -284,24 +309,13 @@ fn mount_one(ctx: &Context, root: &Root, m: &Mount) -> Result<(), Error> {
         return Err(invalid("only sysfs may be mounted on /sys".into()));
     }
     let target_path = fd_path(target.as_fd());
-    if let Some(recursive) = opts.idmap.or_else(|| {
-        (m.uid_mappings().as_ref().is_some_and(|v| !v.is_empty())).then_some(opts.recursive_bind)
-    }) {
-        let (uid, gid) = idmap::maps_for(ctx.spec, m).map_err(invalid)?;
-        idmap::bind(
-            &source,
-            &target,
-            recursive || opts.recursive_bind,
-            &uid,
-            &gid,
-        )
-        .map_err(|(step, source)| Error::Sys {
-            what: format!(
-                "idmapped mount {} on {}: {step}",
-                m.source().clone().unwrap_or_default().display(),
-                dest.display()
-            ),
-            source,
+    if let Some(tree) = idmapped {
+        idmap::attach(tree.as_fd(), target.as_fd()).map_err(|e| idmap::Error::Sys {
+            src: source.clone(),
+            dest: dest.clone(),
+            what: "move_mount".into(),
+            source: e,
+            hint: "",
         })?;
         remount_bind(root, dest, &opts, &merr)?;
     } else if bind {
