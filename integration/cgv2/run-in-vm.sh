@@ -11,7 +11,8 @@
 # The guest runs Debian's generic kernel with busybox + bash in an initramfs, cgroup2 mounted at /sys/fs/cgroup
 # with every available controller enabled in the root's cgroup.subtree_control, and host DIR shared read-write
 # over virtio-9p at the same absolute path; /dev/vda and /dev/vdb are empty 64 MiB disks (sparse files in this
-# script's temp dir) for the io controller, iocost enabled on vda only. COMMAND runs as root, in the root cgroup,
+# script's temp dir) for the io controller, iocost enabled on vda only; the Soft-RoCE driver rdma_rxe is loaded
+# (no RDMA device yet: a test makes one) for the rdma controller. COMMAND runs as root, in the root cgroup,
 # with cwd = DIR, stdin /dev/null, and its stdout/stderr streamed to ours. Exit status: COMMAND's; 124 on timeout; 125 when the VM
 # itself failed (the guest console tail is printed on stderr).
 #
@@ -114,8 +115,10 @@ cache=${BERTH_VM_CACHE:-${XDG_CACHE_HOME:-$home/.cache}/berth-cgv2-vm}
 mkdir -p "$cache"
 
 # ------------------------------------------------------------------------------------------- kernel (cached) ---
-# Modules the guest loads at boot (their dependencies are added automatically).
-want_mods="virtio_pci virtio_console virtio_blk 9pnet_virtio 9p overlay veth"
+# Modules the guest loads at boot (their dependencies are added automatically). rdma_rxe is Soft-RoCE: it gives
+# tests an RDMA device for the rdma controller (an rxe link on a veth, made over RDMA netlink); an rxe device needs
+# the "crc32" crypto hash, which the kernel would otherwise ask modprobe for (the guest has none).
+want_mods="virtio_pci virtio_console virtio_blk 9pnet_virtio 9p overlay veth rdma_rxe crc32_generic"
 
 # Which kernel: the package linux-image-amd64 currently depends on (local apt metadata, no network).
 kpkg_of() { apt-cache depends linux-image-amd64 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ {print $2; exit}'; }

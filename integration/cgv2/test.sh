@@ -7,8 +7,8 @@
 # Builds the static berth and the static test binary on the host (cargo test --release --no-run), boots the VM
 # and runs the test binary there, as root in the VM's root cgroup (the tests' relative cgroups land under it with
 # every controller enabled). The tests read every limit back from the v2 files (io.max and io.weight on the VM's
-# disk too), and show pids.max, the memory limit, the eBPF device program and cgroup.freeze acting on real
-# processes.
+# disk too, rdma.max on a Soft-RoCE device the rdma test makes), and show pids.max, the memory limit, the eBPF
+# device program and cgroup.freeze acting on real processes.
 #
 # Exit status: the tests'. When QEMU cannot run at all on this machine (no qemu-system-x86_64 and no way to
 # install it), it says so and exits 0: then the v2 code is untested here, which the message makes clear.

@@ -1,4 +1,7 @@
 //! The rdma controller's rdma.max (the same file on v1 and v2).
+//!
+//! rdma.max lists every RDMA device the kernel has registered, one line each ("mlx5_0 hca_handle=2 hca_object=max");
+//! writing "DEV hca_handle=N" sets that device's limit and leaves the other one as it was.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -6,35 +9,85 @@ use std::path::Path;
 use oci_spec::runtime::LinuxRdma;
 
 use super::Manager;
-use crate::cgroups::{fs, Result};
+use crate::cgroups::{fs, Error, Result};
 
-/// One rdma.max line per device, "mlx5_0 hca_handle=2 hca_object=2000", in device order.
-pub fn lines(limits: &HashMap<String, LinuxRdma>) -> Vec<String> {
+/// The kernel parses a limit as an int; "max" is i32::MAX.
+const MAX_LIMIT: u32 = i32::MAX as u32;
+
+/// One rdma.max line per device that has a limit, "mlx5_0 hca_handle=2 hca_object=2000", in device order; a limit
+/// the kernel cannot take is refused.
+pub fn lines(limits: &HashMap<String, LinuxRdma>) -> Result<Vec<(&str, String)>> {
     let mut devs: Vec<_> = limits.iter().collect();
     devs.sort_by(|a, b| a.0.cmp(b.0));
-    devs.into_iter()
-        .filter_map(|(dev, l)| {
-            let mut line = dev.clone();
-            if let Some(h) = l.hca_handles() {
-                line.push_str(&format!(" hca_handle={h}"));
+    let mut out = Vec::new();
+    for (dev, l) in devs {
+        let mut line = dev.clone();
+        for (field, key, value) in [
+            ("hcaHandles", "hca_handle", l.hca_handles()),
+            ("hcaObjects", "hca_object", l.hca_objects()),
+        ] {
+            let Some(v) = value else { continue };
+            if v > MAX_LIMIT {
+                return Err(Error::BadValue {
+                    resource: "rdma",
+                    reason: format!("{dev:?}: {field} {v} is more than the kernel's {MAX_LIMIT}"),
+                });
             }
-            if let Some(o) = l.hca_objects() {
-                line.push_str(&format!(" hca_object={o}"));
-            }
-            (line.len() > dev.len()).then_some(line)
-        })
+            line.push_str(&format!(" {key}={v}"));
+        }
+        if line.len() > dev.len() {
+            out.push((dev.as_str(), line));
+        }
+    }
+    Ok(out)
+}
+
+/// The device names in the text of an rdma.max file.
+fn devices(rdma_max: &str) -> Vec<&str> {
+    rdma_max
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
         .collect()
 }
 
+fn no_device(dev: &str, known: &[&str]) -> Error {
+    let known = if known.is_empty() {
+        "none".to_string()
+    } else {
+        known.join(", ")
+    };
+    Error::NotAvailable {
+        resource: "rdma",
+        reason: format!("no RDMA device {dev:?} on this host (its RDMA devices: {known})"),
+    }
+}
+
+/// Writes the limits into `dir`'s rdma.max. Every device is checked against the ones the kernel lists before
+/// anything is written, so that an unknown name changes nothing.
 pub fn write(dir: &Path, limits: &HashMap<String, LinuxRdma>) -> Result<()> {
-    for line in lines(limits) {
-        fs::write(dir, "rdma.max", &line)?;
+    let lines = lines(limits)?;
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let current = fs::read(dir, "rdma.max")?;
+    let known = devices(&current);
+    if let Some((dev, _)) = lines.iter().find(|(dev, _)| !known.contains(dev)) {
+        return Err(no_device(dev, &known));
+    }
+    for (dev, line) in &lines {
+        match fs::write(dir, "rdma.max", line) {
+            // The device went away meanwhile.
+            Err(Error::Write { source, .. }) if source.raw_os_error() == Some(libc::ENODEV) => {
+                return Err(no_device(dev, &known));
+            }
+            written => written?,
+        }
     }
     Ok(())
 }
 
 pub fn apply(m: &Manager, limits: &HashMap<String, LinuxRdma>) -> Result<()> {
-    if lines(limits).is_empty() {
+    if lines(limits)?.is_empty() {
         return Ok(());
     }
     write(m.controller("rdma.max", "rdma", "rdma")?, limits)
@@ -44,18 +97,65 @@ pub fn apply(m: &Manager, limits: &HashMap<String, LinuxRdma>) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn rdma(json: &str) -> LinuxRdma {
+        serde_json::from_str(json).unwrap()
+    }
+
     #[test]
     fn rdma_lines() {
-        let a: LinuxRdma = serde_json::from_str(r#"{"hcaHandles":3,"hcaObjects":1000}"#).unwrap();
-        let b: LinuxRdma = serde_json::from_str(r#"{"hcaObjects":7}"#).unwrap();
         let limits = HashMap::from([
-            ("mlx5_1".to_string(), b),
-            ("mlx5_0".to_string(), a),
+            ("mlx5_1".to_string(), rdma(r#"{"hcaObjects":7}"#)),
+            (
+                "mlx5_0".to_string(),
+                rdma(r#"{"hcaHandles":3,"hcaObjects":1000}"#),
+            ),
             ("none".to_string(), LinuxRdma::default()),
+            ("rxe0".to_string(), rdma(r#"{"hcaHandles":2147483647}"#)),
         ]);
         assert_eq!(
-            lines(&limits),
-            ["mlx5_0 hca_handle=3 hca_object=1000", "mlx5_1 hca_object=7"]
+            lines(&limits).unwrap(),
+            [
+                ("mlx5_0", "mlx5_0 hca_handle=3 hca_object=1000".to_string()),
+                ("mlx5_1", "mlx5_1 hca_object=7".to_string()),
+                ("rxe0", "rxe0 hca_handle=2147483647".to_string()),
+            ]
         );
+    }
+
+    #[test]
+    fn limits_over_the_kernels_int_are_refused() {
+        let limits = HashMap::from([("rxe0".to_string(), rdma(r#"{"hcaObjects":2147483648}"#))]);
+        let err = lines(&limits).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "linux.resources.rdma: \"rxe0\": hcaObjects 2147483648 is more than the kernel's 2147483647"
+        );
+    }
+
+    #[test]
+    fn devices_of_rdma_max() {
+        let text = "mlx5_0 hca_handle=max hca_object=max\nrxe0 hca_handle=2 hca_object=100\n";
+        assert_eq!(devices(text), ["mlx5_0", "rxe0"]);
+        assert_eq!(devices(""), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn an_unknown_device_writes_nothing() {
+        let dir = std::env::temp_dir().join(format!("berth-rdma-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let before = "rxe0 hca_handle=max hca_object=max\n";
+        std::fs::write(dir.join("rdma.max"), before).unwrap();
+        let limits = HashMap::from([
+            ("rxe0".to_string(), rdma(r#"{"hcaHandles":1}"#)),
+            ("rxe1 hca_handle=1".to_string(), rdma(r#"{"hcaHandles":1}"#)),
+        ]);
+        let err = write(&dir, &limits).unwrap_err().to_string();
+        let after = std::fs::read_to_string(dir.join("rdma.max")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            err,
+            "linux.resources.rdma: no RDMA device \"rxe1 hca_handle=1\" on this host (its RDMA devices: rxe0)"
+        );
+        assert_eq!(after, before);
     }
 }

@@ -141,7 +141,7 @@ impl super::Manager for Manager {
             }
         }
         if let Some(rdma) = r.rdma() {
-            if !super::v1::rdma::lines(rdma).is_empty() {
+            if !super::v1::rdma::lines(rdma)?.is_empty() {
                 need(dir, "rdma.max", "rdma")?;
                 super::v1::rdma::write(dir, rdma)?;
             }
