@@ -39,27 +39,26 @@ PY
 
 declare -A bin=([berth]=$berth [runc]=$(command -v runc) [crun]=$(command -v crun))
 names=(berth runc crun)
-now() { date +%s%N; }
 
-lifecycle_run() {  # RUNTIME -> ns for $runs sequential `run`s
-  local rt=${bin[$1]} root=$work/root-$1 t0 i
-  t0=$(now)
-  for ((i = 0; i < runs; i++)); do
-    "$rt" --root "$root" run --bundle "$work/bundle" "b$i" >/dev/null 2>&1 </dev/null || { echo "$1 run failed" >&2; return 1; }
-  done
-  echo $(($(now) - t0))
+# One container through `run` (create, start, wait, delete); prints its wall time in us (EPOCHREALTIME: no fork).
+one_run() {  # RUNTIME ID
+  local rt=${bin[$1]} root=$work/root-$1 t0 t1
+  t0=${EPOCHREALTIME/./}
+  "$rt" --root "$root" run --bundle "$work/bundle" "$2" >/dev/null 2>&1 </dev/null || { echo "$1 run failed" >&2; return 1; }
+  t1=${EPOCHREALTIME/./}
+  echo $((t1 - t0))
 }
 
-lifecycle_split() {  # RUNTIME -> ns for $runs create+start+wait+delete
-  local rt=${bin[$1]} root=$work/root-$1 t0 i
-  t0=$(now)
-  for ((i = 0; i < runs; i++)); do
-    "$rt" --root "$root" create --bundle "$work/bundle" "s$i" >/dev/null 2>&1 </dev/null || { echo "$1 create failed" >&2; return 1; }
-    "$rt" --root "$root" start "s$i" >/dev/null 2>&1
-    while [ "$("$rt" --root "$root" state "s$i" 2>/dev/null | grep -o '"status": *"[a-z]*"' | grep -o '[a-z]*"$')" != 'stopped"' ]; do :; done
-    "$rt" --root "$root" delete "s$i" >/dev/null 2>&1
-  done
-  echo $(($(now) - t0))
+# One container through separate create / start / state (until stopped) / delete invocations; prints us.
+one_split() {  # RUNTIME ID
+  local rt=${bin[$1]} root=$work/root-$1 t0 t1
+  t0=${EPOCHREALTIME/./}
+  "$rt" --root "$root" create --bundle "$work/bundle" "$2" >/dev/null 2>&1 </dev/null || { echo "$1 create failed" >&2; return 1; }
+  "$rt" --root "$root" start "$2" >/dev/null 2>&1
+  while [ "$("$rt" --root "$root" state "$2" 2>/dev/null | grep -o '"status": *"[a-z]*"' | grep -o '[a-z]*"$')" != 'stopped"' ]; do :; done
+  "$rt" --root "$root" delete "$2" >/dev/null 2>&1
+  t1=${EPOCHREALTIME/./}
+  echo $((t1 - t0))
 }
 
 min_memory() {  # RUNTIME -> smallest limit in KiB (from a ladder) under which `run` of /bin/true succeeds
@@ -79,12 +78,22 @@ PY
   echo "none"
 }
 
+# Round-robin: container i of every runtime runs back to back, in a rotating order, so that whatever else the
+# machine does at some moment weighs on all runtimes alike.
 declare -A t_run t_split mem
 for n in "${names[@]}"; do
   "${bin[$n]}" --root "$work/root-$n" run --bundle "$work/bundle" warm >/dev/null 2>&1 </dev/null || true  # warm caches
-  t_run[$n]=$(lifecycle_run "$n")
+  t_run[$n]=0 t_split[$n]=0
 done
-for n in "${names[@]}"; do t_split[$n]=$(lifecycle_split "$n"); done
+for ((i = 0; i < runs; i++)); do
+  for ((k = 0; k < ${#names[@]}; k++)); do
+    n=${names[$(((i + k) % ${#names[@]}))]}
+    us=$(one_run "$n" "b$i") || exit 1
+    t_run[$n]=$((t_run[$n] + us * 1000))
+    us=$(one_split "$n" "s$i") || exit 1
+    t_split[$n]=$((t_split[$n] + us * 1000))
+  done
+done
 for n in "${names[@]}"; do mem[$n]=$(min_memory "$n"); done
 for d in /sys/fs/cgroup/*/; do
   for base in "$d" "$d"process_api/*/; do rmdir "$base/berth-bench" 2>/dev/null || true; done
