@@ -100,12 +100,7 @@ fn init_exe_cannot_be_opened_from_inside_before_exec() {
             c["mounts"].as_array_mut().unwrap().push(json!({
                 "destination": "/shared", "type": "bind", "source": shared, "options": ["rbind", "rw"]}));
         });
-    let out = berth.create(&a, &attacker, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    berth.create_ok(&a, &attacker);
     berth.ok(&["start", &attacker]);
     let a_pid = berth.state(&attacker)["pid"].as_i64().unwrap();
 
@@ -119,12 +114,7 @@ fn init_exe_cannot_be_opened_from_inside_before_exec() {
             }
         }
     });
-    let out = berth.create(&v, &victim, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    berth.create_ok(&v, &victim);
     let v_pid = berth.state(&victim)["pid"].as_i64().unwrap();
     let status = std::fs::read_to_string(format!("/proc/{v_pid}/status")).unwrap();
     let ns_pid = status

@@ -16,12 +16,7 @@ fn running(berth: &Berth, name: &str) -> (String, Bundle, i64) {
     let id = unique(name);
     let mut b = Bundle::new(&id);
     b.args(&["sleep", "1000"]);
-    let out = berth.create(&b, &id, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    berth.create_ok(&b, &id);
     berth.ok(&["start", &id]);
     let pid = berth.state(&id)["pid"].as_i64().unwrap();
     (id, b, pid)

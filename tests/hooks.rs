@@ -102,12 +102,7 @@ fn all_six_hooks_run_at_their_points_in_their_namespaces_with_state_on_stdin() {
         .collect();
     b.edit(|c| c["hooks"] = Value::Object(hooks));
     let berth = Berth::new();
-    let out = berth.create(&b, &id, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    berth.create_ok(&b, &id);
     let pid = berth.state(&id)["pid"].as_i64().unwrap();
     for p in ["prestart", "createRuntime", "createContainer"] {
         assert!(out_paths(&b, p).1.exists(), "{p} did not run during create");

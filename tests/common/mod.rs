@@ -202,6 +202,16 @@ impl Berth {
         std::fs::read_to_string(stdio_path(bundle, id, "out")).unwrap_or_default()
     }
 
+    /// `create` without extra flags, asserting that it succeeded (its stderr in the failure message).
+    pub fn create_ok(&self, bundle: &Bundle, id: &str) {
+        let out = self.create(bundle, id, &[]);
+        assert!(
+            out.status.success(),
+            "create {id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn state(&self, id: &str) -> Value {
         serde_json::from_str(&self.ok(&["state", id])).unwrap()
     }
