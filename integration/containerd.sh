@@ -122,8 +122,9 @@ expect_eq "$out" in-exec "exec output"
 expect_eq "$code" 4 "exec exit code"
 
 say "ctr task exec with a terminal (pty master through the console socket)"
-# timeout goes outside script: inside, it would put ctr in a background process group of the pty, and ctr's
-# switch to raw mode would stop it with SIGTTOU (unless the caller happened to ignore SIGTTOU).
+# timeout goes outside script: inside, it would put ctr in a background process group of the pty and ctr's switch
+# to raw mode would stop it with SIGTTOU. (Only when script's $SHELL is dash, as in CI: bash execs a lone command,
+# which leaves timeout the session leader, unable to change its process group.)
 out=$(timeout -k 5 20 script -qec "ctr --address $sock --namespace $ns task exec -t --exec-id e2 $id tty" /dev/null | tr -d '\r') ||
     fail "exec -t did not finish: [$out]"
 echo "$out" | grep -q '/dev/pts/' || fail "exec -t: no pty in the container: [$out]"
