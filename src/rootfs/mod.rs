@@ -662,13 +662,20 @@ fn slash_root() -> Result<Root, Error> {
     Ok(Root::open(Path::new("/"))?)
 }
 
+/// `path` opened (O_PATH) inside the container's root, with that root; None when it does not exist.
+fn open_existing(path: &Path) -> Result<Option<(Root, OwnedFd)>, Error> {
+    let root = slash_root()?;
+    match root.open_in_root(path, OFlag::empty()) {
+        Ok(fd) => Ok(Some((root, fd))),
+        Err(e) if e.source == nix::errno::Errno::ENOENT => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Masks a path: /dev/null over a file, an empty read-only tmpfs over a directory. Absent paths are skipped.
 pub fn mask_path(path: &Path) -> Result<(), Error> {
-    let root = slash_root()?;
-    let target = match root.open_in_root(path, OFlag::empty()) {
-        Ok(fd) => fd,
-        Err(e) if e.source == nix::errno::Errno::ENOENT => return Ok(()),
-        Err(e) => return Err(e.into()),
+    let Some((_, target)) = open_existing(path)? else {
+        return Ok(());
     };
     let tp = fd_path(target.as_fd());
     let is_dir = std::fs::metadata(&tp).map(|m| m.is_dir()).unwrap_or(false);
@@ -700,11 +707,8 @@ pub fn mask_path(path: &Path) -> Result<(), Error> {
 
 /// Makes a path read-only with a bind onto itself plus a read-only remount. Absent paths are skipped.
 pub fn readonly_path(path: &Path) -> Result<(), Error> {
-    let root = slash_root()?;
-    let target = match root.open_in_root(path, OFlag::empty()) {
-        Ok(fd) => fd,
-        Err(e) if e.source == nix::errno::Errno::ENOENT => return Ok(()),
-        Err(e) => return Err(e.into()),
+    let Some((root, target)) = open_existing(path)? else {
+        return Ok(());
     };
     let tp = fd_path(target.as_fd());
     let merr = |source| Error::Mount {
@@ -730,46 +734,6 @@ pub fn readonly_path(path: &Path) -> Result<(), Error> {
         None::<&str>,
     )
     .map_err(merr)
-}
-
-/// Binds the terminal's pty (a path on the host side, e.g. /dev/pts/N of berth's devpts) onto the container's
-/// /dev/console, after checking it is a character device. For `process.terminal`; runs before pivot_root.
-#[allow(dead_code)] // wired up with process.terminal (issue 7)
-pub fn bind_console(root: &Root, pty_slave: &Path) -> Result<(), Error> {
-    use std::os::unix::fs::FileTypeExt;
-    let dest = Path::new("/dev/console");
-    let pty = nix::fcntl::open(
-        pty_slave,
-        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map(crate::sys::adopt_fd)
-    .map_err(sys(format!("open {}", pty_slave.display())))?;
-    let meta = std::fs::metadata(fd_path(pty.as_fd())).map_err(|e| Error::Io {
-        dest: dest.into(),
-        what: format!("stat {}", pty_slave.display()),
-        source: e,
-    })?;
-    if !meta.file_type().is_char_device() {
-        return Err(Error::Invalid {
-            dest: dest.into(),
-            reason: format!("{} is not a character device", pty_slave.display()),
-        });
-    }
-    let target = root.touch(dest)?;
-    mount(
-        Some(&fd_path(pty.as_fd())),
-        &fd_path(target.as_fd()),
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(|source| Error::Mount {
-        src: pty_slave.display().to_string(),
-        dest: dest.into(),
-        fstype: "bind".into(),
-        source,
-    })
 }
 
 /// Takes down every mount at or below `rootfs` in berth's own namespace, deepest first and lazily (for containers
