@@ -15,6 +15,7 @@ build:
 	mkdir -p target/release
 	cp $(BUILT) $(BIN)
 	@ldd $(BIN) 2>&1 | grep -q 'not a dynamic executable\|statically linked' || { echo "berth is not static"; exit 1; }
+	@[ "$$(od -An -tx1 -j16 -N2 $(BIN) | tr -d ' ')" = 0200 ] || { echo "berth is not a plain (ET_EXEC, non-PIE) static executable"; exit 1; }
 	@size=$$(stat -c %s $(BIN)); [ $$size -lt 4194304 ] || { echo "berth is $$size bytes: over the 4 MiB promise"; exit 1; }
 
 deps:
