@@ -95,16 +95,19 @@ pub fn node_from_spec(d: &LinuxDevice) -> Result<Node, Error> {
     })
 }
 
-/// Creates every device and link in the container's /dev (before pivot_root; `root` is the rootfs).
-pub fn populate(root: &Root, spec: &Spec, in_user_ns: bool) -> Result<(), Error> {
-    let mut nodes = default_nodes();
-    for d in spec
-        .linux()
+/// linux.devices of the config.
+pub fn of_spec(spec: &Spec) -> impl Iterator<Item = &oci_spec::runtime::LinuxDevice> {
+    spec.linux()
         .as_ref()
         .and_then(|l| l.devices().as_ref())
         .into_iter()
         .flatten()
-    {
+}
+
+/// Creates every device and link in the container's /dev (before pivot_root; `root` is the rootfs).
+pub fn populate(root: &Root, spec: &Spec, in_user_ns: bool) -> Result<(), Error> {
+    let mut nodes = default_nodes();
+    for d in of_spec(spec) {
         let n = node_from_spec(d)?;
         nodes.retain(|o| o.path != n.path);
         nodes.push(n);

@@ -117,13 +117,7 @@ pub fn validate(spec: &Spec) -> Result<(), Error> {
             return Err(invalid("tmpcopyup is only valid for tmpfs".into()));
         }
     }
-    for d in spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.devices().as_ref())
-        .into_iter()
-        .flatten()
-    {
+    for d in devices::of_spec(spec) {
         devices::node_from_spec(d)?;
     }
     sysctl::validate(spec)?;
