@@ -1,7 +1,7 @@
 //! linux.seccomp → a classic BPF program for SECCOMP_SET_MODE_FILTER. Pure: no syscalls, unit-tested with a small
 //! BPF interpreter below.
 //!
-//! Why not seccompiler alone: it builds a filter for one architecture and has no SCMP_ACT_NOTIFY, while OCI
+//! Why not seccompiler (a dev-dependency that checks this compiler, see `differential.rs`): it builds a filter for one architecture and has no SCMP_ACT_NOTIFY, while OCI
 //! profiles (docker's, podman's) list x86_64, x86 and x32 together and use every action. The program is:
 //!
 //! ```text

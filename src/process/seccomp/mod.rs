@@ -6,6 +6,8 @@
 //! made on the host before the clone, and the listener gets a notify fd of its own for the exec'd process.
 
 pub mod compile;
+#[cfg(test)]
+mod differential;
 mod tables;
 
 use std::io::IoSlice;
