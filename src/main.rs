@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod container;
 mod logging;
+mod mountinfo;
 mod namespaces;
 mod process;
 mod rootfs;

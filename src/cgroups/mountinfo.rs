@@ -23,29 +23,21 @@ impl CgroupMount {
 /// Parses /proc/self/mountinfo for cgroup and cgroup2 mounts (the first mount of each hierarchy wins).
 pub fn cgroup_mounts() -> Result<Vec<CgroupMount>> {
     let path = "/proc/self/mountinfo";
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+    let text = std::fs::read(path).map_err(|source| Error::Io {
         op: "read",
         path: path.into(),
         source,
     })?;
-    Ok(parse_mountinfo(&text))
+    Ok(cgroup_mounts_in(&text))
 }
 
-pub fn parse_mountinfo(text: &str) -> Vec<CgroupMount> {
+pub fn cgroup_mounts_in(text: &[u8]) -> Vec<CgroupMount> {
     let mut out: Vec<CgroupMount> = Vec::new();
-    for line in text.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let pre: Vec<&str> = pre.split(' ').collect();
-        let post: Vec<&str> = post.split(' ').collect();
-        if pre.len() < 5 || post.len() < 3 {
-            continue;
-        }
-        let (fstype, super_opts) = (post[0], post[2]);
-        let controllers: Vec<String> = match fstype {
+    for mount in crate::mountinfo::parse(text) {
+        let controllers: Vec<String> = match mount.fstype.as_str() {
             "cgroup2" => Vec::new(),
-            "cgroup" => super_opts
+            "cgroup" => mount
+                .super_options
                 .split(',')
                 .filter(|o| {
                     !matches!(*o, "rw" | "ro" | "xattr" | "noprefix" | "clone_children")
@@ -56,8 +48,8 @@ pub fn parse_mountinfo(text: &str) -> Vec<CgroupMount> {
             _ => continue,
         };
         let m = CgroupMount {
-            mountpoint: PathBuf::from(unescape(pre[4])),
-            root: PathBuf::from(unescape(pre[3])),
+            mountpoint: mount.mount_point,
+            root: mount.root,
             controllers,
         };
         let dup = out
@@ -66,25 +58,6 @@ pub fn parse_mountinfo(text: &str) -> Vec<CgroupMount> {
         if !dup {
             out.push(m);
         }
-    }
-    out
-}
-
-/// mountinfo escapes space, tab, newline and backslash as octal.
-fn unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
-                out.push(v as char);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i] as char);
-        i += 1;
     }
     out
 }
@@ -146,7 +119,7 @@ mod tests {
 
     #[test]
     fn hybrid_mounts_are_found() {
-        let m = parse_mountinfo(HYBRID);
+        let m = cgroup_mounts_in(HYBRID.as_bytes());
         assert_eq!(m.len(), 4);
         assert!(m[0].is_v2());
         assert_eq!(m[1].controllers, vec!["memory"]);
@@ -156,7 +129,7 @@ mod tests {
 
     #[test]
     fn own_dir_matches_controllers_in_any_order() {
-        let m = parse_mountinfo(HYBRID);
+        let m = cgroup_mounts_in(HYBRID.as_bytes());
         let own = parse_proc_cgroup("4:memory:/a/b\n2:cpuacct,cpu:/\n0::/u\n");
         assert_eq!(
             own_dir(&m[1], &own),
@@ -174,8 +147,17 @@ mod tests {
     }
 
     #[test]
-    fn escaped_mountpoints() {
-        assert_eq!(unescape("/a\\040b"), "/a b");
-        assert_eq!(unescape("/plain"), "/plain");
+    fn non_ascii_mount_points_are_kept() {
+        let text = "31 30 0:27 / /sys/fs/cgroup/m\u{e9}moire\\040x rw - cgroup cgroup rw,memory\n";
+        let m = cgroup_mounts_in(text.as_bytes());
+        assert_eq!(
+            m[0].mountpoint,
+            PathBuf::from("/sys/fs/cgroup/m\u{e9}moire x")
+        );
+        let own = parse_proc_cgroup("4:memory:/caf\u{e9}\n");
+        assert_eq!(
+            own_dir(&m[0], &own),
+            Some(PathBuf::from("/sys/fs/cgroup/m\u{e9}moire x/caf\u{e9}"))
+        );
     }
 }

@@ -1,8 +1,9 @@
-//! Just enough of /proc/self/mountinfo for the rootfs: which mount holds a path, and which mounts lie under one.
+//! What the rootfs asks of /proc/self/mountinfo (parsed by [`crate::mountinfo`]): which mount holds a path, and
+//! which mounts lie under one.
 
 use std::path::{Path, PathBuf};
 
-/// One line of mountinfo, the parts berth needs.
+/// One line of mountinfo, the parts the rootfs needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub mount_point: PathBuf,
@@ -10,49 +11,23 @@ pub struct Entry {
     pub shared: bool,
 }
 
-/// Mount points are written with `\040`-style octal escapes for space, tab, newline and backslash.
-fn unescape(field: &str) -> PathBuf {
-    use std::os::unix::ffi::OsStringExt;
-    let b = field.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    PathBuf::from(std::ffi::OsString::from_vec(out))
-}
-
 /// Parses mountinfo text into entries, in file order (later entries are mounted on top of earlier ones).
 pub fn parse(text: &str) -> Vec<Entry> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let Some((pre, _)) = line.split_once(" - ") else {
-            continue;
-        };
-        let fields: Vec<&str> = pre.split(' ').collect();
-        if fields.len() < 6 {
-            continue;
-        }
-        out.push(Entry {
-            mount_point: unescape(fields[4]),
-            shared: fields[6..].iter().any(|f| f.starts_with("shared:")),
-        });
-    }
-    out
+    entries(crate::mountinfo::parse(text.as_bytes()))
 }
 
 fn read() -> std::io::Result<Vec<Entry>> {
-    Ok(parse(&std::fs::read_to_string("/proc/self/mountinfo")?))
+    Ok(entries(crate::mountinfo::read_self()?))
+}
+
+fn entries(mounts: Vec<crate::mountinfo::Mount>) -> Vec<Entry> {
+    mounts
+        .into_iter()
+        .map(|m| Entry {
+            shared: m.is_shared(),
+            mount_point: m.mount_point,
+        })
+        .collect()
 }
 
 /// The topmost mount whose mount point is the longest prefix of `path` (canonicalized first).
