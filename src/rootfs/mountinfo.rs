@@ -11,15 +11,11 @@ pub struct Entry {
     pub shared: bool,
 }
 
-/// Parses mountinfo text into entries, in file order (later entries are mounted on top of earlier ones).
-pub fn parse(text: &str) -> Vec<Entry> {
-    entries(crate::mountinfo::parse(text.as_bytes()))
-}
-
 fn read() -> std::io::Result<Vec<Entry>> {
     Ok(entries(crate::mountinfo::read_self()?))
 }
 
+/// In mountinfo order: later entries are mounted on top of earlier ones.
 fn entries(mounts: Vec<crate::mountinfo::Mount>) -> Vec<Entry> {
     mounts
         .into_iter()
@@ -73,7 +69,7 @@ mod tests {
 
     #[test]
     fn parses_escapes_and_sharing() {
-        let e = parse(SAMPLE);
+        let e = entries(crate::mountinfo::parse(SAMPLE.as_bytes()));
         assert_eq!(e.len(), 5);
         assert!(e[0].shared && !e[1].shared && !e[2].shared && e[3].shared);
         assert_eq!(e[3].mount_point, PathBuf::from("/tmp/b/root/my dir"));
@@ -81,7 +77,7 @@ mod tests {
 
     #[test]
     fn finds_holder_and_mounts_below() {
-        let e = parse(SAMPLE);
+        let e = entries(crate::mountinfo::parse(SAMPLE.as_bytes()));
         assert_eq!(
             holder(&e, Path::new("/tmp/b/x")).unwrap().mount_point,
             PathBuf::from("/tmp")
