@@ -42,7 +42,7 @@ fn now() -> String {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let full = crate::container::state::rfc3339(t.as_secs() as i64, 0);
+    let full = crate::time::rfc3339(t.as_secs() as i64, 0);
     // logrus style: seconds precision.
     full.replace(".000000000Z", "Z")
 }

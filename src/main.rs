@@ -11,6 +11,7 @@ mod process;
 mod rootfs;
 mod spec;
 mod sys;
+mod time;
 
 use clap::Parser;
 

@@ -120,7 +120,7 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
         pid_start_time: 0,
         bundle: bundle.dir.clone(),
         rootfs: bundle.rootfs.clone(),
-        created: state::now_rfc3339(),
+        created: crate::time::now_rfc3339(),
         owner: owner_name(),
         annotations: spec
             .annotations()
