@@ -36,7 +36,9 @@ lint:
 
 # The whole suite: unit tests, then real containers (tests/).
 test: deps build test-cgv2 test-integration
+	rm -f target/tmp/skipped.txt
 	cargo test --release -- --test-threads=2
+	@if [ -s target/tmp/skipped.txt ]; then echo "Tests that could not run on this host:"; cat target/tmp/skipped.txt; fi
 
 # The cgroup tests again on a pure cgroup v2 host: a throw-away QEMU VM (integration/cgv2/run-in-vm.sh installs
 # qemu-system-x86, cpio and xz-utils with apt-get when they are missing, and fetches a Debian kernel).

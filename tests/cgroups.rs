@@ -662,6 +662,10 @@ fn a_device_weight_nothing_can_take_is_refused() {
         .find(|d| !per_device_weight_works(*d))
     else {
         assert!(!in_cgv2_vm(), "the cgroup v2 VM has no disk without iocost");
+        skipped(
+            "a_device_weight_nothing_can_take_is_refused",
+            "every disk here takes per-device weights",
+        );
         return;
     };
     create_fails(
@@ -995,7 +999,11 @@ fn rdma_limits_are_written_and_updated_and_an_unknown_device_is_refused() {
         &["linux.resources.rdma: ", "no RDMA device \"nosuchrdma9\""],
     );
     let Some(dev) = rdma_device() else {
-        return; // the controller, but no RDMA device on this host
+        skipped(
+            "rdma_limits_are_written_and_updated_and_an_unknown_device_is_refused",
+            "an rdma controller but no RDMA device to limit",
+        );
+        return;
     };
     let id = unique("cg-rdma");
     let mut b = Bundle::new(&id);

@@ -154,7 +154,10 @@ fn lsm_settings_without_the_lsm() {
     if std::path::Path::new("/sys/kernel/security/apparmor").exists()
         || std::path::Path::new("/sys/fs/selinux/enforce").exists()
     {
-        eprintln!("skipped: this host has AppArmor or SELinux");
+        skipped(
+            "lsm_settings_without_the_lsm",
+            "this host has AppArmor or SELinux",
+        );
         return;
     }
     let berth = Berth::new();

@@ -150,7 +150,12 @@ impl Berth {
 
     /// Runs berth with `args`; stdin is /dev/null and output is captured.
     pub fn run(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).stdin(Stdio::null()).output().unwrap()
+        let mut c = self.cmd();
+        c.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        bounded(c, &format!("berth {args:?}"))
     }
 
     /// Runs berth, asserting success; returns stdout.
@@ -189,7 +194,7 @@ impl Berth {
             .args(extra)
             .arg(id);
         c.stdin(Stdio::null()).stdout(out).stderr(err);
-        let status = c.status().unwrap();
+        let status = bounded(c, &format!("berth create {id}")).status;
         Output {
             status,
             stdout: Vec::new(),
@@ -250,15 +255,14 @@ impl Berth {
 
     /// Runs the bundle in the foreground with `run`; returns (exit code, stdout, stderr).
     pub fn run_bundle(&self, bundle: &Bundle, id: &str) -> (i32, String, String) {
-        let out = self
-            .cmd()
-            .args(["run", "--bundle"])
+        let mut c = self.cmd();
+        c.args(["run", "--bundle"])
             .arg(&bundle.dir)
             .arg(id)
             .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        captured(out)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        captured(bounded(c, &format!("berth run {id}")))
     }
 }
 
@@ -273,15 +277,80 @@ impl Drop for Berth {
         if let Ok(entries) = std::fs::read_dir(&self.root) {
             for e in entries.flatten() {
                 let id = e.file_name().to_string_lossy().to_string();
-                let _ = self
-                    .cmd()
-                    .args(["delete", "--force", &id])
-                    .stderr(Stdio::null())
-                    .status();
+                let mut c = self.cmd();
+                c.args(["delete", "--force", &id]).stderr(Stdio::null());
+                bounded(c, &format!("berth delete --force {id}"));
             }
         }
         let _ = std::fs::remove_dir_all(&self.root);
         remove_test_cgroup_parents();
+    }
+}
+
+/// How long one berth call in a test may take: far beyond any real one, so that a hung berth fails its test with
+/// a message instead of hanging the whole suite.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs `cmd` to its end and returns what it printed to the pipes the caller set (`Stdio::piped()`; unlike
+/// `output()`, unset streams are inherited), bounded by [`CALL_TIMEOUT`]: past it the process is killed and the
+/// test fails naming `what`.
+pub fn bounded(mut cmd: Command, what: &str) -> Output {
+    bounded_within(&mut cmd, what, CALL_TIMEOUT)
+}
+
+/// [`bounded`] with a timeout of the caller's choosing (for a call meant to hang, or a long one).
+pub fn bounded_within(cmd: &mut Command, what: &str, limit: Duration) -> Output {
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    let pid = child.id() as i32;
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    // Each pipe drained on its own thread (as `output()` does), so a child filling one never blocks on the other.
+    fn drain<R: std::io::Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let (out, err) = (drain(stdout), drain(stderr));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let status = child.wait();
+        let _ = tx.send((status, out.join().unwrap(), err.join().unwrap()));
+    });
+    match rx.recv_timeout(limit) {
+        Ok((status, stdout, stderr)) => Output {
+            status: status.unwrap_or_else(|e| panic!("{what}: wait: {e}")),
+            stdout,
+            stderr,
+        },
+        Err(_) => {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            panic!("{what}: no answer within {limit:?}; killed it");
+        }
+    }
+}
+
+/// A test that cannot run on this host says so where a person reads it (libtest hides the `eprintln!` of a
+/// passing test, not a write to fd 2) and in target/tmp/skipped.txt, which `make test` prints at the end.
+pub fn skipped(test: &str, reason: &str) {
+    use std::io::Write;
+    let line = format!("SKIPPED {test}: {reason}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped.txt");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = f.write_all(line.as_bytes());
     }
 }
 
