@@ -2,7 +2,8 @@
 # berth on a Kubernetes node: containerd 1.6's CRI plugin driving berth through the io.containerd.runc.v2 shim, with
 # integration/cri/ (a small Rust CRI client) acting as the kubelet.
 #
-#   BERTH=/abs/path/to/berth integration/cri.sh          the scenarios (integration/cri/src/scenarios.rs)
+#   BERTH=/abs/path/to/berth integration/cri.sh          the scenarios (integration/cri/src/scenarios.rs), through
+#                                                        the berth handler, then the runc handler for comparison
 #   BERTH=/abs/path/to/berth integration/cri.sh bench N  exec-probe cost, berth vs runc handler (bench.rs)
 #
 # A private containerd: root, state, socket and both handlers' runtime roots in a temp dir; no TCP (the streaming
@@ -10,7 +11,8 @@
 # busybox-static and imported under localhost/ names (nothing is ever pulled). The pod network is a CNI config of
 # loopback plus a tiny plugin of the test's own that reports a documentation address on eth0 (containerd 1.6
 # requires one) and changes nothing: a pod gets its own network namespace with only lo. Everything (pods, shims,
-# containerd, mounts, cgroups, shim sockets, the temp dir) is removed on exit, pass or fail.
+# containerd, mounts, cgroups, shim sockets, the temp dir) is removed on exit, pass or fail, and checked to be gone:
+# the test ends by leaving a pod running, as a kubelet killed halfway would.
 set -euo pipefail
 
 mode=${1:-test}
@@ -64,6 +66,18 @@ cleanup() {
     for s in $sockets; do rm -f "$s"; done
     remove_work_and_cgroups "$work" "$cg_parent"
     find /sys/fs/cgroup -depth -type d -name "$slice:*" -exec rmdir {} \; 2>/dev/null
+    # The teardown is part of the test: whatever it could not remove fails the run.
+    local left=
+    grep -q " $work" /proc/self/mountinfo && left="$left mounts"
+    [ -e "$work" ] && left="$left $work"
+    [ -n "$(find /sys/fs/cgroup -type d \( -path "*/$cg_parent" -o -name "$slice:*" \) 2>/dev/null)" ] && left="$left cgroups"
+    [ -n "$(our_shims)" ] && left="$left shims"
+    for s in $sockets; do [ -e "$s" ] && left="$left $s"; done
+    pgrep -f '^sleep 86401$' >/dev/null && left="$left container-processes"
+    if [ -n "$left" ]; then
+        echo "FAIL: the teardown left:$left" >&2
+        rc=1
+    fi
     exit "$rc"
 }
 trap cleanup EXIT
@@ -146,10 +160,17 @@ ctr() { timeout 120 /usr/bin/ctr --address "$sock" --namespace k8s.io "$@"; }
 ctr images import "$work/pause.tar" >/dev/null || fail "import $pause"
 ctr images import "$work/busybox.tar" >/dev/null || fail "import $image"
 
-export CRI_SOCKET=$sock BERTH BERTH_ROOT=$work/berth-root/k8s.io CG_PARENT=$cg_parent SLICE_PARENT=$cg_parent/$slice \
-    LOG_DIR=$work/logs IMAGE=$image
+export CRI_SOCKET=$sock BERTH CG_PARENT=$cg_parent SLICE_PARENT=$cg_parent/$slice LOG_DIR=$work/logs IMAGE=$image
+with_berth() { HANDLER=berth RUNTIME_BIN=$BERTH RUNTIME_ROOT=$work/berth-root/k8s.io "$@"; }
+with_runc() { HANDLER=runc RUNTIME_BIN=$(command -v runc) RUNTIME_ROOT=$work/runc-root/k8s.io "$@"; }
 case $mode in
-test) "$client" test || fail "CRI scenarios" ;;
-bench) "$client" bench "$runs" || fail "CRI exec-probe benchmark" ;;
+test)
+    with_berth "$client" test || fail "CRI scenarios (handler berth)"
+    say "the same scenarios through the runc handler: what they expect is runc's behaviour"
+    with_runc "$client" test || fail "CRI scenarios (handler runc): the test expects something runc does not do"
+    with_berth "$client" abandon || fail "leave a pod running"
+    say "teardown: containerd, shims, containers, mounts, cgroups and shim sockets go; nothing may be left"
+    ;;
+bench) with_berth "$client" bench "$runs" || fail "CRI exec-probe benchmark" ;;
 *) fail "unknown mode $mode" ;;
 esac

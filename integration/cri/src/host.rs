@@ -6,24 +6,25 @@ use std::process::Command;
 
 use anyhow::{bail, ensure, Context, Result};
 
-/// berth as the shim runs it: the same binary and `--root` (the handler's Root plus containerd's namespace).
-pub struct Berth {
+/// The runtime as the shim runs it: the same binary and `--root` (the handler's Root plus containerd's namespace).
+pub struct Runtime {
     pub bin: PathBuf,
     pub root: PathBuf,
 }
 
-impl Berth {
-    /// `berth state ID`, parsed.
+impl Runtime {
+    /// `RUNTIME state ID`, parsed (berth's and runc's share the schema).
     pub fn state(&self, id: &str) -> Result<serde_json::Value> {
         let out = Command::new(&self.bin)
             .arg("--root")
             .arg(&self.root)
             .args(["state", id])
             .output()
-            .context("run berth state")?;
+            .with_context(|| format!("run {} state", self.bin.display()))?;
         ensure!(
             out.status.success(),
-            "berth state {id}: {}",
+            "{} state {id}: {}",
+            self.bin.display(),
             String::from_utf8_lossy(&out.stderr).trim()
         );
         Ok(serde_json::from_slice(&out.stdout)?)
@@ -33,14 +34,20 @@ impl Berth {
         self.root.join(id).exists()
     }
 
-    /// The cgroup directories berth recorded for the container (its state file's cgroupPaths).
+    /// The cgroup directories the runtime recorded for the container (berth's state file's cgroupPaths, runc's
+    /// cgroup_paths).
     pub fn cgroup_dirs(&self, id: &str) -> Result<Vec<PathBuf>> {
         let path = self.root.join(id).join("state.json");
         let raw = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
         let v: serde_json::Value = serde_json::from_slice(&raw)?;
-        Ok(v["cgroupPaths"]
+        let paths = if v["cgroupPaths"].is_object() {
+            &v["cgroupPaths"]
+        } else {
+            &v["cgroup_paths"]
+        };
+        Ok(paths
             .as_object()
-            .context("no cgroupPaths in berth's state")?
+            .with_context(|| format!("no cgroup paths in {}", path.display()))?
             .values()
             .filter_map(|p| p.as_str().map(PathBuf::from))
             .collect())

@@ -2,10 +2,12 @@
 //! the calls kubelet makes, and checks from the host what berth made. Run by integration/cri.sh, which starts the
 //! private containerd and passes everything by environment:
 //!
-//!   CRI_SOCKET, BERTH (binary), BERTH_ROOT (the berth handler's Root + "/k8s.io"), CG_PARENT (relative cgroup
-//!   parent of the pods), SLICE_PARENT (a `*.slice` parent), LOG_DIR, IMAGE (busybox image, fully qualified)
+//!   CRI_SOCKET, HANDLER (berth, or runc for comparison), RUNTIME_BIN and RUNTIME_ROOT (the handler's binary, and
+//!   its Root + "/k8s.io"), CG_PARENT (relative cgroup parent of the pods), SLICE_PARENT (a `*.slice` parent),
+//!   LOG_DIR, IMAGE (busybox image, fully qualified)
 //!
 //!   berth-cri-test test          the scenarios (first failure: non-zero exit and what failed)
+//!   berth-cri-test abandon       leaves a running pod behind, for the script's teardown to remove
 //!   berth-cri-test bench [RUNS]  exec-probe cost: median ExecSync time, berth vs runc handler
 
 mod bench;
@@ -17,7 +19,9 @@ use anyhow::{Context, Result};
 
 pub struct Env {
     pub socket: String,
-    pub berth: host::Berth,
+    /// The runtime handler the scenarios use (berth; runc to show that they expect runc's behaviour).
+    pub handler: String,
+    pub runtime: host::Runtime,
     pub cg_parent: String,
     pub slice_parent: String,
     pub log_dir: String,
@@ -31,9 +35,10 @@ fn var(name: &str) -> Result<String> {
 fn env() -> Result<Env> {
     Ok(Env {
         socket: var("CRI_SOCKET")?,
-        berth: host::Berth {
-            bin: var("BERTH")?.into(),
-            root: var("BERTH_ROOT")?.into(),
+        handler: var("HANDLER")?,
+        runtime: host::Runtime {
+            bin: var("RUNTIME_BIN")?.into(),
+            root: var("RUNTIME_ROOT")?.into(),
         },
         cg_parent: var("CG_PARENT")?,
         slice_parent: var("SLICE_PARENT")?,
@@ -53,11 +58,12 @@ fn main() {
         let mut c = cri::Cri::connect(&env.socket).await?;
         match args.first().map(String::as_str) {
             Some("test") => scenarios::run(&mut c, &env).await,
+            Some("abandon") => scenarios::abandon(&mut c, &env).await,
             Some("bench") => {
                 let runs = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(30);
                 bench::run(&mut c, &env, runs).await
             }
-            _ => anyhow::bail!("usage: berth-cri-test test | bench [RUNS]"),
+            _ => anyhow::bail!("usage: berth-cri-test test | abandon | bench [RUNS]"),
         }
     });
     if let Err(e) = result {

@@ -20,7 +20,7 @@ fn say(s: &str) {
 fn pod(env: &Env, name: &str) -> PodSpec {
     PodSpec {
         name: name.into(),
-        handler: "berth".into(),
+        handler: env.handler.clone(),
         cgroup_parent: format!("{}/{name}", env.cg_parent),
         log_dir: format!("{}/{name}", env.log_dir),
         host_network: false,
@@ -46,16 +46,21 @@ struct Trace {
 fn trace(env: &Env, id: &str) -> Result<Trace> {
     Ok(Trace {
         id: id.into(),
-        cgroups: env.berth.cgroup_dirs(id)?,
+        cgroups: env.runtime.cgroup_dirs(id)?,
     })
 }
 
 async fn assert_gone(env: &Env, t: &Trace) -> Result<()> {
     let gone = eventually(10, || {
-        !env.berth.knows(&t.id) && t.cgroups.iter().all(|d| !d.exists())
+        !env.runtime.knows(&t.id) && t.cgroups.iter().all(|d| !d.exists())
     })
     .await;
-    ensure!(!env.berth.knows(&t.id), "berth still knows {}", t.id);
+    ensure!(
+        !env.runtime.knows(&t.id),
+        "{} still knows {}",
+        env.handler,
+        t.id
+    );
     ensure!(gone, "cgroups of {} left: {:?}", t.id, t.cgroups);
     let m = mounts_mentioning(&t.id);
     ensure!(m.is_empty(), "mounts of {} left: {m:?}", t.id);
@@ -75,10 +80,11 @@ async fn running_pid(c: &mut Cri, env: &Env, id: &str) -> Result<i64> {
     let pid = info["pid"]
         .as_i64()
         .context("no pid in containerd's verbose info")?;
-    let b = env.berth.state(id)?;
+    let b = env.runtime.state(id)?;
     ensure!(
         b["status"] == "running" && b["pid"].as_i64() == Some(pid),
-        "berth state of {id} is {b}, CRI reports pid {pid}"
+        "{} state of {id} is {b}, CRI reports pid {pid}",
+        env.handler
     );
     Ok(pid)
 }
@@ -140,7 +146,7 @@ pub async fn run(c: &mut Cri, env: &Env) -> Result<()> {
         "pods left: {:?}",
         left.iter().map(|p| &p.id).collect::<Vec<_>>()
     );
-    println!("PASS cri");
+    println!("PASS cri (handler {})", env.handler);
     Ok(())
 }
 
@@ -148,7 +154,10 @@ pub async fn run(c: &mut Cri, env: &Env) -> Result<()> {
 async fn main_pod(c: &mut Cri, env: &Env) -> Result<()> {
     let p = pod(env, "main");
     std::fs::create_dir_all(&p.log_dir)?;
-    say("RunPodSandbox (handler berth, relative cgroup parent)");
+    say(&format!(
+        "RunPodSandbox (handler {}, relative cgroup parent)",
+        env.handler
+    ));
     let pod_id = c.run_pod(&p).await?;
     let (ps, pinfo) = c.pod_status(&pod_id).await?;
     ensure!(
@@ -157,7 +166,7 @@ async fn main_pod(c: &mut Cri, env: &Env) -> Result<()> {
         ps.state
     );
     ensure!(
-        ps.runtime_handler == "berth" || ps.runtime_handler.is_empty(),
+        ps.runtime_handler == env.handler || ps.runtime_handler.is_empty(),
         "handler {}",
         ps.runtime_handler
     );
@@ -174,8 +183,9 @@ async fn main_pod(c: &mut Cri, env: &Env) -> Result<()> {
     let pause = trace(env, &pod_id)?;
     let sandbox_pid = pinfo["pid"].as_i64().context("no sandbox pid")?;
     ensure!(
-        env.berth.state(&pod_id)?["pid"].as_i64() == Some(sandbox_pid),
-        "berth's pid of the sandbox is not CRI's {sandbox_pid}"
+        env.runtime.state(&pod_id)?["pid"].as_i64() == Some(sandbox_pid),
+        "{}'s pid of the sandbox is not CRI's {sandbox_pid}",
+        env.handler
     );
     ensure!(
         pause
@@ -361,8 +371,9 @@ async fn main_pod(c: &mut Cri, env: &Env) -> Result<()> {
                 .context("StartContainer of a missing entrypoint succeeded")?;
             c.remove(&id).await?;
             ensure!(
-                !env.berth.knows(&id),
-                "berth still knows the broken container"
+                !env.runtime.knows(&id),
+                "{} still knows the broken container",
+                env.handler
             );
             e
         }
@@ -502,4 +513,19 @@ fn ps_has(cmdline: &str) -> bool {
             })
         })
         .unwrap_or(false)
+}
+
+/// A kubelet killed halfway: a pod (own network namespace, a running container, its shim) left to the teardown,
+/// which must leave nothing behind (integration/cri.sh checks after it).
+pub async fn abandon(c: &mut Cri, env: &Env) -> Result<()> {
+    say("leave a running pod to the teardown (a kubelet killed halfway)");
+    let p = pod(env, "abandoned");
+    std::fs::create_dir_all(&p.log_dir)?;
+    let pod_id = c.run_pod(&p).await?;
+    let id = c
+        .create(&pod_id, &p, &ctr(env, "left", sh("exec sleep 86401")))
+        .await?;
+    c.start(&id).await?;
+    running_pid(c, env, &id).await?;
+    Ok(())
 }
