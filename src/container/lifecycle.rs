@@ -116,8 +116,12 @@ pub fn kill(dir: &StateDir, signal: i32, all: bool) -> Result<()> {
         }
         let cg = cgroups::from_paths(&st.cgroup_paths);
         return match signal_all(cg.as_ref(), signal) {
-            // The cgroup of a stopped container may already be gone: nothing is left to signal.
-            Err(_) if status == Status::Stopped => Ok(()),
+            // The cgroup of a stopped container may already be gone (runc: nothing is left to signal).
+            Err(_)
+                if status == Status::Stopped && st.cgroup_paths.values().all(|p| !p.exists()) =>
+            {
+                Ok(())
+            }
             r => r,
         };
     }
