@@ -4,7 +4,8 @@ CARGO_TARGET := x86_64-unknown-linux-gnu
 BIN := target/release/berth
 BUILT := target/$(CARGO_TARGET)/release/berth
 DEMO_DIR ?= /tmp/berth-demo
-APT_PACKAGES := busybox-static golang-github-containers-common containerd podman conmon util-linux
+APT_PACKAGES := busybox-static golang-github-containers-common containerd runc containernetworking-plugins podman conmon \
+	util-linux protobuf-compiler
 
 .PHONY: all build deps demo test test-cgv2 test-integration unit-test lint bench clean
 
@@ -45,14 +46,18 @@ test: deps build test-cgv2 test-integration
 test-cgv2: deps
 	integration/cgv2/test.sh
 
-# Real clients driving berth: containerd's ctr and runc shim (private containerd, locally built image), podman.
+# Real clients driving berth: containerd's ctr and runc shim (private containerd, locally built image), containerd's
+# CRI plugin driven as a kubelet drives it (integration/cri/, a Rust CRI client in its own crate), podman.
 test-integration: deps build
 	BERTH=$(CURDIR)/$(BIN) integration/containerd.sh
+	BERTH=$(CURDIR)/$(BIN) integration/cri.sh
 	BERTH=$(CURDIR)/$(BIN) integration/podman.sh
 
 # berth, runc and crun side by side (ratios, not a test).
 bench: deps build
 	bench/compare.sh -n $${RUNS:-100} -o bench/RESULTS.txt
+	@# Exec probes: median ExecSync through containerd's CRI, berth vs runc handler (integration/cri/src/bench.rs).
+	BERTH=$(CURDIR)/$(BIN) BENCH_REPORT=$(CURDIR)/bench/RESULTS-exec-probes.txt integration/cri.sh bench $${EXEC_RUNS:-30}
 
 clean:
 	cargo clean

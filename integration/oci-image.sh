@@ -2,11 +2,12 @@
 # Builds a busybox OCI image archive (an OCI layout in a tar, as `ctr images import` and `podman load` take it)
 # from the host's busybox-static: no registry, no network.
 #
-#   integration/oci-image.sh OUT.tar NAME:TAG
+#   integration/oci-image.sh OUT.tar NAME:TAG [CMD-JSON]     (CMD-JSON: the image's Cmd, default ["sh"])
 set -euo pipefail
 
 out=$1
 ref=$2
+cmd=${3:-'["sh"]'}
 name=${ref%:*}
 tag=${ref##*:}
 work=$(mktemp -d /tmp/berth-oci-image.XXXXXX)
@@ -40,7 +41,7 @@ blob() { # stdin -> blob; prints "digest size"
     echo "$d $s"
 }
 
-read -r config_digest config_size < <(printf '%s' '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:'"$layer_digest"'"]},"history":[{"created_by":"berth integration/oci-image.sh"}]}' | blob)
+read -r config_digest config_size < <(printf '%s' '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":'"$cmd"',"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:'"$layer_digest"'"]},"history":[{"created_by":"berth integration/oci-image.sh"}]}' | blob)
 read -r manifest_digest manifest_size < <(printf '%s' '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:'"$config_digest"'","size":'"$config_size"'},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:'"$layer_digest"'","size":'"$layer_size"'}]}' | blob)
 printf '%s' '{"imageLayoutVersion":"1.0.0"}' >"$oci/oci-layout"
 printf '%s' '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:'"$manifest_digest"'","size":'"$manifest_size"',"platform":{"architecture":"amd64","os":"linux"},"annotations":{"io.containerd.image.name":"'"$name:$tag"'","org.opencontainers.image.ref.name":"'"$tag"'"}}]}' >"$oci/index.json"

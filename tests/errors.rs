@@ -235,6 +235,8 @@ fn start_kill_delete_of_unknown_containers() {
         vec!["start", "nope"],
         vec!["state", "nope"],
         vec!["kill", "nope"],
+        // containerd's shim sends this after every exit; "does not exist" is what it reads as "already gone".
+        vec!["kill", "--all", "nope", "9"],
         vec!["delete", "nope"],
     ] {
         let err = berth.fails(&args);

@@ -84,8 +84,9 @@ fn create_start_state_kill_delete() {
     berth.ok(&["kill", &id, "KILL"]);
     berth.wait_status(&id, "stopped");
     assert_eq!(berth.state(&id)["pid"], 0);
+    // runc's exact words: containerd's shim reads them as "already gone" (other words make it retry forever).
     let err = berth.fails(&["kill", &id, "TERM"]);
-    assert!(err.contains("not running"), "{err}");
+    assert!(err.contains("container not running"), "{err}");
     let err = berth.fails(&["start", &id]);
     assert!(err.contains("stopped"), "{err}");
 
@@ -337,4 +338,85 @@ fn poststart_and_poststop_hooks_run_from_start_and_delete() {
         ],
         "{text}"
     );
+}
+
+#[test]
+fn kill_all_of_a_stopped_container_succeeds_and_kills_what_is_left_in_its_cgroup() {
+    let berth = Berth::new();
+    let id = unique("killleft");
+    let mut b = Bundle::new(&id);
+    // No pid namespace of its own: the background sleep outlives the init, in the container's cgroup.
+    b.sh("sleep 1000 & exit 0").edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "pid");
+    });
+    berth.create_ok(&b, &id);
+    let pids_dir = berth
+        .cgroup_dirs(&id)
+        .into_iter()
+        .find(|d| d.join("pids.max").exists())
+        .unwrap();
+    berth.ok(&["start", &id]);
+    berth.wait_status(&id, "stopped");
+    let procs: Vec<i64> = std::fs::read_to_string(pids_dir.join("cgroup.procs"))
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(
+        procs.len(),
+        1,
+        "only the background sleep should be left: {procs:?}"
+    );
+    let left = procs[0];
+    assert!(
+        alive(left),
+        "the background process should outlive the init"
+    );
+
+    let err = berth.fails(&["kill", &id, "KILL"]);
+    assert!(err.contains("container not running"), "{err}");
+    assert!(alive(left), "kill without --all must not sweep the cgroup");
+
+    berth.ok(&["kill", "--all", &id, "KILL"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while alive(left) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(!alive(left), "kill --all left pid {left} in the cgroup");
+    // Again, with nothing left: still a success (containerd's shim sends it after every exit).
+    berth.ok(&["kill", "--all", &id, "KILL"]);
+    let cgroups = berth.cgroup_dirs(&id);
+    berth.ok(&["delete", &id]);
+    assert_gone(&berth, &id, &cgroups, None);
+}
+
+#[test]
+fn a_systemd_form_cgroups_path_is_one_literal_directory_with_cgroupfs() {
+    // containerd hands a `*.slice` cgroup parent over as slice:prefix:name even with the cgroupfs driver; runc's
+    // cgroupfs manager makes a directory of that very name (relative: under our own cgroup).
+    let berth = Berth::new();
+    let id = unique("slicepath");
+    let name = format!("{id}.slice:berth-tests:{id}");
+    let mut b = Bundle::new(&id);
+    b.args(&["sleep", "1000"]).edit(|c| {
+        c["linux"]["cgroupsPath"] = serde_json::json!(name);
+    });
+    berth.create_ok(&b, &id);
+    let cgroups = berth.cgroup_dirs(&id);
+    assert!(!cgroups.is_empty());
+    let own = own_cgroup_dirs();
+    for d in &cgroups {
+        assert!(d.exists(), "{}", d.display());
+        assert_eq!(d.file_name().unwrap().to_str().unwrap(), name);
+        assert!(
+            own.iter().any(|o| d.parent() == Some(o.as_path())),
+            "{} is not directly under one of our own cgroups {own:?}",
+            d.display()
+        );
+    }
+    berth.ok(&["delete", "--force", &id]);
+    assert_gone(&berth, &id, &cgroups, None);
 }

@@ -143,15 +143,9 @@ pub fn for_container(cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Ma
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => default.as_path(),
     };
+    // The systemd form `slice:prefix:name` (containerd sends it for a `*.slice` parent whatever the driver) is, as
+    // in runc's cgroupfs manager, taken literally: one relative directory of that name.
     check_path(path)?;
-    if let Some(s) = path.to_str() {
-        if !s.starts_with('/') && s.split(':').count() == 3 {
-            return Err(Error::BadPath {
-                path: path.to_path_buf(),
-                reason: "the systemd form slice:prefix:name needs --systemd-cgroup, whose driver berth does not have yet",
-            });
-        }
-    }
     let mounts = mountinfo::cgroup_mounts()?;
     let own = mountinfo::own_cgroups()?;
     match layout_of(&mounts)? {
@@ -223,10 +217,14 @@ mod tests {
     }
 
     #[test]
-    fn systemd_form_is_a_clear_error() {
-        let err = for_container(Some(Path::new("system.slice:berth:abc")), "abc")
-            .err()
-            .expect("must fail");
-        assert!(err.to_string().contains("systemd"), "{err}");
+    fn systemd_form_is_one_literal_directory() {
+        let m = Path::new("/sys/fs/cgroup/memory");
+        let base = Path::new("/sys/fs/cgroup/memory/me");
+        let p = Path::new("kubepods.slice:cri-containerd:abc");
+        assert!(check_path(p).is_ok());
+        assert_eq!(
+            join(m, base, p),
+            base.join("kubepods.slice:cri-containerd:abc")
+        );
     }
 }

@@ -100,17 +100,33 @@ fn wait_readable(conn: &UnixStream, limit: Duration) -> Result<()> {
     }
 }
 
-/// Sends `signal` to the init, or with `all` to every process in the container's cgroup.
+/// runc's words for a container that is not running: containerd's shim matches them to learn that a kill found
+/// the container already gone (anything else it reports as an unknown error and retries).
+const NOT_RUNNING: &str = "container not running";
+
+/// Sends `signal` to the init, or with `all` to every process in the container's cgroup. As runc, `all` also
+/// sweeps the cgroup of a stopped container: processes of a container without its own pid namespace outlive the
+/// init there.
 pub fn kill(dir: &StateDir, signal: i32, all: bool) -> Result<()> {
     let st = dir.load()?;
     let status = status_of(dir, &st);
-    if status == Status::Stopped {
-        bail!("container is not running");
-    }
     if all {
+        if st.cgroup_paths.is_empty() {
+            return Ok(());
+        }
         let cg = cgroups::from_paths(&st.cgroup_paths);
-        signal_all(cg.as_ref(), signal)?;
-        return Ok(());
+        return match signal_all(cg.as_ref(), signal) {
+            // The cgroup of a stopped container may already be gone (runc: nothing is left to signal).
+            Err(_)
+                if status == Status::Stopped && st.cgroup_paths.values().all(|p| !p.exists()) =>
+            {
+                Ok(())
+            }
+            r => r,
+        };
+    }
+    if status == Status::Stopped {
+        bail!(NOT_RUNNING);
     }
     signal_init(&st, signal)
 }
@@ -118,9 +134,13 @@ pub fn kill(dir: &StateDir, signal: i32, all: bool) -> Result<()> {
 /// Signals the init through a pidfd opened and checked against the recorded start time: never a reused pid.
 fn signal_init(st: &State, signal: i32) -> Result<()> {
     let pid = Pid::from_raw(st.pid);
-    let pidfd = crate::sys::pidfd_open(pid).with_context(|| format!("pidfd_open {pid}"))?;
+    let pidfd = match crate::sys::pidfd_open(pid) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ESRCH) => bail!(NOT_RUNNING),
+        Err(e) => return Err(e).with_context(|| format!("pidfd_open {pid}")),
+    };
     if !st.init_alive() {
-        bail!("container is not running");
+        bail!(NOT_RUNNING);
     }
     crate::sys::pidfd_send_signal(pidfd.as_fd(), signal)
         .with_context(|| format!("send signal {signal} to the init (pid {pid})"))
