@@ -211,7 +211,7 @@ if [ -n "${BERTH_SD_IMAGE:-}" ]; then
 fi
 
 echo "== leftovers"
-left=$(systemctl list-units --all --no-legend --plain 'berth-*' 'cri-containerd-*' 'ctr-*')
+left=$(systemctl list-units --all --no-legend --plain 'berth-*.scope' 'cri-containerd-*' 'ctr-*')
 check "units left" "$left" ""
 if [ $failures -gt 0 ]; then echo "tests.sh: $failures check(s) FAILED ($mode)"; exit 1; fi
 echo "tests.sh: all checks passed ($mode)"

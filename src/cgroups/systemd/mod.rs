@@ -286,6 +286,14 @@ impl Manager {
         }
     }
 
+    /// systemd no longer has the unit loaded.
+    fn gone(&self) -> bool {
+        matches!(
+            self.call("GetUnit", vec![Value::Str(self.unit.unit.clone())]),
+            Err(dbus::Error::Reply { name, .. }) if name == "org.freedesktop.systemd1.NoSuchUnit"
+        )
+    }
+
     /// StopUnit, waiting for the job; a unit that is gone already is fine. Then a failed unit is reset, so
     /// that nothing of it stays loaded.
     fn stop(&self) -> Result<()> {
@@ -297,11 +305,8 @@ impl Manager {
         let _ = self.call("ResetFailedUnit", vec![Value::Str(name.clone())]);
         match r {
             Ok(_) => Ok(()),
-            Err(dbus::Error::Reply { name: err, .. })
-                if err == "org.freedesktop.systemd1.NoSuchUnit" =>
-            {
-                Ok(())
-            }
+            // systemd drops an empty scope by itself: the unit may be gone before, or while, it is stopped
+            Err(_) if self.gone() => Ok(()),
             Err(e) => Err(sd_err(format!("stop unit {name}: {e}"))),
         }
     }
