@@ -63,8 +63,11 @@ if bs create --bundle "$d" t1 && b start t1; then
   check "Delegate" "$(prop $u Delegate)" yes
   check "TasksMax" "$(prop $u TasksMax)" 32
   check "CPUQuotaPerSecUSec" "$(prop $u CPUQuotaPerSecUSec)" 500ms
+  check "DevicePolicy" "$(prop $u DevicePolicy)" strict
+  contains "DeviceAllow" "$(prop $u DeviceAllow)" "/dev/char/1:3 rwm"
+  contains "DeviceAllow" "$(prop $u DeviceAllow)" "char-pts rwm"
   echo "   systemctl show $u:"; systemctl show $u -p Id -p Slice -p Delegate -p MemoryMax -p MemoryLimit \
-    -p TasksMax -p CPUQuotaPerSecUSec -p CPUWeight -p CPUShares -p ControlGroup | sed 's/^/     /'
+    -p TasksMax -p CPUQuotaPerSecUSec -p CPUWeight -p CPUShares -p ControlGroup -p DevicePolicy -p DeviceAllow | sed 's/^/     /'
   check "ControlGroup" "$(prop $u ControlGroup)" /system.slice/berth-t1.scope
   pid=$(b state t1 | jq .pid)
   contains "/proc/$pid/cgroup of the init" "$(cat /proc/$pid/cgroup)" /system.slice/berth-t1.scope
