@@ -7,7 +7,7 @@ DEMO_DIR ?= /tmp/berth-demo
 APT_PACKAGES := busybox-static golang-github-containers-common containerd runc containernetworking-plugins podman conmon \
 	util-linux protobuf-compiler
 
-.PHONY: all build deps demo test test-cgv2 test-integration unit-test lint bench clean
+.PHONY: all build deps demo test test-cgv2 test-systemd test-integration unit-test lint bench clean
 
 all: build
 
@@ -36,7 +36,7 @@ lint:
 	cargo clippy --release --all-targets -- -D warnings
 
 # The whole suite: unit tests, then real containers (tests/).
-test: deps build test-cgv2 test-integration
+test: deps build test-cgv2 test-systemd test-integration
 	rm -f target/tmp/skipped.txt
 	cargo test --release -- --test-threads=2
 	@if [ -s target/tmp/skipped.txt ]; then echo "Tests that could not run on this host:"; cat target/tmp/skipped.txt; fi
@@ -45,6 +45,12 @@ test: deps build test-cgv2 test-integration
 # qemu-system-x86, cpio and xz-utils with apt-get when they are missing, and fetches a Debian kernel).
 test-cgv2: deps
 	integration/cgv2/test.sh
+
+# The systemd cgroup driver (--systemd-cgroup) against a real systemd: a throw-away QEMU VM with systemd as PID 1
+# (integration/systemd/run-in-vm.sh installs qemu-system-x86, mmdebstrap, e2fsprogs, cpio, xz-utils with apt-get
+# when missing, builds a Debian bookworm image once), on cgroup v2 and on a hybrid boot.
+test-systemd: deps build
+	integration/systemd/test.sh
 
 # Real clients driving berth: containerd's ctr and runc shim (private containerd, locally built image), containerd's
 # CRI plugin driven as a kubelet drives it (integration/cri/, a Rust CRI client in its own crate), podman.

@@ -27,7 +27,7 @@ pub struct Cli {
     /// Also log debug messages.
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Use systemd for cgroups (not implemented yet: a clear error).
+    /// Let systemd make the cgroup: a transient scope, cgroupsPath "slice:prefix:name".
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
     /// Accepted for runc compatibility; berth decides rootless mode itself.

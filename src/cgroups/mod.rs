@@ -10,6 +10,7 @@ pub mod fs;
 pub mod mountinfo;
 pub mod oom;
 pub mod stats;
+pub mod systemd;
 pub mod v1;
 pub mod v2;
 
@@ -53,6 +54,9 @@ pub enum Error {
         resource: &'static str,
         reason: String,
     },
+    /// systemd refused or failed (its reason), or could not be reached (the sockets tried).
+    #[error("systemd cgroup driver: {0}")]
+    Systemd(String),
     #[error("{what}: {source}")]
     Sys {
         what: String,
@@ -104,6 +108,10 @@ pub trait Manager {
     fn add_task(&self, pid: Pid) -> Result<()>;
     /// A directory fd for clone3's CLONE_INTO_CGROUP, where the layout allows it.
     fn clone_fd(&self) -> Result<Option<OwnedFd>>;
+    /// The systemd unit and its slice, when systemd owns the cgroup (`--systemd-cgroup`); recorded in the state.
+    fn systemd_unit(&self) -> Option<(&str, &str)> {
+        None
+    }
     /// Every process in the cgroup (host pids).
     fn pids(&self) -> Result<Vec<Pid>>;
     fn freeze(&self, state: Freezer) -> Result<()>;
@@ -136,8 +144,25 @@ pub fn resources_for_update(r: &LinuxResources) -> LinuxResources {
     r
 }
 
-/// Builds the manager for a new container from `linux.cgroupsPath` (or a default derived from the id).
-pub fn for_container(cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Manager>> {
+/// Builds the manager for a new container from `linux.cgroupsPath` (or a default derived from the id); with
+/// `systemd`, the path has the form `slice:prefix:name` and systemd makes the cgroup.
+pub fn for_container(
+    cgroups_path: Option<&Path>,
+    id: &str,
+    systemd: bool,
+) -> Result<Box<dyn Manager>> {
+    if systemd {
+        let raw = cgroups_path.map(|p| {
+            p.to_str().ok_or_else(|| Error::BadPath {
+                path: p.to_path_buf(),
+                reason: "it is not UTF-8",
+            })
+        });
+        let raw = raw.transpose()?;
+        let mounts = mountinfo::cgroup_mounts()?;
+        let own = mountinfo::own_cgroups()?;
+        return Ok(Box::new(systemd::Manager::new(raw, id, &mounts, &own)?));
+    }
     let default = Path::new(fs::DEFAULT_PARENT).join(id);
     let path = match cgroups_path {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -155,6 +180,18 @@ pub fn for_container(cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Ma
         Layout::Legacy | Layout::Hybrid => Ok(Box::new(v1::Manager::new(v1::resolve(
             &mounts, &own, path,
         )?))),
+    }
+}
+
+/// Rebuilds the manager of a recorded container: systemd's when it recorded a unit (`unit`, `slice`), so that
+/// `update` sets unit properties and `delete` stops the unit; the cgroupfs one otherwise.
+pub fn from_record(
+    paths: &BTreeMap<String, PathBuf>,
+    unit: Option<(&str, &str)>,
+) -> Box<dyn Manager> {
+    match unit {
+        Some((unit, slice)) => Box::new(systemd::Manager::existing(unit, slice, paths)),
+        None => from_paths(paths),
     }
 }
 

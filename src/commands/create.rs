@@ -14,6 +14,7 @@ pub fn options(cli: &Cli, a: &CreateArgs) -> CreateOptions {
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
         inherit_terminal: false,
+        systemd_cgroup: cli.systemd_cgroup,
     }
 }
 

@@ -125,7 +125,7 @@ pub fn document() -> Value {
         "linux": {
             "namespaces": namespaces,
             "capabilities": caps,
-            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true },
+            "cgroup": { "v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": true },
             "seccomp": crate::process::seccomp::features(),
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },

@@ -26,9 +26,6 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         print!("{}", version_text());
         return Ok(0);
     }
-    if cli.systemd_cgroup {
-        bail!("--systemd-cgroup: berth has no systemd cgroup driver yet; use cgroupfs (drop the flag)");
-    }
     let Some(command) = &cli.command else {
         bail!("no command given; see berth --help");
     };

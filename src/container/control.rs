@@ -13,7 +13,7 @@ fn manager(st: &state::State) -> Result<Box<dyn cgroups::Manager>> {
     if st.cgroup_paths.is_empty() {
         bail!("container {} has no cgroup", st.id);
     }
-    Ok(cgroups::from_paths(&st.cgroup_paths))
+    Ok(st.cgroup_manager())
 }
 
 /// Freezes every process of a running container.

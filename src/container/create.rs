@@ -36,6 +36,8 @@ pub struct CreateOptions {
     pub preserve_fds: u32,
     /// `run` in the foreground: a terminal config uses berth's own stdin as the controlling terminal.
     pub inherit_terminal: bool,
+    /// `--systemd-cgroup`: systemd makes the cgroup (a transient scope).
+    pub systemd_cgroup: bool,
 }
 
 /// Undoes a failed create: kills the init, removes the cgroup and the state dir. Disarmed on success.
@@ -112,7 +114,11 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     let lock = dir.lock()?;
     dir.write_atomic(state::CONFIG_FILE, &bundle.raw)?;
 
-    let cgroup = cgroups::for_container(linux.cgroups_path().as_deref(), &opts.id)?;
+    let cgroup = cgroups::for_container(
+        linux.cgroups_path().as_deref(),
+        &opts.id,
+        opts.systemd_cgroup,
+    )?;
     let mut st = State {
         id: opts.id.clone(),
         status: Status::Creating,
@@ -132,6 +138,12 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
         own_pid_ns: plan.new_pid,
         host_mounts: !crate::rootfs::has_mount_ns(spec),
         has_hooks: spec.hooks().is_some(),
+        systemd: cgroup
+            .systemd_unit()
+            .map(|(unit, slice)| state::SystemdUnit {
+                unit: unit.into(),
+                slice: slice.into(),
+            }),
     };
     // Recorded before the cgroup and the init exist, so that `delete` can always find them.
     dir.save(&st)?;

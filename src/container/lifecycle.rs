@@ -214,7 +214,7 @@ fn destroy(st: &State) -> Result<()> {
     if st.cgroup_paths.is_empty() {
         return Ok(());
     }
-    let cg = cgroups::from_paths(&st.cgroup_paths);
+    let cg = st.cgroup_manager();
     if cg.is_frozen() {
         let _ = cg.freeze(Freezer::Thawed);
     }

@@ -74,6 +74,27 @@ pub struct State {
     /// Whether config.json has hooks: start and delete read the saved config only then.
     #[serde(default)]
     pub has_hooks: bool,
+    /// The systemd scope (and its slice) that holds the cgroup, when created with `--systemd-cgroup`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<SystemdUnit>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SystemdUnit {
+    pub unit: String,
+    pub slice: String,
+}
+
+impl State {
+    /// The container's cgroup manager (systemd's when systemd made the cgroup).
+    pub fn cgroup_manager(&self) -> Box<dyn crate::cgroups::Manager> {
+        crate::cgroups::from_record(
+            &self.cgroup_paths,
+            self.systemd
+                .as_ref()
+                .map(|s| (s.unit.as_str(), s.slice.as_str())),
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -363,6 +384,7 @@ mod tests {
             own_pid_ns: true,
             host_mounts: false,
             has_hooks: false,
+            systemd: None,
         }
     }
 

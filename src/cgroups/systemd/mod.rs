@@ -1,0 +1,407 @@
+//! The systemd cgroup driver (`--systemd-cgroup`): the container's cgroup is a transient scope unit that systemd
+//! makes, in the slice `linux.cgroupsPath` names (`slice:prefix:name`, see [`path`]), with `Delegate=yes`.
+//!
+//! systemd is asked over D-Bus ([`dbus`]) to start the scope with the init's pid and the limits it has
+//! properties for ([`props`]); then the cgroupfs manager of the scope's directories does the rest, exactly as
+//! without systemd (files, device filter, freezer, stats). A scope needs a pid to exist, so the unit starts in
+//! [`Manager::add_task`], once the init is forked (and waiting); `create` only connects, so that an unreachable
+//! systemd fails before anything is made.
+
+pub mod dbus;
+pub mod path;
+pub mod props;
+
+use std::cell::{Cell, RefCell, RefMut};
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::unistd::Pid;
+use oci_spec::runtime::LinuxResources;
+
+use self::dbus::{Connection, Message, Value};
+use self::path::UnitPath;
+use super::{Error, Freezer, Result};
+
+/// How long systemd may take to run a start or stop job (runc waits as long).
+const JOB_TIMEOUT: Duration = Duration::from_secs(30);
+const METHOD_TIMEOUT: Duration = Duration::from_secs(30);
+
+const DEST: &str = "org.freedesktop.systemd1";
+const OBJ: &str = "/org/freedesktop/systemd1";
+const IFACE: &str = "org.freedesktop.systemd1.Manager";
+
+pub struct Manager {
+    unit: UnitPath,
+    /// cgroup v2 only (else v1 or hybrid: the v1 property names).
+    unified: bool,
+    /// The cgroupfs manager of the unit's directories.
+    inner: Box<dyn super::Manager>,
+    conn: RefCell<Option<Connection>>,
+    /// Whether the unit has been started (by this manager, or before: a recorded container).
+    started: Cell<bool>,
+    /// The resources given to `apply` before the unit existed, for the start.
+    pending: RefCell<Option<LinuxResources>>,
+}
+
+/// The sockets tried, in order: the system bus, then systemd's private socket (for when the bus is down).
+fn sockets() -> [(&'static Path, bool); 2] {
+    [
+        (Path::new(dbus::SYSTEM_BUS), true),
+        (Path::new(dbus::SYSTEMD_PRIVATE), false),
+    ]
+}
+
+fn sd_err(what: impl std::fmt::Display) -> Error {
+    Error::Systemd(what.to_string())
+}
+
+impl Manager {
+    /// The manager of a new container: `cgroups_path` in systemd form (checked here).
+    pub fn new(
+        cgroups_path: Option<&str>,
+        id: &str,
+        mounts: &[super::mountinfo::CgroupMount],
+        own: &[(Vec<String>, PathBuf)],
+    ) -> Result<Manager> {
+        let unit = UnitPath::parse(cgroups_path, id)?;
+        let cg = PathBuf::from(unit.cgroup());
+        let (unified, inner): (bool, Box<dyn super::Manager>) = match super::layout_of(mounts)? {
+            super::Layout::Unified => (
+                true,
+                Box::new(super::v2::Manager::new(super::v2::resolve(
+                    mounts, own, &cg,
+                )?)),
+            ),
+            _ => (
+                false,
+                Box::new(super::v1::Manager::new(super::v1::resolve(
+                    mounts, own, &cg,
+                )?)),
+            ),
+        };
+        Ok(Manager {
+            unit,
+            unified,
+            inner,
+            conn: RefCell::new(None),
+            started: Cell::new(false),
+            pending: RefCell::new(None),
+        })
+    }
+
+    /// The manager of a recorded container whose scope `unit` exists (or existed) at `paths`.
+    pub fn existing(unit: &str, slice: &str, paths: &BTreeMap<String, PathBuf>) -> Manager {
+        let inner = super::from_paths(paths);
+        let unified = paths.len() == 1
+            && paths
+                .keys()
+                .all(|mnt| super::fs::is_cgroup2(Path::new(mnt)).unwrap_or(false));
+        Manager {
+            unit: UnitPath {
+                slice: slice.to_string(),
+                unit: unit.to_string(),
+            },
+            unified,
+            inner,
+            conn: RefCell::new(None),
+            started: Cell::new(true),
+            pending: RefCell::new(None),
+        }
+    }
+
+    fn conn(&self) -> Result<RefMut<'_, Connection>> {
+        let mut c = self.conn.borrow_mut();
+        if c.is_none() {
+            *c = Some(Connection::connect_any(&sockets()).map_err(sd_err)?);
+        }
+        Ok(RefMut::map(c, |c| c.as_mut().expect("just connected")))
+    }
+
+    fn call(&self, member: &str, body: Vec<Value>) -> std::result::Result<Vec<Value>, dbus::Error> {
+        let mut c = self.conn().map_err(|e| dbus::Error::Reply {
+            name: "connect".into(),
+            message: e.to_string(),
+        })?;
+        c.call(
+            Message::call(DEST, OBJ, IFACE, member, body),
+            METHOD_TIMEOUT,
+        )
+    }
+
+    /// Runs a job-returning method and waits for its JobRemoved; returns the job's result ("done", "failed",
+    /// "timeout", "canceled", "dependency", ...).
+    fn run_job(&self, member: &str, body: Vec<Value>) -> std::result::Result<String, dbus::Error> {
+        self.conn()
+            .map_err(|e| dbus::Error::Reply {
+                name: "connect".into(),
+                message: e.to_string(),
+            })?
+            .add_match(
+                "type='signal',sender='org.freedesktop.systemd1',interface='org.freedesktop.systemd1.Manager',\
+                 member='JobRemoved',path='/org/freedesktop/systemd1'",
+            )?;
+        let reply = self.call(member, body)?;
+        let job = reply
+            .first()
+            .and_then(Value::as_str)
+            .ok_or(dbus::Error::Malformed("job reply without a job path"))?
+            .to_string();
+        let mut c = self.conn.borrow_mut();
+        let c = c.as_mut().expect("connected above");
+        c.wait_signal(JOB_TIMEOUT, |m| {
+            if m.member.as_deref() != Some("JobRemoved") {
+                return None;
+            }
+            match &m.body[..] {
+                [_, Value::ObjPath(p), _, Value::Str(result)] if *p == job => Some(result.clone()),
+                _ => None,
+            }
+        })
+    }
+
+    fn properties(&self, r: &LinuxResources) -> Result<Vec<props::Property>> {
+        let proc_devices = if r.devices().is_some() {
+            std::fs::read_to_string("/proc/devices").unwrap_or_default()
+        } else {
+            String::new()
+        };
+        props::resources(r, self.unified, &proc_devices)
+    }
+
+    fn prop_array(list: Vec<props::Property>) -> Value {
+        Value::Array(
+            "(sv)".into(),
+            list.into_iter()
+                .map(|(n, v)| Value::Struct(vec![Value::Str(n), Value::Variant(Box::new(v))]))
+                .collect(),
+        )
+    }
+
+    /// StartTransientUnit of the scope (or slice) with `pid`, waiting for its job.
+    fn start(&self, pid: Pid) -> Result<()> {
+        let name = self.unit.unit.clone();
+        let is_slice = name.ends_with(".slice");
+        let mut list: Vec<props::Property> = vec![(
+            "Description".into(),
+            Value::Str(format!("berth container {name}")),
+        )];
+        if is_slice {
+            // a slice's parent is implied by its name; Wants= makes sure it is started with it
+            list.push((
+                "Wants".into(),
+                Value::Array("s".into(), vec![Value::Str(self.unit.slice.clone())]),
+            ));
+        } else {
+            list.push(("Slice".into(), Value::Str(self.unit.slice.clone())));
+            list.push(("Delegate".into(), Value::Bool(true)));
+            list.push((
+                "PIDs".into(),
+                Value::Array("u".into(), vec![Value::U32(pid.as_raw() as u32)]),
+            ));
+        }
+        list.push(("DefaultDependencies".into(), Value::Bool(false)));
+        let io = if self.unified {
+            "IOAccounting"
+        } else {
+            "BlockIOAccounting"
+        };
+        for acct in ["MemoryAccounting", "CPUAccounting", io, "TasksAccounting"] {
+            list.push((acct.into(), Value::Bool(true)));
+        }
+        if let Some(r) = self.pending.borrow().as_ref() {
+            list.extend(self.properties(r)?);
+        }
+        let body = |list: Vec<props::Property>| {
+            vec![
+                Value::Str(name.clone()),
+                Value::Str("replace".into()),
+                Self::prop_array(list),
+                Value::Array("(sa(sv))".into(), vec![]),
+            ]
+        };
+        let mut result = self.run_job("StartTransientUnit", body(list.clone()));
+        if let Err(dbus::Error::Reply { name: err, .. }) = &result {
+            if err == "org.freedesktop.systemd1.UnitExists" {
+                if is_slice {
+                    // a slice that exists already is what we wanted (kubelet makes pod slices itself)
+                    return Ok(());
+                }
+                // A failed leftover of the same name: reset it (systemd then drops it) and try once more.
+                let _ = self.call("ResetFailedUnit", vec![Value::Str(name.clone())]);
+                result = self.run_job("StartTransientUnit", body(list));
+            }
+        }
+        match result {
+            Ok(r) if r == "done" => Ok(()),
+            Ok(r) => {
+                let why = self
+                    .unit_result()
+                    .map(|u| format!(", unit result {u}"))
+                    .unwrap_or_default();
+                let _ = self.call("ResetFailedUnit", vec![Value::Str(name.clone())]);
+                Err(sd_err(format!(
+                    "start unit {name}: the job ended with {r}{why}"
+                )))
+            }
+            Err(dbus::Error::Reply { name: err, message })
+                if err == "org.freedesktop.systemd1.UnitExists" =>
+            {
+                Err(sd_err(format!(
+                    "start unit {name}: it already exists ({message})"
+                )))
+            }
+            Err(dbus::Error::Timeout(t)) => {
+                let _ = self.stop();
+                Err(sd_err(format!(
+                    "start unit {name}: no answer within {t:?}; the unit was stopped"
+                )))
+            }
+            Err(e) => Err(sd_err(format!("start unit {name}: {e}"))),
+        }
+    }
+
+    /// The scope's Result property (e.g. "resources"), for the error of a failed start.
+    fn unit_result(&self) -> Option<String> {
+        let unit = self
+            .call("GetUnit", vec![Value::Str(self.unit.unit.clone())])
+            .ok()?;
+        let path = unit.first()?.as_str()?.to_string();
+        let mut c = self.conn.borrow_mut();
+        let m = Message::call(
+            DEST,
+            &path,
+            "org.freedesktop.DBus.Properties",
+            "Get",
+            vec![
+                Value::Str("org.freedesktop.systemd1.Scope".into()),
+                Value::Str("Result".into()),
+            ],
+        );
+        let v = c.as_mut()?.call(m, METHOD_TIMEOUT).ok()?;
+        match v.first()? {
+            Value::Variant(inner) => inner.as_str().map(str::to_string),
+            _ => None,
+        }
+    }
+
+    /// systemd no longer has the unit loaded.
+    fn gone(&self) -> bool {
+        matches!(
+            self.call("GetUnit", vec![Value::Str(self.unit.unit.clone())]),
+            Err(dbus::Error::Reply { name, .. }) if name == "org.freedesktop.systemd1.NoSuchUnit"
+        )
+    }
+
+    /// StopUnit, waiting for the job; a unit that is gone already is fine. Then a failed unit is reset, so
+    /// that nothing of it stays loaded.
+    fn stop(&self) -> Result<()> {
+        let name = self.unit.unit.clone();
+        let r = self.run_job(
+            "StopUnit",
+            vec![Value::Str(name.clone()), Value::Str("replace".into())],
+        );
+        let _ = self.call("ResetFailedUnit", vec![Value::Str(name.clone())]);
+        match r {
+            Ok(_) => Ok(()),
+            // systemd drops an empty scope by itself: the unit may be gone before, or while, it is stopped
+            Err(_) if self.gone() => Ok(()),
+            Err(e) => Err(sd_err(format!("stop unit {name}: {e}"))),
+        }
+    }
+}
+
+impl super::Manager for Manager {
+    fn paths(&self) -> &BTreeMap<String, PathBuf> {
+        self.inner.paths()
+    }
+
+    fn systemd_unit(&self) -> Option<(&str, &str)> {
+        Some((&self.unit.unit, &self.unit.slice))
+    }
+
+    /// Connects only: the scope is made when the init's pid is known ([`Manager::add_task`]).
+    fn create(&self) -> Result<()> {
+        self.conn().map(|_| ())
+    }
+
+    fn apply(&self, r: &LinuxResources) -> Result<()> {
+        if !self.started.get() {
+            *self.pending.borrow_mut() = Some(r.clone());
+            return Ok(());
+        }
+        let list = self.properties(r)?;
+        if !list.is_empty() && !self.unit.unit.ends_with(".slice") {
+            self.call(
+                "SetUnitProperties",
+                vec![
+                    Value::Str(self.unit.unit.clone()),
+                    Value::Bool(true),
+                    Self::prop_array(list),
+                ],
+            )
+            .map_err(|e| sd_err(format!("set properties of unit {}: {e}", self.unit.unit)))?;
+        }
+        self.inner.apply(r)
+    }
+
+    fn add_task(&self, pid: Pid) -> Result<()> {
+        if self.started.get() {
+            return self.inner.add_task(pid);
+        }
+        self.start(pid)?;
+        self.started.set(true);
+        // systemd made the directories of the hierarchies it manages; the rest (v1 controllers systemd does not
+        // know) are made and joined here, and every limit is written, as without systemd.
+        self.inner.create()?;
+        self.inner.add_task(pid)?;
+        if let Some(r) = self.pending.borrow_mut().take() {
+            self.inner.apply(&r)?;
+        }
+        Ok(())
+    }
+
+    fn clone_fd(&self) -> Result<Option<OwnedFd>> {
+        if self.started.get() {
+            self.inner.clone_fd()
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn pids(&self) -> Result<Vec<Pid>> {
+        if !self.started.get() {
+            return Ok(Vec::new());
+        }
+        self.inner.pids()
+    }
+
+    fn freeze(&self, state: Freezer) -> Result<()> {
+        self.inner.freeze(state)
+    }
+
+    fn is_frozen(&self) -> bool {
+        self.inner.is_frozen()
+    }
+
+    /// Stops the unit (systemd kills what is left and removes its cgroups), then removes what systemd did not
+    /// make.
+    /// Before the start nothing was made, and the directories may well be another container's (a unit that
+    /// already existed): then there is nothing to undo.
+    fn destroy(&self) -> Result<()> {
+        if !self.started.get() {
+            return Ok(());
+        }
+        self.stop()?;
+        self.inner.destroy()
+    }
+
+    fn stats(&self) -> Result<super::stats::Stats> {
+        self.inner.stats()
+    }
+
+    fn oom_watch(&self) -> Result<super::oom::Watch> {
+        self.inner.oom_watch()
+    }
+}
