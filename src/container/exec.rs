@@ -288,12 +288,21 @@ pub fn exec(dir: &StateDir, opts: &ExecOptions) -> Result<i32> {
         Status::Paused => bail!("cannot exec in a paused container (resume it first)"),
         other => bail!("cannot exec in a container that is {other}"),
     }
-    let (spec, process) = load_process(dir, opts)?;
+    let (spec, mut process) = load_process(dir, opts)?;
     let terminal = process.terminal().unwrap_or(false);
     super::create::check_terminal(terminal, opts.detach, opts.console_socket.is_some())?;
     let host_console = (terminal && !opts.detach)
         .then(|| HostConsole::find(3 + opts.preserve_fds as i32))
         .transpose()?;
+    // The child sizes the pty as berth's terminal before its program can ask (the relay alone would race it).
+    if let Some((rows, cols)) = host_console.as_ref().and_then(|h| h.size()) {
+        let size = oci_spec::runtime::BoxBuilder::default()
+            .height(rows)
+            .width(cols)
+            .build()
+            .context("console size")?;
+        process.set_console_size(Some(size));
+    }
     let console_socket = match (&opts.console_socket, terminal) {
         (Some(path), true) => Some(crate::process::tty::connect(path)?),
         _ => None,
@@ -485,6 +494,24 @@ mod tests {
         assert_eq!(eff.len(), 3);
         assert!(caps.ambient().as_ref().unwrap().len() == 2);
         assert_eq!(p.no_new_privileges(), Some(true));
+    }
+
+    #[test]
+    fn terminal_comes_from_t_or_a_process_file_never_from_the_config() {
+        let mut config = base();
+        config["terminal"] = json!(true);
+        let p = build_process(config.clone(), &Overrides::default(), false).unwrap();
+        assert_eq!(p.terminal(), Some(false));
+        let t = Overrides {
+            tty: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            build_process(base(), &t, false).unwrap().terminal(),
+            Some(true)
+        );
+        let p = build_process(config, &Overrides::default(), true).unwrap();
+        assert_eq!(p.terminal(), Some(true));
     }
 
     #[test]

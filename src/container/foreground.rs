@@ -228,6 +228,13 @@ impl HostConsole {
         })
     }
 
+    /// (rows, columns) of the terminal, if it says.
+    pub fn size(&self) -> Option<(u16, u16)> {
+        crate::sys::window_size(self.fd.as_fd())
+            .ok()
+            .map(|ws| (ws.ws_row, ws.ws_col))
+    }
+
     pub fn raw_fd(&self) -> std::os::fd::RawFd {
         self.fd.as_raw_fd()
     }
@@ -281,7 +288,11 @@ impl Relay {
         )
         .context("make the pty master non-blocking")?;
         host.set_raw()?;
-        Ok(Relay { master, host })
+        let relay = Relay { master, host };
+        // Already now, not only once the process runs as runc does: a program that reads its size first thing
+        // would otherwise race berth (runc's `stty size` under `run` sometimes sees 0 0).
+        relay.resize();
+        Ok(relay)
     }
 
     /// Copies the host console's window size to the pty; errors are ignored as runc does (the terminal may be
