@@ -279,8 +279,8 @@ fn run_with_a_terminal_config_and_no_terminal_fails_cleanly() {
     assert_gone(&berth, &id, &cg, None);
 }
 
-/// `exec -t` in an interactive terminal: a pty of the container's devpts, sized as berth's terminal, typed into,
-/// its exit code returned, the terminal restored.
+/// `exec -t` in an interactive terminal: a pty of the container's devpts owned by the exec's user, sized as berth's
+/// terminal, typed into, its exit code returned, the terminal restored.
 #[test]
 fn exec_t_in_a_terminal_relays_a_pty() {
     let id = unique("tty-exec");
@@ -296,15 +296,19 @@ fn exec_t_in_a_terminal_relays_a_pty() {
         &[
             "exec",
             "-t",
+            "--user",
+            "1000:100",
             &id,
             "sh",
             "-c",
-            "tty; stty size; echo ready; read l; echo got:$l; exit 5",
+            "tty; stat -c owner=%u:%g $(tty); stty size; echo ready; read l; echo got:$l; exit 5",
         ],
     );
     let mut child = pty.spawn(&exec);
     let text = read_until(&pty.master, "ready");
     assert!(text.contains("/dev/pts/0"), "{text:?}");
+    // runc's "tty owner": the user's uid, devpts' tty group (not the user's gid).
+    assert!(text.contains("owner=1000:5"), "{text:?}");
     assert!(text.contains("29 91"), "{text:?}");
     assert!(is_raw(&pty.mode()));
     pty.type_in("typed\n");
