@@ -57,7 +57,7 @@ impl Forwarder {
     /// berth's stdio and follows the window size. Returns once the process has exited and the output it left in
     /// the pty is written out; `term` is restored when it drops, whatever the outcome.
     pub fn relay(self, pid: Pid, term: Relay) -> Result<i32> {
-        // runc's order: the size is copied once the process runs, then on each SIGWINCH.
+        // Again now that the process runs (runc's moment), then on each SIGWINCH.
         term.resize();
         let stdin = std::io::stdin();
         let stdout = std::io::stdout();
@@ -115,7 +115,7 @@ impl Forwarder {
                     Err(_) => pending.clear(),
                 }
             }
-            if master_ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+            if master_ev.intersects(gone_or_ready()) {
                 match nix::unistd::read(term.master.as_raw_fd(), &mut buf) {
                     Ok(0) | Err(Errno::EIO) => master_open = false,
                     Ok(n) => out.write(&buf[..n]),
@@ -126,7 +126,7 @@ impl Forwarder {
             if !master_open {
                 pending.clear();
             }
-            if stdin_ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+            if stdin_ev.intersects(gone_or_ready()) {
                 match nix::unistd::read(stdin.as_raw_fd(), &mut buf) {
                     // EOF: as runc, stop reading and send nothing (no ^D); the process decides when to end.
                     Ok(0) => stdin_open = false,
@@ -153,6 +153,12 @@ impl Forwarder {
         drop(term);
         Ok(code.expect("the loop ends with an exit code"))
     }
+}
+
+/// Readable, or nothing more to come (a closed descriptor included: its read fails and it is dropped from the loop
+/// instead of waking poll forever).
+fn gone_or_ready() -> PollFlags {
+    PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL
 }
 
 /// Sends a signal berth received on to the process. SIGCHLD is berth's own; SIGWINCH is not forwarded (runc

@@ -1,7 +1,8 @@
-//! Terminals, as runc does them: with `process.terminal` and `--console-socket`, the process inside the container
-//! opens a new pty from the container's own `/dev/ptmx` (devpts newinstance), sizes it (`consoleSize`), binds the
-//! slave over `/dev/console`, sends the master over the console socket and makes the slave its controlling terminal
-//! and stdio. The client (containerd's shim, conmon) then owns the master.
+//! Terminals, as runc does them: with `process.terminal`, the process inside the container opens a new pty from the
+//! container's own `/dev/ptmx` (devpts newinstance), sizes it (`consoleSize`), binds the slave over `/dev/console`,
+//! sends the master away and makes the slave its controlling terminal and stdio. With `--console-socket` the master
+//! goes to the client (containerd's shim, conmon); in the foreground it goes to berth over the setup channel, and
+//! berth relays it (container::foreground).
 //!
 //! The protocol is runc's: one `sendmsg` on the connected unix stream socket carrying a single fd in an
 //! `SCM_RIGHTS` message and, as the data, the name of the master ("/dev/ptmx"). Clients read the name into a buffer
