@@ -13,7 +13,7 @@ pub fn options(cli: &Cli, a: &CreateArgs) -> CreateOptions {
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
-        inherit_terminal: false,
+        foreground: false,
         systemd_cgroup: cli.systemd_cgroup,
     }
 }

@@ -34,10 +34,27 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
-    /// `run` in the foreground: a terminal config uses berth's own stdin as the controlling terminal.
-    pub inherit_terminal: bool,
+    /// `run` without -d: berth stays with the container; with process.terminal it relays the pty itself.
+    pub foreground: bool,
     /// `--systemd-cgroup`: systemd makes the cgroup (a transient scope).
     pub systemd_cgroup: bool,
+}
+
+/// What `create` made: the init, and for a foreground terminal the pty master with berth's own terminal.
+pub struct Created {
+    pub pid: Pid,
+    pub relay: Option<super::foreground::Relay>,
+}
+
+/// runc's rules for a terminal and the console socket (and its words, "runc" read as "berth").
+pub fn check_terminal(terminal: bool, detach: bool, console_socket: bool) -> Result<()> {
+    if detach && terminal && !console_socket {
+        bail!("cannot allocate tty if berth will detach without setting console socket");
+    }
+    if (!detach || !terminal) && console_socket {
+        bail!("cannot use console socket if berth will not detach or allocate tty");
+    }
+    Ok(())
 }
 
 /// Undoes a failed create: kills the init, removes the cgroup and the state dir. Disarmed on success.
@@ -74,6 +91,11 @@ impl Drop for Undo<'_> {
 
 /// Creates the container; on return its init waits for `start`. Returns the init's host pid.
 pub fn create(opts: &CreateOptions) -> Result<Pid> {
+    create_container(opts).map(|c| c.pid)
+}
+
+/// [`create`], also handing back a foreground terminal (see [`CreateOptions::foreground`]).
+pub fn create_container(opts: &CreateOptions) -> Result<Created> {
     spec::validate_id(&opts.id)?;
     let bundle = spec::load_bundle(&opts.bundle)?;
     let spec = &bundle.spec;
@@ -81,9 +103,12 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     let linux = spec.linux().as_ref().expect("validated");
     let process = spec.process().as_ref().expect("validated");
     let terminal = process.terminal().unwrap_or(false);
-    if terminal && !opts.inherit_terminal && opts.console_socket.is_none() {
-        bail!("process.terminal is set: --console-socket is required");
-    }
+    check_terminal(terminal, !opts.foreground, opts.console_socket.is_some())?;
+    let relay_terminal = terminal && opts.foreground;
+    // Before anything exists: without a terminal to relay to, nothing is left behind.
+    let host_console = relay_terminal
+        .then(|| super::foreground::HostConsole::find(3 + opts.preserve_fds as i32))
+        .transpose()?;
     let seccomp = linux
         .seccomp()
         .as_ref()
@@ -97,7 +122,7 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     let plan = Plan::from_spec(spec)?;
     let hooks = Hooks::from_spec(spec);
     // Connected before anything exists, so that a missing or non-listening socket fails cleanly.
-    let console_socket = match (&opts.console_socket, terminal && !opts.inherit_terminal) {
+    let console_socket = match (&opts.console_socket, terminal) {
         (Some(path), true) => Some(crate::process::tty::connect(path)?),
         _ => None,
     };
@@ -187,8 +212,11 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
                 preserve_fds: opts.preserve_fds,
                 no_new_keyring: opts.no_new_keyring,
                 id: &opts.id,
-                terminal: terminal && opts.inherit_terminal,
-                close_fds: vec![state::lock_fd(&lock), parent_chan.raw_fd()],
+                terminal: relay_terminal,
+                close_fds: [state::lock_fd(&lock), parent_chan.raw_fd()]
+                    .into_iter()
+                    .chain(host_console.as_ref().map(|h| h.raw_fd()))
+                    .collect(),
                 parent: me,
                 seccomp: seccomp.as_ref(),
                 seccomp_listener,
@@ -231,8 +259,10 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     }
     send(&parent_chan, &Message::Go(st.oci(Status::Creating)), pid)?;
     let mut idmapped = crate::rootfs::idmap::Maker::default();
+    let mut master = None;
     loop {
-        match recv(&parent_chan, pid)? {
+        let (msg, fd) = recv_with_fd(&parent_chan, pid)?;
+        match msg {
             // Staged setup: the intermediate made its user namespace; later it forks the real init and exits.
             Message::MapIds => {
                 idmap::write_maps(pid, uid_maps, gid_maps)?;
@@ -255,6 +285,7 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
                 let tree = idmapped.tree(spec, index, pid)?;
                 send_fd(&parent_chan, &Message::IdmapFd, tree.as_fd(), pid)?;
             }
+            Message::Console if relay_terminal && fd.is_some() => master = fd,
             Message::Ready => break,
             other => bail!("unexpected message from the init: {other:?}"),
         }
@@ -269,8 +300,13 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
         Message::Detached => {}
         other => bail!("unexpected message from the init: {other:?}"),
     }
+    let relay = match (host_console, master) {
+        (Some(host), Some(master)) => Some(super::foreground::Relay::new(master, host)?),
+        (Some(_), None) => bail!("the init sent no pty master"),
+        _ => None,
+    };
     undo.armed = false;
-    Ok(pid)
+    Ok(Created { pid, relay })
 }
 
 /// Records the init's pid with its start time (so a reused pid is never taken for it).
@@ -287,6 +323,16 @@ fn record_pid(dir: &StateDir, st: &mut State, pid: Pid) -> Result<()> {
 fn recv(chan: &sync::Channel, pid: Pid) -> Result<Message> {
     match chan.recv(Some(STEP_TIMEOUT)) {
         Ok(Message::Error(e)) => Err(anyhow!("{e}")),
+        Ok(m) => Ok(m),
+        Err(sync::Error::Closed) => Err(anyhow!("the init (pid {pid}) exited during setup")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// [`recv`] of a message that may carry a descriptor (the pty master).
+fn recv_with_fd(chan: &sync::Channel, pid: Pid) -> Result<(Message, Option<OwnedFd>)> {
+    match chan.recv_fd(Some(STEP_TIMEOUT)) {
+        Ok((Message::Error(e), _)) => Err(anyhow!("{e}")),
         Ok(m) => Ok(m),
         Err(sync::Error::Closed) => Err(anyhow!("the init (pid {pid}) exited during setup")),
         Err(e) => Err(e.into()),

@@ -23,7 +23,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::{Process, Spec};
 use serde_json::{json, Value};
 
-use super::foreground::Forwarder;
+use super::foreground::{Forwarder, HostConsole, Relay};
 use super::state::{self, StateDir, Status};
 use crate::cgroups;
 use crate::process::exec_into::{self, ExecArgs};
@@ -156,7 +156,10 @@ pub fn build_process(
     for e in &o.env {
         push_unique(&mut v["env"], json!(e));
     }
-    if o.tty {
+    // As runc: a terminal only with -t (or a process file saying so), never from the container's config.
+    if !from_file {
+        v["terminal"] = json!(o.tty);
+    } else if o.tty {
         v["terminal"] = json!(true);
     }
     if let Some(u) = &o.user {
@@ -285,13 +288,23 @@ pub fn exec(dir: &StateDir, opts: &ExecOptions) -> Result<i32> {
         Status::Paused => bail!("cannot exec in a paused container (resume it first)"),
         other => bail!("cannot exec in a container that is {other}"),
     }
-    let (spec, process) = load_process(dir, opts)?;
+    let (spec, mut process) = load_process(dir, opts)?;
     let terminal = process.terminal().unwrap_or(false);
+    super::create::check_terminal(terminal, opts.detach, opts.console_socket.is_some())?;
+    let host_console = (terminal && !opts.detach)
+        .then(|| HostConsole::find(3 + opts.preserve_fds as i32))
+        .transpose()?;
+    // The child sizes the pty as berth's terminal before its program can ask (the relay alone would race it).
+    if let Some((rows, cols)) = host_console.as_ref().and_then(|h| h.size()) {
+        let size = oci_spec::runtime::BoxBuilder::default()
+            .height(rows)
+            .width(cols)
+            .build()
+            .context("console size")?;
+        process.set_console_size(Some(size));
+    }
     let console_socket = match (&opts.console_socket, terminal) {
         (Some(path), true) => Some(crate::process::tty::connect(path)?),
-        (None, true) if opts.detach => {
-            bail!("process.terminal with --detach needs --console-socket")
-        }
         _ => None,
     };
     let seccomp = spec
@@ -332,7 +345,7 @@ pub fn exec(dir: &StateDir, opts: &ExecOptions) -> Result<i32> {
             join: flags - (CloneFlags::CLONE_NEWPID | time_flag()),
             channel: child_chan,
             console_socket,
-            inherit_terminal: terminal && opts.console_socket.is_none(),
+            terminal_to_parent: host_console.is_some(),
             preserve_fds: opts.preserve_fds,
             seccomp: seccomp.as_ref(),
             seccomp_listener,
@@ -347,6 +360,7 @@ pub fn exec(dir: &StateDir, opts: &ExecOptions) -> Result<i32> {
     drop(child_chan);
     drop(console_socket);
     drop(seccomp_listener);
+    let mut relay = None;
     let result = (|| -> Result<()> {
         if cgroup_fd.is_none() && !st.cgroup_paths.is_empty() {
             cgroup.add_task(pid)?;
@@ -357,6 +371,9 @@ pub fn exec(dir: &StateDir, opts: &ExecOptions) -> Result<i32> {
                 pid: pid.as_raw(),
             })
             .map_err(|e| anyhow!("the exec process (pid {pid}) died during setup ({e})"))?;
+        if let Some(host) = host_console {
+            relay = Some(Relay::new(receive_master(&parent_chan, pid)?, host)?);
+        }
         // EOF: the channel was closed by a successful execve. A message: the child's error report.
         match parent_chan.recv(Some(SETUP_TIMEOUT)) {
             Err(sync::Error::Closed) => Ok(()),
@@ -375,9 +392,23 @@ pub fn exec(dir: &StateDir, opts: &ExecOptions) -> Result<i32> {
     if let Some(pf) = &opts.pid_file {
         super::create::write_pid_file(pf, pid)?;
     }
-    match forwarder {
-        Some(f) => f.wait(pid),
-        None => Ok(0),
+    match (forwarder, relay) {
+        (Some(f), Some(relay)) => f.relay(pid, relay),
+        (Some(f), None) => f.wait(pid),
+        (None, _) => Ok(0),
+    }
+}
+
+/// The pty master the child sends before it goes on to exec (or its error report).
+fn receive_master(chan: &sync::Channel, pid: Pid) -> Result<OwnedFd> {
+    match chan.recv_fd(Some(SETUP_TIMEOUT)) {
+        Ok((Message::Console, Some(fd))) => Ok(fd),
+        Ok((Message::Error(e), _)) => Err(anyhow!("{e}")),
+        Ok((other, _)) => Err(anyhow!(
+            "unexpected message from the exec process: {other:?}"
+        )),
+        Err(sync::Error::Closed) => Err(anyhow!("the exec process (pid {pid}) died during setup")),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -463,6 +494,24 @@ mod tests {
         assert_eq!(eff.len(), 3);
         assert!(caps.ambient().as_ref().unwrap().len() == 2);
         assert_eq!(p.no_new_privileges(), Some(true));
+    }
+
+    #[test]
+    fn terminal_comes_from_t_or_a_process_file_never_from_the_config() {
+        let mut config = base();
+        config["terminal"] = json!(true);
+        let p = build_process(config.clone(), &Overrides::default(), false).unwrap();
+        assert_eq!(p.terminal(), Some(false));
+        let t = Overrides {
+            tty: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            build_process(base(), &t, false).unwrap().terminal(),
+            Some(true)
+        );
+        let p = build_process(config, &Overrides::default(), true).unwrap();
+        assert_eq!(p.terminal(), Some(true));
     }
 
     #[test]

@@ -21,8 +21,8 @@ pub struct ExecArgs<'a> {
     pub join: CloneFlags,
     pub channel: Channel,
     pub console_socket: Option<UnixStream>,
-    /// Foreground exec with a terminal and no console socket: the inherited stdin becomes the terminal.
-    pub inherit_terminal: bool,
+    /// Foreground `exec -t`: the pty master goes to berth over the channel, and berth relays it.
+    pub terminal_to_parent: bool,
     pub preserve_fds: u32,
     pub seccomp: Option<&'a super::seccomp::Filter>,
     /// The connection to linux.seccomp.listenerPath that the parent opened on the host (SCMP_ACT_NOTIFY only).
@@ -43,6 +43,20 @@ pub fn run(args: ExecArgs) -> ! {
     std::process::exit(code)
 }
 
+/// `terminal`: a pty of the container's devpts, its master sent to the console socket or to berth.
+fn setup_terminal(args: &ExecArgs) -> Result<()> {
+    use super::tty::{setup_console, MasterTo};
+    let to = match &args.console_socket {
+        Some(socket) => MasterTo::Socket(socket),
+        None if args.terminal_to_parent => MasterTo::Parent(&args.channel),
+        None => return Ok(()),
+    };
+    let p = args.process;
+    let size = p.console_size().as_ref().map(|b| (b.height(), b.width()));
+    setup_console(to, size, false, Some(p.user().uid()))?;
+    Ok(())
+}
+
 fn setup_and_exec(args: &ExecArgs) -> Result<i32> {
     crate::container::foreground::reset_signals_for_container().context("reset signal mask")?;
     let (state, host_pid) = match args.channel.recv(None).context("waiting for the parent")? {
@@ -59,12 +73,7 @@ fn setup_and_exec(args: &ExecArgs) -> Result<i32> {
         let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
         let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
     }
-    if let Some(socket) = &args.console_socket {
-        let size = p.console_size().as_ref().map(|b| (b.height(), b.width()));
-        super::tty::setup_console(socket, size, false, Some((p.user().uid(), p.user().gid())))?;
-    } else if args.inherit_terminal {
-        crate::sys::take_controlling_tty(0).context("make stdin the controlling terminal")?;
-    }
+    setup_terminal(args)?;
     // While still root and before the uid switch, as the init does.
     super::lsm::apply_on_exec(
         p.apparmor_profile().as_deref(),

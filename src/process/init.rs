@@ -32,7 +32,8 @@ pub struct InitArgs<'a> {
     pub preserve_fds: u32,
     pub no_new_keyring: bool,
     pub id: &'a str,
-    /// Make the inherited stdin the controlling terminal (foreground `run` with process.terminal).
+    /// process.terminal in the foreground (`run` without a console socket): the pty master goes to berth over the
+    /// channel, and berth relays it to its own terminal.
     pub terminal: bool,
     /// Descriptors of the parent that must not survive into the init (the lock, the parent's channel end).
     pub close_fds: Vec<RawFd>,
@@ -84,9 +85,6 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
         let _ = nix::unistd::close(*fd);
     }
     crate::container::foreground::reset_signals_for_container().context("reset signal mask")?;
-    if args.terminal {
-        crate::sys::take_controlling_tty(0).context("make stdin the controlling terminal")?;
-    }
     let spec = args.spec;
     let process = spec.process().as_ref().expect("validated");
 
@@ -154,14 +152,7 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
         .run_phase(crate::container::hooks::Phase::CreateContainer, &state)?;
 
     rootfs::enter_root(spec, &args.rootfs, args.no_pivot)?;
-    if let Some(socket) = &args.console_socket {
-        let size = process
-            .console_size()
-            .as_ref()
-            .map(|b| (b.height(), b.width()));
-        let owner = Some((process.user().uid(), process.user().gid()));
-        super::tty::setup_console(socket, size, true, owner)?;
-    }
+    setup_terminal(args, process)?;
     // The cwd is made (when missing) before the root may turn read-only, as runc does.
     let cwd = process.cwd();
     make_cwd(cwd)?;
@@ -229,6 +220,22 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
         stub,
         state,
     })
+}
+
+/// process.terminal: a pty of the container's own devpts, its master sent to the console socket or to berth.
+fn setup_terminal(args: &InitArgs, process: &oci_spec::runtime::Process) -> Result<()> {
+    use super::tty::{setup_console, MasterTo};
+    let to = match &args.console_socket {
+        Some(socket) => MasterTo::Socket(socket),
+        None if args.terminal => MasterTo::Parent(&args.channel),
+        None => return Ok(()),
+    };
+    let size = process
+        .console_size()
+        .as_ref()
+        .map(|b| (b.height(), b.width()));
+    setup_console(to, size, true, Some(process.user().uid()))?;
+    Ok(())
 }
 
 /// The staged path, for what one clone cannot express: join (user namespace first), then create the user namespace

@@ -41,6 +41,8 @@ pub enum Message {
     /// The init needs the idmapped mount of config mount #N (index into `mounts`): only the host's berth may set
     /// MOUNT_ATTR_IDMAP on a mount of a filesystem the container's user namespace does not own.
     IdmapRequest(usize),
+    /// The pty master of a terminal that berth relays itself (foreground `run`, `exec -t`), attached (SCM_RIGHTS).
+    Console,
     // parent -> init
     /// The detached idmapped mount asked for, attached to this message (SCM_RIGHTS).
     IdmapFd,

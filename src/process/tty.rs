@@ -1,7 +1,8 @@
-//! Terminals, as runc does them: with `process.terminal` and `--console-socket`, the process inside the container
-//! opens a new pty from the container's own `/dev/ptmx` (devpts newinstance), sizes it (`consoleSize`), binds the
-//! slave over `/dev/console`, sends the master over the console socket and makes the slave its controlling terminal
-//! and stdio. The client (containerd's shim, conmon) then owns the master.
+//! Terminals, as runc does them: with `process.terminal`, the process inside the container opens a new pty from the
+//! container's own `/dev/ptmx` (devpts newinstance), sizes it (`consoleSize`), binds the slave over `/dev/console`,
+//! sends the master away and makes the slave its controlling terminal and stdio. With `--console-socket` the master
+//! goes to the client (containerd's shim, conmon); in the foreground it goes to berth over the setup channel, and
+//! berth relays it (container::foreground).
 //!
 //! The protocol is runc's: one `sendmsg` on the connected unix stream socket carrying a single fd in an
 //! `SCM_RIGHTS` message and, as the data, the name of the master ("/dev/ptmx"). Clients read the name into a buffer
@@ -28,6 +29,8 @@ pub enum Error {
     },
     #[error("console: /dev/console: {0}")]
     Resolve(#[from] crate::rootfs::resolve::Error),
+    #[error("console: send the pty master to berth: {0}")]
+    Parent(String),
     #[error("console: {what}: {source}")]
     Sys {
         what: &'static str,
@@ -114,14 +117,33 @@ pub fn become_stdio(slave: OwnedFd) -> Result<(), Error> {
     Ok(())
 }
 
-/// The whole console-socket sequence for a process already inside the container's mount namespace (and root):
-/// new pty, size, optionally /dev/console, master sent, slave as stdio. `owner`: chown the slave to the user that
-/// will run in it (runc does the same for stdio), so that reopening /dev/tty works for a non-root user.
+/// Where the pty master goes: the client's console socket, or berth's own parent over the setup channel (it relays
+/// the terminal itself: foreground `run`, `exec -t`).
+pub enum MasterTo<'a> {
+    Socket(&'a UnixStream),
+    Parent(&'a super::sync::Channel),
+}
+
+impl MasterTo<'_> {
+    fn send(&self, master: BorrowedFd<'_>) -> Result<(), Error> {
+        match self {
+            MasterTo::Socket(socket) => send_master(socket, master),
+            MasterTo::Parent(channel) => channel
+                .send_fd(&super::sync::Message::Console, master)
+                .map_err(|e| Error::Parent(e.to_string())),
+        }
+    }
+}
+
+/// The whole terminal sequence for a process already inside the container's mount namespace (and root): new pty,
+/// size, optionally /dev/console, master sent, slave as stdio. `owner`: the uid that will run in it gets the slave
+/// (its group stays the one devpts gave it, tty's gid=5 in the usual mount options), so that a non-root user can
+/// reopen /dev/tty; runc does the same and, like runc, an owner the user namespace cannot map is left alone.
 pub fn setup_console(
-    socket: &UnixStream,
+    to: MasterTo<'_>,
     size: Option<(u64, u64)>,
     console: bool,
-    owner: Option<(u32, u32)>,
+    owner: Option<u32>,
 ) -> Result<(), Error> {
     let pty = open_pty()?;
     if let Some((h, w)) = size {
@@ -130,11 +152,18 @@ pub fn setup_console(
     if console {
         bind_console(pty.slave.as_fd())?;
     }
-    if let Some((uid, gid)) = owner {
-        nix::unistd::fchown(pty.slave.as_raw_fd(), Some(uid.into()), Some(gid.into()))
-            .map_err(sys("chown the pty slave"))?;
+    if let Some(uid) = owner {
+        match nix::unistd::fchown(pty.slave.as_raw_fd(), Some(uid.into()), None) {
+            Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::EPERM) => {}
+            Err(e) => {
+                return Err(Error::Sys {
+                    what: "chown the pty slave",
+                    source: e,
+                })
+            }
+        }
     }
-    send_master(socket, pty.master.as_fd())?;
+    to.send(pty.master.as_fd())?;
     drop(pty.master);
     become_stdio(pty.slave)
 }

@@ -246,7 +246,7 @@ pub fn default_sigpipe() -> nix::Result<()> {
     unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }.map(drop)
 }
 
-/// Makes fd 0 the controlling terminal of a new session (run in the foreground with a terminal).
+/// Makes `fd` (a pty slave) the controlling terminal of a new session.
 pub fn take_controlling_tty(fd: RawFd) -> nix::Result<()> {
     nix::unistd::setsid()?;
     // SAFETY: TIOCSCTTY takes an integer argument; `fd` is an open descriptor.
@@ -386,6 +386,32 @@ pub fn open_pty_peer(master: BorrowedFd<'_>) -> nix::Result<OwnedFd> {
     let fd = Errno::result(ret)?;
     // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// ioctl(TIOCGWINSZ): a terminal's window size (rows, columns and pixels).
+pub fn window_size(fd: BorrowedFd<'_>) -> nix::Result<libc::winsize> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: `ws` is a valid, writable winsize that lives across the call; the kernel fills it.
+    let ret = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::TIOCGWINSZ,
+            &mut ws as *mut libc::winsize,
+        )
+    };
+    Errno::result(ret).map(|_| ws)
+}
+
+/// ioctl(TIOCSWINSZ) with a whole winsize (pixels included), as copied from another terminal.
+pub fn set_winsize(fd: BorrowedFd<'_>, ws: &libc::winsize) -> nix::Result<()> {
+    // SAFETY: `ws` is a valid winsize that lives across the call; the kernel only reads it.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, ws as *const libc::winsize) };
+    Errno::result(ret).map(drop)
 }
 
 /// ioctl(TIOCSWINSZ): sets a terminal's window size.
