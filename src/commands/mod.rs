@@ -11,6 +11,7 @@ mod list;
 mod pause;
 mod ps;
 mod run;
+pub mod sealed;
 mod spec;
 mod start;
 mod state;
