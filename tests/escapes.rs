@@ -431,7 +431,9 @@ impl Victim {
 
     fn cmd(&self, berth: &Berth) -> Command {
         let mut c = Command::new(&self.bin);
-        c.arg("--root")
+        // berth's own cwd is a directory of the test's: a file created through a berth process's cwd shows there.
+        c.current_dir(&self.work)
+            .arg("--root")
             .arg(&berth.root)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -514,12 +516,14 @@ fn exec_child_exe_and_root_are_out_of_reach_even_with_cap_sys_ptrace() {
     wait_for(&v.shared.join("done"));
     berth.ok(&["delete", "--force", &id]);
     let (found, result) = v.attack_report();
-    v.assert_unchanged();
-    assert!(
-        !Path::new("/").join(&escape).exists(),
-        "a file was created on the host's root: {found}"
-    );
+    let on_host = Path::new("/").join(&escape).exists();
     let _ = std::fs::remove_file(Path::new("/").join(&escape));
+    v.assert_unchanged();
+    assert!(!on_host, "a file was created on the host's root: {found}");
+    assert!(
+        !v.work.join(&escape).exists(),
+        "a file was created in berth's cwd on the host: {found}"
+    );
     assert!(
         found.contains("exe-opened"),
         "the attacker did not get to open the exe (nothing was attacked): {found}"
@@ -609,6 +613,11 @@ fn created_init_in_a_shared_pid_namespace_exposes_no_writable_berth() {
     let _ = std::fs::remove_file(&host_file);
     v.assert_unchanged();
     assert!(!on_host, "a file was created on the host's root: {found}");
+    let in_cwd = v.work.join(host_file.file_name().unwrap());
+    assert!(
+        !in_cwd.exists(),
+        "a file was created in berth's cwd on the host: {found}"
+    );
     assert!(
         found.contains("exe-opened"),
         "the attacker did not get to open the exe (nothing was attacked): {found}"
