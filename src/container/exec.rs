@@ -286,6 +286,12 @@ pub fn exec(dir: &StateDir, opts: &ExecOptions) -> Result<i32> {
         other => bail!("cannot exec in a container that is {other}"),
     }
     let (spec, process) = load_process(dir, opts)?;
+    // As create checks the init's: a profile or label the host cannot apply is a clear error before any clone.
+    crate::process::lsm::check(
+        process.apparmor_profile().as_deref(),
+        process.selinux_label().as_deref(),
+        None,
+    )?;
     let terminal = process.terminal().unwrap_or(false);
     let console_socket = match (&opts.console_socket, terminal) {
         (Some(path), true) => Some(crate::process::tty::connect(path)?),
