@@ -25,8 +25,13 @@ fn main() {
             std::process::exit(code);
         }
     };
+    // Before any work: the commands that make processes a container can see run from a sealed view of berth.
+    let sealed = match &cli.command {
+        Some(c) if commands::sealed::needed_for(c) => commands::sealed::ensure(),
+        _ => Ok(()),
+    };
     logging::init(cli.log.clone(), cli.log_format, cli.debug);
-    let result = commands::dispatch(&cli);
+    let result = sealed.and_then(|()| commands::dispatch(&cli));
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {

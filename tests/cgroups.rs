@@ -1054,3 +1054,50 @@ fn rdma_limits_are_written_and_updated_and_an_unknown_device_is_refused() {
     berth.ok(&["delete", "--force", &id]);
     assert_gone(&berth, &id, &cgroups, None);
 }
+
+/// Issue 10, item 4: on cgroup v2 `berth exec` clones into the container's cgroup through a descriptor of its
+/// directory (CLONE_INTO_CGROUP). A container that replaces its process.cwd with a symlink to /proc/self/fd/N must
+/// not get that host directory (or any other descriptor of berth) as the cwd of a plain `berth exec`: the cwd is
+/// resolved inside the container's root without magic links, and the descriptor is closed before the process
+/// exists.
+#[test]
+fn exec_cwd_never_reaches_the_cgroup_directory_descriptor() {
+    if !v2() {
+        skipped(
+            "exec_cwd_never_reaches_the_cgroup_directory_descriptor",
+            "needs cgroup v2 (make test-cgv2 runs it)",
+        );
+        return;
+    }
+    let berth = Berth::new();
+    let id = unique("cg-exec-cwd");
+    let mut b = Bundle::new(&id);
+    b.args(&["sleep", "1000"]).edit(|c| {
+        c["process"]["cwd"] = json!("/work");
+        c["root"]["readonly"] = json!(false);
+    });
+    berth.create_ok(&b, &id);
+    berth.ok(&["start", &id]);
+    for n in 3..12 {
+        let swap = format!("rm -rf /work; ln -s /proc/self/fd/{n} /work");
+        berth.ok(&["exec", "--cwd", "/", &id, "sh", "-c", &swap]);
+        let out = berth
+            .cmd()
+            .args(["exec", &id, "sh", "-c", "pwd; ls"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stdout.contains("cgroup.procs"),
+            "fd {n}: exec's cwd was a host cgroup directory: {stdout}"
+        );
+        assert!(!out.status.success(), "fd {n}: exec ran with cwd {stdout}");
+        assert!(
+            stderr.contains("cwd /work") && stderr.contains(&id),
+            "{stderr}"
+        );
+    }
+    berth.ok(&["delete", "--force", &id]);
+}

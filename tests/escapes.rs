@@ -362,3 +362,399 @@ fn procfs_writes_cannot_be_redirected() {
         assert!(!berth.root.join(&id).exists(), "{what}: state left");
     }
 }
+
+/// Adds CAP_SYS_PTRACE to every capability set of the container's process.
+fn with_sys_ptrace(c: &mut serde_json::Value) {
+    for set in ["bounding", "effective", "permitted"] {
+        c["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_SYS_PTRACE"));
+    }
+}
+
+/// The attacker, run as a container's init holding CAP_SYS_PTRACE, with /shared from the host: it watches /proc
+/// for a process of the berth copy (`berth-victim`), and the moment it sees one: tries to create `escape_name`
+/// through that process's /proc/<pid>/root and /proc/<pid>/cwd, opens /proc/<pid>/exe and keeps the descriptor,
+/// runs `release` (lets a held berth go on), and once the test says no berth-victim runs any more (/shared/gone),
+/// reopens that descriptor for appending through /proc/self/fd/3. Results in /shared/found and /shared/result.
+/// It starts watching once `gate` exists in /shared.
+fn proc_exe_attacker(escape_name: &str, release: &str, gate: &str) -> String {
+    format!(
+        r#"
+        touch /shared/ready
+        while [ ! -e /shared/{gate} ]; do usleep 5000; done
+        while :; do
+          for p in /proc/[0-9]*; do
+            case "$(cat $p/comm 2>/dev/null)" in berth-victim*) ;; *) continue ;; esac
+            (touch $p/root/{escape_name} && echo root-created) >> /shared/found 2>&1
+            (touch $p/cwd/{escape_name} && echo cwd-created) >> /shared/found 2>&1
+            if ! cat $p/exe > /dev/null 2>> /shared/found; then
+              echo exe-unreadable >> /shared/found; {release}; touch /shared/opened /shared/done; exec sleep 1000
+            fi
+            exec 3<$p/exe
+            echo exe-opened >> /shared/found
+            {release}
+            touch /shared/opened
+            while [ ! -e /shared/gone ]; do usleep 20000; done
+            if (echo PWNED >> /proc/self/fd/3) 2>> /shared/result; then echo wrote; else echo denied; fi >> /shared/result
+            touch /shared/done
+            exec sleep 1000
+          done
+          usleep 5000
+        done"#
+    )
+}
+
+/// A copy of berth's binary in a fresh directory (removed on drop), with a shared directory next to it.
+struct Victim {
+    work: std::path::PathBuf,
+    bin: std::path::PathBuf,
+    original: Vec<u8>,
+    shared: std::path::PathBuf,
+}
+
+impl Victim {
+    fn new(name: &str) -> Victim {
+        let work = std::env::temp_dir().join(unique(name));
+        std::fs::create_dir_all(work.join("shared")).unwrap();
+        let bin = work.join("berth-victim");
+        std::fs::copy(BERTH, &bin).unwrap();
+        let original = std::fs::read(&bin).unwrap();
+        Victim {
+            shared: work.join("shared"),
+            work,
+            bin,
+            original,
+        }
+    }
+
+    fn cmd(&self, berth: &Berth) -> Command {
+        let mut c = Command::new(&self.bin);
+        // berth's own cwd is a directory of the test's: a file created through a berth process's cwd shows there.
+        c.current_dir(&self.work)
+            .arg("--root")
+            .arg(&berth.root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    fn assert_unchanged(&self) {
+        let after = std::fs::read(&self.bin).unwrap();
+        assert!(
+            after == self.original,
+            "the container wrote to the host's berth binary ({} bytes, was {})",
+            after.len(),
+            self.original.len()
+        );
+    }
+
+    /// What the attacker wrote; it must have found the berth process and opened its exe, or the test proves nothing.
+    fn attack_report(&self) -> (String, String) {
+        let found = std::fs::read_to_string(self.shared.join("found")).unwrap_or_default();
+        let result = std::fs::read_to_string(self.shared.join("result")).unwrap_or_default();
+        (found, result)
+    }
+}
+
+impl Drop for Victim {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.work);
+    }
+}
+
+fn shared_mount(c: &mut serde_json::Value, shared: &Path) {
+    c["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/shared", "type": "bind", "source": shared, "options": ["rbind", "rw"]}));
+}
+
+/// Issue 10, items 1 and 4 (exec): a container holding CAP_SYS_PTRACE catches `berth exec`'s process while it
+/// sets up (held on a FIFO at /etc/passwd, read for HOME after the switch to the user), creates a file through its
+/// /proc/<pid>/root and cwd, and keeps its /proc/<pid>/exe open; after berth has exited it appends to that
+/// descriptor. berth runs from a read-only view of its binary (EROFS), the process is born inside the container's
+/// mount namespace and root: the copy of berth stays unchanged and no file appears on the host's root.
+#[test]
+fn exec_child_exe_and_root_are_out_of_reach_even_with_cap_sys_ptrace() {
+    let berth = Berth::new();
+    let v = Victim::new("esc-ptrace-exec");
+    let id = unique("esc-ptrace-exec");
+    let escape = format!("berth-escape-{id}");
+    let mut b = Bundle::new(&id);
+    let passwd = b.rootfs().join("etc/passwd");
+    std::fs::remove_file(&passwd).unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(&passwd)
+        .status()
+        .unwrap()
+        .success());
+    let release = "echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd";
+    b.sh(&proc_exe_attacker(&escape, release, "ready"))
+        .edit(|c| {
+            with_sys_ptrace(c);
+            c["process"]["env"] = json!(["PATH=/bin", "HOME=/root"]);
+            c["root"]["readonly"] = json!(false);
+            shared_mount(c, &v.shared);
+        });
+    berth.create_ok(&b, &id);
+    berth.ok(&["start", &id]);
+    wait_for(&v.shared.join("ready"));
+    let pf = b.dir.join("p.json");
+    std::fs::write(
+        &pf,
+        json!({"args": ["true"], "env": ["PATH=/bin"], "cwd": "/", "user": {"uid": 0, "gid": 0}})
+            .to_string(),
+    )
+    .unwrap();
+    let out = v
+        .cmd(&berth)
+        .args(["exec", "--process", pf.to_str().unwrap(), &id])
+        .output()
+        .unwrap();
+    std::fs::write(v.shared.join("gone"), "").unwrap();
+    wait_for(&v.shared.join("done"));
+    berth.ok(&["delete", "--force", &id]);
+    let (found, result) = v.attack_report();
+    let on_host = Path::new("/").join(&escape).exists();
+    let _ = std::fs::remove_file(Path::new("/").join(&escape));
+    v.assert_unchanged();
+    assert!(!on_host, "a file was created on the host's root: {found}");
+    assert!(
+        !v.work.join(&escape).exists(),
+        "a file was created in berth's cwd on the host: {found}"
+    );
+    assert!(
+        found.contains("exe-opened"),
+        "the attacker did not get to open the exe (nothing was attacked): {found}"
+    );
+    assert!(result.contains("denied"), "{result}");
+    assert!(
+        result.contains("Read-only file system") || result.contains("Text file busy"),
+        "{result}"
+    );
+    assert!(
+        out.status.success(),
+        "exec: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The attacker of [`created_init_attack`]: a container holding CAP_SYS_PTRACE whose pid namespace a second
+/// container, made by the copy of berth, joins by path. With `from_birth`, it attacks the init from its first
+/// appearance in /proc (before pivot_root); otherwise once `create` has returned (the init waits for `start`).
+/// Returns the attack's report and the path of the file it tried to create on the host's root.
+fn created_init_attack(from_birth: bool) -> (String, String, std::path::PathBuf, Victim) {
+    let berth = Berth::new();
+    let v = Victim::new("esc-ptrace-init");
+    let attacker = unique("esc-ptrace-a");
+    let escape = format!("berth-escape-{attacker}");
+    let gate = if from_birth { "ready" } else { "created" };
+    let mut a = Bundle::new(&attacker);
+    a.sh(&proc_exe_attacker(&escape, "true", gate)).edit(|c| {
+        with_sys_ptrace(c);
+        shared_mount(c, &v.shared);
+    });
+    berth.create_ok(&a, &attacker);
+    berth.ok(&["start", &attacker]);
+    wait_for(&v.shared.join("ready"));
+    let a_pid = berth.state(&attacker)["pid"].as_i64().unwrap();
+
+    let victim = unique("esc-ptrace-v");
+    let mut vb = Bundle::new(&victim);
+    vb.args(&["sleep", "100"]).edit(|c| {
+        for ns in c["linux"]["namespaces"].as_array_mut().unwrap() {
+            if ns["type"] == "pid" {
+                ns["path"] = json!(format!("/proc/{a_pid}/ns/pid"));
+            }
+        }
+    });
+    // The init keeps create's stdout and stderr: a file, not a pipe that would never reach EOF.
+    let log = v.work.join("create.err");
+    let status = v
+        .cmd(&berth)
+        .args(["create", "--bundle"])
+        .arg(&vb.dir)
+        .arg(&victim)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .status()
+        .unwrap();
+    let created = status.success();
+    std::fs::write(v.shared.join("created"), "").unwrap();
+    if created {
+        wait_for(&v.shared.join("opened"));
+        berth.ok(&["start", &victim]);
+        berth.ok(&["delete", "--force", &victim]);
+    }
+    std::fs::write(v.shared.join("gone"), "").unwrap();
+    if created {
+        wait_for(&v.shared.join("done"));
+    }
+    berth.ok(&["delete", "--force", &attacker]);
+    assert!(
+        created,
+        "create: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let (found, result) = v.attack_report();
+    let host_file = Path::new("/").join(&escape);
+    (found, result, host_file, v)
+}
+
+/// Issue 10, item 2: the created-state init of a container joining another's pid namespace by path waits for
+/// `start` in plain sight of that other container, which holds CAP_SYS_PTRACE: it opens the init's
+/// /proc/<pid>/exe, keeps it past `start` and `delete`, and appends to it once no berth runs (EROFS: berth runs
+/// from a read-only view of its binary). Its /proc/<pid>/root is by then the container's own root.
+#[test]
+fn created_init_in_a_shared_pid_namespace_exposes_no_writable_berth() {
+    let (found, result, host_file, v) = created_init_attack(false);
+    let on_host = host_file.exists();
+    let _ = std::fs::remove_file(&host_file);
+    v.assert_unchanged();
+    assert!(!on_host, "a file was created on the host's root: {found}");
+    let in_cwd = v.work.join(host_file.file_name().unwrap());
+    assert!(
+        !in_cwd.exists(),
+        "a file was created in berth's cwd on the host: {found}"
+    );
+    assert!(
+        found.contains("exe-opened"),
+        "the attacker did not get to open the exe (nothing was attacked): {found}"
+    );
+    assert!(
+        result.contains("denied") && result.contains("Read-only file system"),
+        "{result}"
+    );
+}
+
+/// The stretch of issue 10, NOT met (see the README's security section for why): from the init's birth in a
+/// joined pid namespace until its pivot_root, an attacker holding CAP_SYS_PTRACE in the host's user namespace
+/// reaches the host's root through /proc/<pid>/root. The binary stays safe (asserted); the root does not. Run with
+/// `--ignored` to see the attack succeed.
+#[test]
+#[ignore = "known limitation: the init is visible in a joined pid namespace before pivot_root (README, Security)"]
+fn created_init_root_before_pivot_is_out_of_reach() {
+    let (found, _result, host_file, v) = created_init_attack(true);
+    let on_host = host_file.exists();
+    let _ = std::fs::remove_file(&host_file);
+    v.assert_unchanged();
+    assert!(!on_host, "a file was created on the host's root: {found}");
+}
+
+/// Issue 10, item 4 / issue 13: `berth exec` resolves process.cwd inside the container's root like the init:
+/// a cwd that is (or passes through) a symlink to /proc/self/fd/N is refused whatever N (no descriptor of berth
+/// becomes the cwd), and `..` or an absolute symlink never climbs above the container's root.
+#[test]
+fn exec_cwd_cannot_leave_the_container_root() {
+    let berth = Berth::new();
+    let id = unique("esc-exec-cwd");
+    let mut b = Bundle::new(&id);
+    std::fs::write(b.rootfs().join("container-marker"), "").unwrap();
+    for n in 3..12 {
+        std::os::unix::fs::symlink(
+            format!("/proc/self/fd/{n}"),
+            b.rootfs().join(format!("fd{n}")),
+        )
+        .unwrap();
+    }
+    std::os::unix::fs::symlink("../../../../../../..", b.rootfs().join("up")).unwrap();
+    b.args(&["sleep", "1000"]);
+    berth.create_ok(&b, &id);
+    berth.ok(&["start", &id]);
+    for n in 3..12 {
+        for cwd in [format!("/fd{n}"), format!("/proc/self/fd/{n}")] {
+            let out = berth
+                .cmd()
+                .args(["exec", "--cwd", &cwd, &id, "sh", "-c", "pwd; ls"])
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !out.status.success(),
+                "exec --cwd {cwd} ran: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+            assert!(err.contains("cwd") && err.contains(&id), "{err}");
+        }
+    }
+    for cwd in ["/up", "/../../..", "/up/up/bin/.."] {
+        let out = berth
+            .cmd()
+            .args(["exec", "--cwd", cwd, &id, "ls"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let listing = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{cwd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(listing.contains("container-marker"), "{cwd}: {listing}");
+    }
+    berth.ok(&["delete", "--force", &id]);
+}
+
+/// Issue 10, item 5: --preserve-fds is bounded by the descriptors berth was given; huge values (that once wrapped
+/// 3+N around and passed every descriptor on) fail with one clear line, for create, run and exec, and leave
+/// nothing behind.
+#[test]
+fn preserve_fds_beyond_the_open_descriptors_is_a_clear_error() {
+    let berth = Berth::new();
+    let id = unique("esc-pfds");
+    let mut b = Bundle::new(&id);
+    b.args(&["sleep", "1000"]);
+    berth.create_ok(&b, &id);
+    berth.ok(&["start", &id]);
+    let bundle = b.dir.to_str().unwrap().to_string();
+    for n in ["2147483647", "2147483645", "4294967295", "1000000"] {
+        // fd 3 is open (and inherited): only --preserve-fds 1 could be honoured.
+        for cmd in ["create", "run", "exec"] {
+            let new_id = unique("esc-pfds-new");
+            let target = if cmd == "exec" {
+                id.as_str()
+            } else {
+                new_id.as_str()
+            };
+            let mut args = vec![
+                "--root",
+                berth.root.to_str().unwrap(),
+                cmd,
+                "--preserve-fds",
+                n,
+            ];
+            if cmd != "exec" {
+                args.extend(["--bundle", &bundle]);
+            }
+            args.push(target);
+            if cmd == "exec" {
+                args.push("true");
+            }
+            let script = "exec 3</dev/null; exec \"$0\" \"$@\"";
+            let out = Command::new("sh")
+                .args(["-c", script, BERTH])
+                .args(&args)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{cmd} --preserve-fds {n}: {err}"
+            );
+            assert_eq!(err.trim().lines().count(), 1, "{err}");
+            assert!(
+                err.contains(&format!("--preserve-fds {n}"))
+                    && err.contains("not open")
+                    && err.contains(target),
+                "{err}"
+            );
+            // Refused before anything is made (state dir, cgroup, process).
+            assert!(!berth.root.join(&new_id).exists(), "{cmd}: state left");
+        }
+    }
+    berth.ok(&["delete", "--force", &id]);
+}

@@ -311,3 +311,63 @@ fn exec_process_cannot_be_reached_through_proc_exe_while_it_sets_up() {
     assert!(out.contains("open-write-denied"), "{out}");
     berth.ok(&["delete", "--force", &id]);
 }
+
+/// Issue 13: the init and `berth exec` share one process setup, so the same config gives both the same process:
+/// seccomp (with and without noNewPrivileges), user and groups, capabilities, rlimits, umask, cwd, no_new_privs and
+/// the descriptors (stdio plus the preserved one). The script prints all of it; the outputs must be equal.
+#[test]
+fn exec_gets_the_same_process_setup_as_the_init() {
+    let berth = Berth::new();
+    let script = "mkdir /tmp/blocked 2>&1; id; ulimit -n; umask; pwd; \
+                  grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status; ls /proc/self/fd; exit 0";
+    for nnp in [false, true] {
+        let id = unique("exec-same");
+        let mut b = Bundle::new(&id);
+        std::fs::create_dir_all(b.rootfs().join("home/user")).unwrap();
+        b.sh(script).edit(|c| {
+            c["process"]["user"] =
+                json!({"uid": 1000, "gid": 1000, "additionalGids": [5], "umask": 63});
+            c["process"]["cwd"] = json!("/home/user");
+            c["process"]["noNewPrivileges"] = json!(nnp);
+            c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 321, "hard": 654}]);
+            c["process"]["capabilities"] = json!({"bounding": ["CAP_KILL", "CAP_CHOWN"],
+                "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"], "ambient": ["CAP_KILL"],
+                "inheritable": ["CAP_KILL"]});
+            c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]});
+        });
+        let with_fd3 = |args: &[&str]| {
+            let out = std::process::Command::new("sh")
+                .args([
+                    "-c",
+                    "exec 3</dev/null; exec \"$0\" \"$@\"",
+                    BERTH,
+                    "--root",
+                ])
+                .arg(&berth.root)
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            captured(out)
+        };
+        let bundle = b.dir.to_str().unwrap().to_string();
+        let (code, init_out, err) =
+            with_fd3(&["run", "--preserve-fds", "1", "--bundle", &bundle, &id]);
+        assert_eq!(code, 0, "{err}");
+        assert!(init_out.contains("Operation not permitted"), "{init_out}");
+        assert!(init_out.contains("uid=1000"), "{init_out}");
+
+        b.args(&["sleep", "1000"]);
+        berth.create_ok(&b, &id);
+        berth.ok(&["start", &id]);
+        let (code, exec_out, err) =
+            with_fd3(&["exec", "--preserve-fds", "1", &id, "sh", "-c", script]);
+        berth.ok(&["delete", "--force", &id]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(
+            exec_out, init_out,
+            "noNewPrivileges {nnp}: exec differs from the init"
+        );
+    }
+}

@@ -186,6 +186,31 @@ fn lsm_settings_without_the_lsm() {
         assert!(err.contains(expect), "{err}");
         assert!(!berth.root.join(&id).exists());
     }
+    // exec shares the init's process setup: the same settings through its flags fail the same way.
+    let id = unique("sec-lsm-exec");
+    let mut b = Bundle::new(&id);
+    b.args(&["sleep", "1000"]);
+    berth.create_ok(&b, &id);
+    berth.ok(&["start", &id]);
+    for (flag, value, expect) in [
+        (
+            "--apparmor",
+            "acme_secure_profile",
+            "AppArmor is not enabled",
+        ),
+        (
+            "--process-label",
+            "system_u:system_r:container_t:s0",
+            "SELinux is not enabled",
+        ),
+    ] {
+        let err = berth.fails(&["exec", flag, value, &id, "true"]);
+        assert!(
+            err.contains(expect) && err.contains(&id),
+            "exec {flag}: {err}"
+        );
+    }
+    berth.ok(&["delete", "--force", &id]);
     let id = unique("sec-mountlabel");
     let mut b = Bundle::new(&id);
     b.sh("echo ok")

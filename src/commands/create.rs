@@ -3,8 +3,10 @@ use anyhow::{Context, Result};
 use crate::cli::{Cli, CreateArgs};
 use crate::container::{self, CreateOptions};
 
-pub fn options(cli: &Cli, a: &CreateArgs) -> CreateOptions {
-    CreateOptions {
+pub fn options(cli: &Cli, a: &CreateArgs) -> Result<CreateOptions> {
+    let preserve_fds =
+        super::check_preserve_fds(a.preserve_fds).with_context(|| format!("container {}", a.id))?;
+    Ok(CreateOptions {
         root: cli.root.clone(),
         id: a.id.clone(),
         bundle: a.bundle.clone(),
@@ -12,13 +14,13 @@ pub fn options(cli: &Cli, a: &CreateArgs) -> CreateOptions {
         console_socket: a.console_socket.clone(),
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
-        preserve_fds: a.preserve_fds,
+        preserve_fds,
         foreground: false,
         systemd_cgroup: cli.systemd_cgroup,
-    }
+    })
 }
 
 pub fn run(cli: &Cli, a: &CreateArgs) -> Result<i32> {
-    container::create(&options(cli, a)).with_context(|| format!("container {}", a.id))?;
+    container::create(&options(cli, a)?).with_context(|| format!("container {}", a.id))?;
     Ok(0)
 }

@@ -4,6 +4,8 @@ use crate::cli::{Cli, ExecArgs};
 use crate::container::exec::{self, ExecOptions, Overrides};
 
 pub fn run(cli: &Cli, a: &ExecArgs) -> Result<i32> {
+    let ctx = || format!("container {}", a.id);
+    let preserve_fds = super::check_preserve_fds(a.preserve_fds).with_context(ctx)?;
     let opts = ExecOptions {
         process_file: a.process.clone(),
         overrides: Overrides {
@@ -21,9 +23,8 @@ pub fn run(cli: &Cli, a: &ExecArgs) -> Result<i32> {
         console_socket: a.console_socket.clone(),
         detach: a.detach,
         pid_file: a.pid_file.clone(),
-        preserve_fds: a.preserve_fds,
+        preserve_fds,
     };
-    let ctx = || format!("container {}", a.id);
     let dir = exec::existing(&cli.root, &a.id).with_context(ctx)?;
     exec::exec(&dir, &opts).with_context(ctx)
 }

@@ -5,7 +5,7 @@ use crate::container::{self, foreground};
 
 pub fn run(cli: &Cli, a: &RunArgs) -> Result<i32> {
     let id = &a.create.id;
-    let mut opts = super::create::options(cli, &a.create);
+    let mut opts = super::create::options(cli, &a.create)?;
     opts.foreground = !a.detach;
     let dir = crate::container::state::StateDir::new(&cli.root, id);
     // Signals that arrive from here on are queued for the container, not acted on by berth.

@@ -1,17 +1,17 @@
 //! `exec`, parent side: a new process in a running container. Top to bottom: check the container → build the
-//! process (the config's, or `--process FILE`, with the flags applied) → join the container's pid and time
-//! namespaces (so the child is born in them) → clone3 straight into the container's cgroup (v2; v1 writes the pid
-//! right after) → let the child join the other namespaces and exec → wait (foreground) or return (detached).
+//! process (the config's, or `--process FILE`, with the flags applied) → clone3 an intermediate straight into the
+//! container's cgroup (v2; v1 writes its pid right after) → the intermediate joins all the init's namespaces and
+//! forks the process into the pid namespace (process::exec_into) → the process runs the shared setup and execs →
+//! wait (foreground) or return (detached).
 //!
-//! CVE-2019-5736 (a container rewriting the runtime through /proc/<pid>/exe): berth never re-executes itself, so no
-//! berth program is started inside the container; the child is forked from a parent that made itself non-dumpable
-//! before the clone, so it is non-dumpable from birth until its execve (the kernel then denies /proc/<pid>/exe,
-//! /proc/<pid>/mem and ptrace to the container, see tests/exec.rs), and it holds no descriptor of berth's binary.
-//! What it cannot stop on its own: a container program whose `#!` line names /proc/self/exe makes the kernel run
-//! berth's host binary inside the container at execve time. runc and crun answer that with a sealed memfd copy of
-//! themselves; berth relies on the binary not being writable from the container (see the README's security notes).
+//! CVE-2019-5736 and the host's mounts: berth runs from a read-only view of its binary (commands::sealed), so no
+//! process of berth, here or in the container, has a writable handle on the host's binary; the process that
+//! becomes visible in the container's pid namespace is forked only once it is inside the container's mount
+//! namespace and root, and it is non-dumpable (we make ourselves non-dumpable before the clone) until its execve;
+//! the last execve goes through the sealed stub (process::exec_stub). tests/escapes.rs performs the attacks from a
+//! container holding CAP_SYS_PTRACE.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -289,6 +289,12 @@ pub fn exec(dir: &StateDir, opts: &ExecOptions) -> Result<i32> {
         other => bail!("cannot exec in a container that is {other}"),
     }
     let (spec, mut process) = load_process(dir, opts)?;
+    // As create checks the init's: a profile or label the host cannot apply is a clear error before any clone.
+    crate::process::lsm::check(
+        process.apparmor_profile().as_deref(),
+        process.selinux_label().as_deref(),
+        None,
+    )?;
     let terminal = process.terminal().unwrap_or(false);
     super::create::check_terminal(terminal, opts.detach, opts.console_socket.is_some())?;
     let host_console = (terminal && !opts.detach)
@@ -331,52 +337,63 @@ pub fn exec(dir: &StateDir, opts: &ExecOptions) -> Result<i32> {
     let cgroup_fd = cgroup.clone_fd()?;
 
     let forwarder = (!opts.detach).then(Forwarder::block).transpose()?;
-    // The child is forked from us: non-dumpable here means non-dumpable from its birth in the container's pid
-    // namespace until its execve.
+    // Our children are forked from us: non-dumpable here means non-dumpable from their birth until the execve.
     crate::sys::set_not_dumpable().context("prctl(PR_SET_DUMPABLE, 0)")?;
-    let before = PreJoin::enter(pidfd.as_fd(), flags)?;
     let (parent_chan, child_chan) = sync::pair()?;
     let forked = clone3_fork(0, cgroup_fd.as_ref().map(|f| f.as_fd()));
     if let Ok(Forked::Child) = forked {
         drop(parent_chan);
         exec_into::run(ExecArgs {
             process: &process,
-            pidfd,
-            join: flags - (CloneFlags::CLONE_NEWPID | time_flag()),
+            pidfd: Some(pidfd),
+            join: flags,
             channel: child_chan,
             console_socket,
             terminal_to_parent: host_console.is_some(),
             preserve_fds: opts.preserve_fds,
             seccomp: seccomp.as_ref(),
             seccomp_listener,
+            close_fds: cgroup_fd.iter().map(|f| f.as_raw_fd()).collect(),
         });
     }
-    before.leave()?;
-    let pid = match forked {
+    let intermediate = match forked {
         Ok(Forked::Parent(pid)) => pid,
         Ok(Forked::Child) => unreachable!("the child never returns"),
-        Err(e) => bail!("clone3 into the container: {e}"),
+        Err(e) => bail!("clone3 into the container's cgroup: {e}"),
     };
     drop(child_chan);
     drop(console_socket);
     drop(seccomp_listener);
     let mut relay = None;
-    let result = (|| -> Result<()> {
+    let mut exec_pid = None;
+    let result = (|| -> Result<Pid> {
         if cgroup_fd.is_none() && !st.cgroup_paths.is_empty() {
-            cgroup.add_task(pid)?;
+            cgroup.add_task(intermediate)?;
         }
+        let died = |e: sync::Error| anyhow!("the exec process died during setup ({e})");
+        parent_chan
+            .send(&Message::Go(st.oci(Status::Running)))
+            .map_err(died)?;
+        let pid = match parent_chan.recv(Some(SETUP_TIMEOUT)) {
+            Ok(Message::Forked(pid)) => Pid::from_raw(pid),
+            Ok(Message::Error(e)) => bail!("{e}"),
+            Ok(other) => bail!("unexpected message from the exec process: {other:?}"),
+            Err(e) => return Err(died(e)),
+        };
+        exec_pid = Some(pid);
+        let _ = waitpid(intermediate, None);
         parent_chan
             .send(&Message::GoExec {
                 state: st.oci(Status::Running),
                 pid: pid.as_raw(),
             })
-            .map_err(|e| anyhow!("the exec process (pid {pid}) died during setup ({e})"))?;
+            .map_err(died)?;
         if let Some(host) = host_console {
             relay = Some(Relay::new(receive_master(&parent_chan, pid)?, host)?);
         }
         // EOF: the channel was closed by a successful execve. A message: the child's error report.
         match parent_chan.recv(Some(SETUP_TIMEOUT)) {
-            Err(sync::Error::Closed) => Ok(()),
+            Err(sync::Error::Closed) => Ok(pid),
             Ok(Message::Error(e)) => Err(anyhow!("{e}")),
             Ok(other) => Err(anyhow!(
                 "unexpected message from the exec process: {other:?}"
@@ -384,11 +401,16 @@ pub fn exec(dir: &StateDir, opts: &ExecOptions) -> Result<i32> {
             Err(e) => Err(e.into()),
         }
     })();
-    if let Err(e) = result {
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        let _ = waitpid(pid, None);
-        return Err(e);
-    }
+    let pid = match result {
+        Ok(pid) => pid,
+        Err(e) => {
+            // Once the exec'd process is known, the intermediate has been reaped: its pid is no longer ours.
+            let pid = exec_pid.unwrap_or(intermediate);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(e);
+        }
+    };
     if let Some(pf) = &opts.pid_file {
         super::create::write_pid_file(pf, pid)?;
     }
@@ -409,41 +431,6 @@ fn receive_master(chan: &sync::Channel, pid: Pid) -> Result<OwnedFd> {
         )),
         Err(sync::Error::Closed) => Err(anyhow!("the exec process (pid {pid}) died during setup")),
         Err(e) => Err(e.into()),
-    }
-}
-
-fn time_flag() -> CloneFlags {
-    CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)
-}
-
-/// Joins the container's pid and time namespaces for our children only (pid_for_children, time_for_children), and
-/// goes back afterwards.
-struct PreJoin {
-    saved: Vec<(OwnedFd, CloneFlags)>,
-}
-
-impl PreJoin {
-    fn enter(pidfd: std::os::fd::BorrowedFd<'_>, flags: CloneFlags) -> Result<PreJoin> {
-        let mut saved = Vec::new();
-        for (name, flag) in [("pid", CloneFlags::CLONE_NEWPID), ("time", time_flag())] {
-            if !flags.contains(flag) {
-                continue;
-            }
-            let own = std::fs::File::open(format!("/proc/self/ns/{name}"))
-                .with_context(|| format!("open /proc/self/ns/{name}"))?;
-            saved.push((OwnedFd::from(own), flag));
-            nix::sched::setns(pidfd, flag)
-                .with_context(|| format!("setns into the container's {name} namespace"))?;
-        }
-        Ok(PreJoin { saved })
-    }
-
-    fn leave(self) -> Result<()> {
-        for (fd, flag) in &self.saved {
-            nix::sched::setns(fd.as_fd(), *flag)
-                .with_context(|| format!("setns back to berth's own {flag:?} namespace"))?;
-        }
-        Ok(())
     }
 }
 

@@ -1,23 +1,32 @@
-//! `exec`, child side. Born (non-dumpable) in the container's pid namespace and cgroup, it waits for the parent,
-//! joins the other namespaces of the init in one setns on its pidfd (the kernel joins the user namespace first and
-//! the mount namespace last), sets up the process as the init does (terminal, rlimits, capabilities, ids,
-//! no_new_privs, seccomp: with a notify rule, its own notify fd goes to the listener) and execs. Its channel is
-//! close-on-exec: the parent sees EOF when execve succeeded, or reads the error report.
+//! `exec`, child side, in two processes so that nothing the container can see ever stands in the host's mounts:
+//!
+//! - the **intermediate**, cloned by `berth exec` into the container's cgroup but still in the host's pid
+//!   namespace (invisible to the container unless it shares the host's), drops the descriptors it must not pass
+//!   on (the cgroup directory used for CLONE_INTO_CGROUP), waits for the parent, joins every namespace of the init
+//!   in one setns on its pidfd (the kernel joins the user namespace first; mount namespace: root and cwd become the
+//!   container's; pid and time: for children), and forks the exec'd process with CLONE_PARENT (so it is berth's
+//!   child), tells the parent its host pid and exits;
+//! - the **process**, born in the container's pid namespace already inside its mount namespace and root, from a
+//!   read-only view of berth's binary (commands::sealed), non-dumpable, holding no host directory: it runs the
+//!   shared setup (process::setup: fd sweep before the cwd, the cwd resolved inside the root, LSM, rlimits, stub,
+//!   credentials, program, seccomp) and execs. Its channel is close-on-exec: the parent sees EOF when execve
+//!   succeeded, or reads the error report.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 use anyhow::{Context, Result};
 use nix::sched::CloneFlags;
 use oci_spec::runtime::Process;
 
+use super::setup::Setup;
 use super::sync::{Channel, Message};
 
 pub struct ExecArgs<'a> {
     pub process: &'a Process,
-    /// The container's init.
-    pub pidfd: OwnedFd,
-    /// Namespaces still to join (pid and time were joined by the parent before the clone).
+    /// The container's init; closed once its namespaces are joined.
+    pub pidfd: Option<OwnedFd>,
+    /// Namespaces of the init that differ from berth's.
     pub join: CloneFlags,
     pub channel: Channel,
     pub console_socket: Option<UnixStream>,
@@ -27,11 +36,57 @@ pub struct ExecArgs<'a> {
     pub seccomp: Option<&'a super::seccomp::Filter>,
     /// The connection to linux.seccomp.listenerPath that the parent opened on the host (SCMP_ACT_NOTIFY only).
     pub seccomp_listener: Option<UnixStream>,
+    /// Descriptors of the parent that nothing in the container may inherit (the cgroup directory).
+    pub close_fds: Vec<RawFd>,
 }
 
-/// Runs the child; never returns.
-pub fn run(args: ExecArgs) -> ! {
-    let code = match setup_and_exec(&args) {
+/// Runs the intermediate (and, in the fork, the process); never returns.
+pub fn run(mut args: ExecArgs) -> ! {
+    let code = match join_and_fork(&mut args) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = args
+                .channel
+                .send(&Message::Error(crate::logging::chain(&e)));
+            1
+        }
+    };
+    std::process::exit(code)
+}
+
+/// The intermediate: join, fork the process, report its pid.
+fn join_and_fork(args: &mut ExecArgs) -> Result<()> {
+    for fd in &args.close_fds {
+        let _ = nix::unistd::close(*fd);
+    }
+    match args.channel.recv(None).context("waiting for the parent")? {
+        Message::Go(_) => {}
+        other => anyhow::bail!("unexpected message from the parent: {other:?}"),
+    }
+    let pidfd = args.pidfd.take().context("no pidfd of the init")?;
+    if !args.join.is_empty() {
+        nix::sched::setns(pidfd.as_fd(), args.join)
+            .with_context(|| format!("setns into the container's namespaces {:?}", args.join))?;
+    }
+    drop(pidfd);
+    if args.join.contains(CloneFlags::CLONE_NEWUSER) {
+        // Root of the container's user namespace (if mapped) for the setup that follows.
+        super::setup::become_userns_root()?;
+    }
+    match crate::sys::clone3_fork(libc::CLONE_PARENT as u64, None)
+        .context("fork the exec'd process into the container's pid namespace")?
+    {
+        crate::sys::Forked::Child => process(args),
+        crate::sys::Forked::Parent(pid) => {
+            args.channel.send(&Message::Forked(pid.as_raw()))?;
+            Ok(())
+        }
+    }
+}
+
+/// The process in the container; never returns.
+fn process(args: &ExecArgs) -> ! {
+    let code = match setup_and_exec(args) {
         Ok(code) => code,
         Err(e) => {
             let _ = args
@@ -64,64 +119,22 @@ fn setup_and_exec(args: &ExecArgs) -> Result<i32> {
         other => anyhow::bail!("unexpected message from the parent: {other:?}"),
     };
     let p = args.process;
-    if !args.join.is_empty() {
-        nix::sched::setns(args.pidfd.as_fd(), args.join)
-            .with_context(|| format!("setns into the container's namespaces {:?}", args.join))?;
-    }
-    if args.join.contains(CloneFlags::CLONE_NEWUSER) {
-        // Become root of the container's user namespace (if mapped) for the setup that follows.
-        let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
-        let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
-    }
+    let setup = Setup {
+        process: p,
+        preserve_fds: args.preserve_fds,
+        seccomp: args.seccomp,
+        seccomp_listener: args.seccomp_listener.as_ref(),
+    };
+    setup.sweep_fds()?;
     setup_terminal(args)?;
-    // While still root and before the uid switch, as the init does.
-    super::lsm::apply_on_exec(
-        p.apparmor_profile().as_deref(),
-        p.selinux_label().as_deref(),
-    )?;
-    if let Some(rl) = p.rlimits() {
-        super::rlimits::apply(rl)?;
-    }
-    let cwd = p.cwd();
-    nix::unistd::chdir(cwd).with_context(|| format!("chdir to cwd {}", cwd.display()))?;
-
-    let caps = super::caps::CapSets::from_spec(p.capabilities().as_ref())?;
-    let nnp = p.no_new_privileges().unwrap_or(false);
-    let stub = super::exec_stub::Stub::for_process(p, args.seccomp);
-    if !nnp {
-        if let Some(f) = args.seccomp {
-            f.load_for(args.seccomp_listener.as_ref(), &state, host_pid)?;
-        }
-    }
-    caps.drop_bounding()?;
-    let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups")
-        .map(|s| s.trim() != "deny")
-        .unwrap_or(true);
-    super::identity::switch(p.user(), setgroups_allowed)?;
-    caps.apply_after_setuid()?;
-    if nnp {
-        nix::sys::prctl::set_no_new_privs().context("prctl(PR_SET_NO_NEW_PRIVS)")?;
-        if let Some(f) = args.seccomp {
-            f.load_for(args.seccomp_listener.as_ref(), &state, host_pid)?;
-        }
-    }
-    // As runc: the program is looked up (and HOME read from /etc/passwd) as the user, with its final
-    // capabilities, so a lookup can reach nothing the program itself could not.
-    let env = p.env().clone().unwrap_or_default();
-    let argv = p.args().clone().unwrap_or_default();
-    let path = super::exec::find_program(&argv[0], &env, cwd)?;
-    let program = super::exec::prepare(path, &argv, &env, p.user().uid())?;
-    crate::sys::set_umask(p.user().umask().unwrap_or(0o022));
-    let first = 3 + args.preserve_fds as i32;
-    crate::sys::cloexec_fds_from(first).context("close_range(CLOEXEC)")?;
-    for fd in 3..first {
-        crate::sys::clear_cloexec(fd).with_context(|| format!("keep preserved fd {fd}"))?;
-    }
-    let errno = program.exec(stub.as_ref(), args.channel.raw_fd());
-    let _ = args.channel.send(&Message::Error(format!(
-        "exec {}: {}",
-        program.path.to_string_lossy(),
-        errno.desc()
-    )));
+    setup.enter_cwd()?;
+    setup.lsm()?;
+    setup.rlimits()?;
+    let stub = setup.stub();
+    setup.credentials(&state, host_pid)?;
+    let program = setup.program()?;
+    setup.seccomp_with_nnp(&state, host_pid)?;
+    let report = super::setup::exec(&program, stub.as_ref(), args.channel.raw_fd());
+    let _ = args.channel.send(&Message::Error(report));
     Ok(127)
 }

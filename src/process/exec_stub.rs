@@ -1,14 +1,13 @@
 //! The last execve goes through a sealed stub, so that no container program ever runs while /proc/self/exe is
-//! berth's binary on the host (CVE-2019-5736).
+//! berth's binary (CVE-2019-5736).
 //!
-//! berth's init and `berth exec` child are forks of berth: until their final execve, /proc/self/exe is the host's
-//! berth binary. They are non-dumpable, so other container processes cannot reach it, but the execve itself can: a
-//! container program that is a script starting `#!/proc/self/exe` makes the kernel run *berth's binary* inside the
-//! container, dumpable again; another container process then opens /proc/<pid>/exe and, once no berth runs, writes
-//! through it to the host's berth. runc answers by re-executing itself from a sealed copy; berth does not re-exec.
-//! Instead the final execve runs a ~170-byte static program from a sealed memfd, which execs the container program:
-//! at that execve /proc/self/exe is the memfd, which nothing can write (F_SEAL_WRITE), so `#!/proc/self/exe` only
-//! runs the stub again (which refuses its arguments and exits 127).
+//! berth's init and `berth exec` child are forks of berth: until their final execve, /proc/self/exe is berth's
+//! binary (a read-only view of it: commands::sealed). The execve itself could hand it to the container: a program
+//! that is a script starting `#!/proc/self/exe` makes the kernel run *berth's binary* inside the container,
+//! dumpable again. The read-only view keeps the host's file safe, but berth would still run container-chosen
+//! arguments inside the container. So the final execve runs a ~170-byte static program from a sealed memfd, which
+//! execs the container program: at that execve /proc/self/exe is the memfd, which nothing can write (F_SEAL_WRITE),
+//! so `#!/proc/self/exe` only runs the stub again (which refuses its arguments and exits 127).
 //!
 //! The stub's argv is `[report fd, program path, program argv...]`; it sets FD_CLOEXEC on the report fd (so `start`
 //! or the exec parent still sees EOF the moment the program runs) and execs; if that fails it writes

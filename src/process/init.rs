@@ -108,10 +108,7 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     if in_user_ns {
         // Become root of the user namespace (new and mapped by the parent, or joined) for the setup that follows:
         // files made on filesystems mounted inside it need an id that is mapped there.
-        nix::unistd::setresgid(0.into(), 0.into(), 0.into())
-            .context("setresgid 0 in the user namespace")?;
-        nix::unistd::setresuid(0.into(), 0.into(), 0.into())
-            .context("setresuid 0 in the user namespace")?;
+        super::setup::become_userns_root()?;
     }
     // No ptrace or /proc/<pid>/exe handle on berth for anything in the container while it sets up (execve resets
     // this). In a user namespace the uid change above already did this on most hosts (fs.suid_dumpable=0); say it
@@ -164,48 +161,17 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
         crate::sys::setdomainname(d).with_context(|| format!("setdomainname {d:?}"))?;
     }
-    if let Some(rl) = process.rlimits() {
-        super::rlimits::apply(rl)?;
-    }
-
-    enter_cwd(cwd)?;
-
-    let env = process.env().clone().unwrap_or_default();
-    let argv = process.args().clone().unwrap_or_default();
-    let path = super::exec::find_program(&argv[0], &env, cwd)?;
-    let program = super::exec::prepare(path, &argv, &env, process.user().uid())?;
-    let stub = super::exec_stub::Stub::for_process(process, args.seccomp);
-
-    // While still root and before the uid switch (our non-dumpable /proc files belong to root).
-    super::lsm::apply_on_exec(
-        process.apparmor_profile().as_deref(),
-        process.selinux_label().as_deref(),
-    )?;
-    let caps = super::caps::CapSets::from_spec(process.capabilities().as_ref())?;
-    let nnp = process.no_new_privileges().unwrap_or(false);
-    // From here on every descriptor opened is close-on-exec; sweep the inherited ones now, before a seccomp filter
-    // could forbid close_range.
-    keep_only_stdio_and_preserved(args.preserve_fds)?;
-    if !nnp {
-        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we still have it (runc too).
-        if let Some(f) = args.seccomp {
-            f.load(args.seccomp_listener.as_ref(), &state)?;
-        }
-    }
-    caps.drop_bounding()?;
-    let setgroups_allowed = setgroups_allowed();
-    super::identity::switch(process.user(), setgroups_allowed)?;
-    caps.apply_after_setuid()?;
-    if nnp {
-        nix::sys::prctl::set_no_new_privs().context("prctl(PR_SET_NO_NEW_PRIVS)")?;
-    }
+    // Becoming the container's process: the steps exec shares (process::setup), in its order.
+    let setup = process_setup(args);
+    setup.sweep_fds()?;
+    setup.enter_cwd()?;
+    setup.lsm()?;
+    setup.rlimits()?;
+    let stub = setup.stub();
+    setup.credentials(&state, state.pid)?;
     // Changing credentials cleared the parent-death signal: set it again until create is done.
     die_with_parent(args.parent)?;
-    if let Some(mask) = process.user().umask() {
-        crate::sys::set_umask(mask);
-    } else {
-        crate::sys::set_umask(0o022);
-    }
+    let program = setup.program()?;
 
     args.channel.send(&Message::Ready)?;
     match args.channel.recv(None)? {
@@ -283,11 +249,14 @@ fn ask_idmapped_tree(channel: &Channel, index: usize) -> Result<std::os::fd::Own
     }
 }
 
-/// In a user namespace whose setgroups is "deny", setgroups(2) fails; read it rather than guess.
-fn setgroups_allowed() -> bool {
-    std::fs::read_to_string("/proc/self/setgroups")
-        .map(|s| s.trim() != "deny")
-        .unwrap_or(true)
+/// The shared process setup for the container's process.
+fn process_setup<'a>(args: &'a InitArgs) -> super::setup::Setup<'a> {
+    super::setup::Setup {
+        process: args.spec.process().as_ref().expect("validated"),
+        preserve_fds: args.preserve_fds,
+        seccomp: args.seccomp,
+        seccomp_listener: args.seccomp_listener.as_ref(),
+    }
 }
 
 /// Blocks until `start` connects, then runs the last steps and execs. Returns an exit code only on failure, after
@@ -312,48 +281,16 @@ fn wait_and_exec(args: &InitArgs, prepared: Prepared) -> i32 {
     let result = (|| -> Result<()> {
         args.hooks
             .run_phase(crate::container::hooks::Phase::StartContainer, &state)?;
-        if args
-            .spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.no_new_privileges())
-            .unwrap_or(false)
-        {
-            if let Some(f) = args.seccomp {
-                f.load(args.seccomp_listener.as_ref(), &state)?;
-            }
-        }
-        Ok(())
+        process_setup(args).seccomp_with_nnp(&state, state.pid)
     })();
     if let Err(e) = result {
         let _ = conn.write_all(crate::logging::chain(&e).as_bytes());
         return 1;
     }
     // The connection is close-on-exec: `start` sees EOF the moment execve succeeds.
-    let errno = program.exec(stub.as_ref(), conn.as_raw_fd());
-    let _ = conn
-        .write_all(format!("exec {}: {}", program.path.to_string_lossy(), errno.desc()).as_bytes());
+    let report = super::setup::exec(&program, stub.as_ref(), conn.as_raw_fd());
+    let _ = conn.write_all(report.as_bytes());
     127
-}
-
-/// Only fds 0-2 and the preserved ones (3 .. 3+N) survive execve.
-fn keep_only_stdio_and_preserved(preserve: u32) -> Result<()> {
-    let first = 3 + preserve as i32;
-    crate::sys::cloexec_fds_from(first).context("close_range(CLOEXEC)")?;
-    for fd in 3..first {
-        crate::sys::clear_cloexec(fd).with_context(|| format!("keep preserved fd {fd}"))?;
-    }
-    Ok(())
-}
-
-/// The container's cwd, resolved inside its root (no magic links such as /proc/self/fd/N, so no descriptor of
-/// berth can become the cwd: CVE-2024-21626), created when missing.
-fn enter_cwd(cwd: &std::path::Path) -> Result<()> {
-    let root = rootfs::resolve::Root::open(std::path::Path::new("/")).context("open /")?;
-    let dir = root
-        .open_in_root(cwd, nix::fcntl::OFlag::O_DIRECTORY)
-        .with_context(|| format!("cwd {}", cwd.display()))?;
-    nix::unistd::fchdir(dir.as_raw_fd()).with_context(|| format!("chdir to cwd {}", cwd.display()))
 }
 
 fn make_cwd(cwd: &std::path::Path) -> Result<()> {

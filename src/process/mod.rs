@@ -10,5 +10,6 @@ pub mod lsm;
 pub mod procfs;
 pub mod rlimits;
 pub mod seccomp;
+pub mod setup;
 pub mod sync;
 pub mod tty;

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     // parent -> init
-    /// Ids are mapped and the init sits in its cgroup: go on with the setup. Carries the state hooks receive.
+    /// Ids are mapped and the init (or exec's intermediate) sits in its cgroup: go on with the setup. Carries the
+    /// state hooks receive.
     Go(crate::container::state::OciState),
     /// (exec) As Go, for the exec'd process, with its own host pid (a seccomp listener is told it).
     GoExec {
@@ -29,7 +30,7 @@ pub enum Message {
     // init -> parent
     /// (staged setup) the init made its user namespace and needs its id maps.
     MapIds,
-    /// (staged setup) the real init was forked with this host pid; the intermediate exits.
+    /// (staged setup, exec) the real init or exec'd process was forked with this host pid; the intermediate exits.
     Forked(i32),
     /// The namespaces and mounts exist: run prestart and createRuntime hooks now.
     RunHooks,

@@ -102,14 +102,9 @@ impl Filter {
         )
     }
 
-    /// Installs the filter on the calling (single-threaded) init; with a notify rule, sends the notify fd and
-    /// `state` over `listener` and closes the fd here.
-    pub fn load(&self, listener: Option<&UnixStream>, state: &OciState) -> Result<(), Error> {
-        self.load_for(listener, state, state.pid)
-    }
-
-    /// As [`Filter::load`], for a process that is not the container's init (`exec`): the listener is told `pid`,
-    /// the process's host pid, with the container's `state` (whose pid stays the init's), as runc does.
+    /// Installs the filter on the calling (single-threaded) process; with a notify rule, sends the notify fd,
+    /// `state` and `pid` (the process's host pid: for `exec` not the init's `state.pid`, as runc does) over
+    /// `listener` and closes the fd here.
     pub fn load_for(
         &self,
         listener: Option<&UnixStream>,
