@@ -8,6 +8,9 @@ pub struct Entry {
     pub mount_point: PathBuf,
     /// Has a `shared:N` optional field (its mount events reach its peers).
     pub shared: bool,
+    /// The directory of its filesystem that is mounted (`/` for a full mount).
+    pub root: PathBuf,
+    pub fstype: String,
 }
 
 /// Mount points are written with `\040`-style octal escapes for space, tab, newline and backslash.
@@ -36,7 +39,7 @@ fn unescape(field: &str) -> PathBuf {
 pub fn parse(text: &str) -> Vec<Entry> {
     let mut out = Vec::new();
     for line in text.lines() {
-        let Some((pre, _)) = line.split_once(" - ") else {
+        let Some((pre, post)) = line.split_once(" - ") else {
             continue;
         };
         let fields: Vec<&str> = pre.split(' ').collect();
@@ -46,6 +49,8 @@ pub fn parse(text: &str) -> Vec<Entry> {
         out.push(Entry {
             mount_point: unescape(fields[4]),
             shared: fields[6..].iter().any(|f| f.starts_with("shared:")),
+            root: unescape(fields[3]),
+            fstype: post.split(' ').next().unwrap_or_default().to_string(),
         });
     }
     out
@@ -84,6 +89,19 @@ pub fn mounts_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         .collect())
 }
 
+/// The mount points of full (root `/`) procfs and sysfs mounts, in mountinfo order.
+pub fn full_proc_and_sys_mounts() -> std::io::Result<Vec<PathBuf>> {
+    Ok(full_proc_and_sys(&read()?))
+}
+
+fn full_proc_and_sys(entries: &[Entry]) -> Vec<PathBuf> {
+    entries
+        .iter()
+        .filter(|e| e.root == Path::new("/") && (e.fstype == "proc" || e.fstype == "sysfs"))
+        .map(|e| e.mount_point.clone())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,12 +112,17 @@ mod tests {
 41 40 0:38 / /tmp/b/root rw master:3 - tmpfs tmpfs rw
 42 41 0:39 / /tmp/b/root/my\\040dir rw shared:7 master:3 - tmpfs tmpfs rw
 43 40 0:40 / /tmp/b/rootfs2 rw - tmpfs tmpfs rw
+44 27 0:5 / /proc rw - proc proc rw
+45 27 0:6 / /sys rw - sysfs sysfs rw
+46 40 0:5 /sys /tmp/psys rw - proc proc rw
 ";
 
     #[test]
     fn parses_escapes_and_sharing() {
         let e = parse(SAMPLE);
-        assert_eq!(e.len(), 5);
+        assert_eq!(e.len(), 8);
+        assert_eq!(e[5].fstype, "proc");
+        assert_eq!(e[7].root, PathBuf::from("/sys"));
         assert!(e[0].shared && !e[1].shared && !e[2].shared && e[3].shared);
         assert_eq!(e[3].mount_point, PathBuf::from("/tmp/b/root/my dir"));
     }
@@ -122,5 +145,13 @@ mod tests {
             .collect();
         // Path::starts_with works on components: /tmp/b/rootfs2 is not below /tmp/b/root.
         assert_eq!(under.len(), 2);
+    }
+
+    #[test]
+    fn full_procfs_and_sysfs_only() {
+        assert_eq!(
+            full_proc_and_sys(&parse(SAMPLE)),
+            vec![PathBuf::from("/proc"), PathBuf::from("/sys")]
+        );
     }
 }
