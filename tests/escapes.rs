@@ -758,3 +758,144 @@ fn preserve_fds_beyond_the_open_descriptors_is_a_clear_error() {
     }
     berth.ok(&["delete", "--force", &id]);
 }
+
+/// Host directories a test made, removed when it ends (declared before the `Berth`, so that they outlive its
+/// containers).
+struct HostDirs(Vec<std::path::PathBuf>);
+
+impl Drop for HostDirs {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// Issue 10, item 3: a read-only bind whose destination is a directory of a volume that another container races
+/// with renameat2(RENAME_EXCHANGE), swapping that directory and a symlink to the volume's own mount point. A runtime
+/// that looks the destination up again after the bind (to make it read-only) then finds the volume's mount instead:
+/// the volume turns read-only and the bind stays writable. The bind must be read-only in every round, wherever the
+/// destination resolved at the one instant berth looked it up (the directory, under either name, or through the
+/// symlink, the volume's mount point), the volume's own mount must stay writable, and nothing may be written into
+/// the bind's source.
+#[test]
+fn readonly_bind_in_a_raced_volume_is_readonly_in_every_round() {
+    const ROUNDS: usize = 300;
+    const BUDGET: Duration = Duration::from_secs(150);
+    let dirs = HostDirs(vec![
+        std::env::temp_dir().join(unique("berth-race-vol")),
+        std::env::temp_dir().join(unique("berth-race-src")),
+    ]);
+    let (vol, src) = (&dirs.0[0], &dirs.0[1]);
+    std::fs::create_dir_all(vol.join("sub")).unwrap();
+    std::os::unix::fs::symlink("/vol", vol.join("alt")).unwrap();
+    std::fs::create_dir_all(src).unwrap();
+    std::fs::write(src.join("marker"), "host").unwrap();
+    let name_of = |p: &std::path::Path| p.file_name().unwrap().to_string_lossy().to_string();
+    let (vol_name, src_name) = (name_of(vol), name_of(src));
+    let berth = Berth::new();
+
+    let volume =
+        json!({"destination": "/vol", "type": "bind", "source": vol, "options": ["rbind", "rw"]});
+    let mut attacker = Bundle::new(&unique("race-attacker"));
+    std::fs::copy(swapper(), attacker.rootfs().join("bin/swap")).unwrap();
+    attacker.edit(|c| c["mounts"].as_array_mut().unwrap().push(volume.clone()));
+    attacker.args(&["/bin/swap", "/vol/sub", "/vol/alt", "200"]);
+    let attacker_id = unique("race-attacker");
+    berth.create_ok(&attacker, &attacker_id);
+    berth.ok(&["start", &attacker_id]);
+
+    let mut victim = Bundle::new(&unique("race-victim"));
+    victim.edit(|c| {
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.push(volume.clone());
+        mounts.push(
+            json!({"destination": "/vol/sub", "type": "bind", "source": src,
+                           "options": ["bind", "ro"]}),
+        );
+    });
+    // Once started, the victim tries to write wherever the bind may be.
+    victim.sh("for d in /vol/sub /vol/alt /vol; do echo pwned > $d/pwned; done 2>/dev/null; true");
+
+    let allowed = ["/vol/sub", "/vol/alt", "/vol"];
+    let started = Instant::now();
+    let (mut made, mut refused) = (0, 0);
+    let mut landed = std::collections::BTreeMap::<String, usize>::new();
+    for round in 0..ROUNDS {
+        if started.elapsed() > BUDGET {
+            break;
+        }
+        let id = format!("{}-{round}", unique("race-victim"));
+        let out = berth.create(&victim, &id, &[]);
+        if !out.status.success() {
+            // The swap may make the destination vanish mid-lookup: a clean failure is fine, nothing may be left.
+            refused += 1;
+            assert!(
+                !berth.root.join(&id).exists(),
+                "round {round}: a failed create left state behind"
+            );
+            continue;
+        }
+        made += 1;
+        let pid = berth.state(&id)["pid"].as_i64().unwrap();
+        let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+        let mut binds = Vec::new();
+        for line in info.lines() {
+            let f: Vec<&str> = line.split(' ').collect();
+            let (root, point, opts) = (f[3], f[4], f[5]);
+            if root.ends_with(&src_name) {
+                binds.push((point.to_string(), opts.to_string()));
+            }
+            if root.ends_with(&vol_name) {
+                assert!(
+                    opts.split(',').any(|o| o == "rw"),
+                    "round {round}: the volume's mount was made read-only instead: {line}"
+                );
+            }
+        }
+        assert_eq!(
+            binds.len(),
+            1,
+            "round {round}: the bind's source is mounted {} times:\n{info}",
+            binds.len()
+        );
+        let (point, opts) = &binds[0];
+        assert!(
+            opts.split(',').any(|o| o == "ro"),
+            "round {round}: the bind at {point} is writable ({opts})"
+        );
+        assert!(
+            allowed.contains(&point.as_str()),
+            "round {round}: the bind landed at {point}, outside where its destination could resolve"
+        );
+        *landed.entry(point.clone()).or_default() += 1;
+        berth.ok(&["start", &id]);
+        berth.wait_status(&id, "stopped");
+        berth.ok(&["delete", &id]);
+        let mut names: Vec<_> = std::fs::read_dir(src)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["marker"],
+            "round {round}: the container wrote into the bind's source"
+        );
+    }
+    assert_eq!(
+        berth.status(&attacker_id),
+        "running",
+        "the attacker stopped swapping before the rounds ended"
+    );
+    berth.ok(&["delete", "--force", &attacker_id]);
+    eprintln!(
+        "mount race: {made} creates, {refused} refused, in {:?}; the bind landed at {landed:?}",
+        started.elapsed()
+    );
+    assert_eq!(std::fs::read_to_string(src.join("marker")).unwrap(), "host");
+    assert!(
+        made >= 200,
+        "only {made} creates succeeded ({refused} refused): too few rounds to trust"
+    );
+}

@@ -627,3 +627,241 @@ fn overlay_mounts_merge_lower_and_upper() {
     );
     assert!(!lower.join("written").exists(), "lowerdir stays untouched");
 }
+
+/// A read-only /dev (runc issue 3248): the tmpfs is populated first (devices, /dev/pts, /dev/shm, ...), then made
+/// read-only, before the container runs.
+#[test]
+fn readonly_dev_is_populated_then_readonly() {
+    let id = unique("ro-dev");
+    let mut b = Bundle::new(&id);
+    b.sh(
+        "grep ' /dev ' /proc/self/mountinfo | cut -d' ' -f6; test -c /dev/null && test -d /dev/pts && echo DEVICES; \
+         touch /dev/new 2>/dev/null || echo REFUSED",
+    )
+    .edit(|c| {
+        for m in c["mounts"].as_array_mut().unwrap() {
+            if m["destination"] == "/dev" {
+                m["options"].as_array_mut().unwrap().push(json!("ro"));
+            }
+        }
+    });
+    let out = run_ok(&b, &id);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(per_mount_opts(lines[0]).contains(&"ro"), "{out}");
+    assert_eq!(&lines[1..], ["DEVICES", "REFUSED"], "{out}");
+}
+
+/// In a user namespace, bind sources are opened with berth's (the host's) credentials: sources below a directory
+/// the container's root (host uid 100000) may not enter still bind, with their options applied.
+#[test]
+fn user_namespace_binds_sources_the_container_user_cannot_reach() {
+    let id = unique("userns-hidden");
+    let mut b = Bundle::new(&id);
+    let mut mounts = Vec::new();
+    for (i, opts) in [(1, json!(["bind"])), (2, json!(["bind", "ro"]))] {
+        let hidden = b.dir.join(format!("hidden-{i}"));
+        std::fs::create_dir_all(hidden.join("dir")).unwrap();
+        std::fs::write(hidden.join("dir/foo.txt"), format!("secret {i}\n")).unwrap();
+        std::fs::set_permissions(&hidden, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        mounts.push(
+            json!({"destination": format!("/tmp/mount-{i}"), "source": hidden.join("dir"),
+                           "options": opts}),
+        );
+    }
+    b.sh("cat /tmp/mount-1/foo.txt /tmp/mount-2/foo.txt; grep ' /tmp/mount-2 ' /proc/self/mountinfo | cut -d' ' -f6")
+        .edit(|c| {
+            with_user_ns(c);
+            for m in mounts {
+                add_mount(c, m);
+            }
+        });
+    chown_rootfs(&b, MAPPED_ROOT);
+    let out = run_ok(&b, &id);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..2], ["secret 1", "secret 2"], "{out}");
+    assert!(per_mount_opts(lines[2]).contains(&"ro"), "{out}");
+}
+
+/// A bind whose destination goes through dangling symlinks (in a component, or as the last link) lands where they
+/// point, inside the rootfs, for a file and for a directory (runc does the same).
+#[test]
+fn binds_through_dangling_symlinks_land_where_they_point() {
+    use std::os::unix::fs::MetadataExt;
+    let id = unique("dangling");
+    let mut b = Bundle::new(&id);
+    let rootfs = b.rootfs();
+    std::os::unix::fs::symlink("/tmp/foo/bar", rootfs.join("jump")).unwrap();
+    std::os::unix::fs::symlink("/jump/baz/hosts", rootfs.join("etc/hosts")).unwrap();
+    std::os::unix::fs::symlink("/tmp/dir", rootfs.join("etc/dirlink")).unwrap();
+    let (file, dir) = (b.dir.join("config.json"), b.dir.clone());
+    let ident = |p: &Path| {
+        let m = std::fs::metadata(p).unwrap();
+        format!("{}:{}", m.dev(), m.ino())
+    };
+    let want = format!(
+        "/tmp/foo/bar/baz/hosts {}\n/tmp/dir {}\n1\n1\n",
+        ident(&file),
+        ident(&dir)
+    );
+    b.sh(
+        "stat -c '%n %d:%i' /tmp/foo/bar/baz/hosts /tmp/dir; \
+         grep -c ' /tmp/foo/bar/baz/hosts ' /proc/self/mountinfo; grep -c ' /tmp/dir ' /proc/self/mountinfo",
+    )
+    .edit(|c| {
+        add_mount(c, json!({"destination": "/etc/hosts", "source": file, "options": ["bind"]}));
+        add_mount(c, json!({"destination": "/etc/dirlink", "source": dir, "options": ["bind"]}));
+    });
+    assert_eq!(run_ok(&b, &id), want);
+}
+
+/// Bind sources inside earlier mounts' destinations (here given as host paths through the rootfs, destinations
+/// too) see those mounts: each source is taken when its turn comes, in config order (runc's mount-order test).
+/// Also in a user namespace with sources the container's user cannot reach.
+#[test]
+fn bind_sources_see_the_mounts_made_before_them() {
+    for userns in [false, true] {
+        let id = unique("mount-order");
+        let mut b = Bundle::new(&id);
+        let src = b.dir.join("bind-src");
+        for sub in ["a/x", "b/y", "c/z"] {
+            std::fs::create_dir_all(src.join(sub)).unwrap();
+            std::fs::write(src.join(sub).join("file"), sub).unwrap();
+            let top = &sub[..1];
+            std::os::unix::fs::symlink(top, src.join(format!("sym-{top}"))).unwrap();
+        }
+        std::fs::set_permissions(&src, std::os::unix::fs::PermissionsExt::from_mode(0o750))
+            .unwrap();
+        let rootfs = b.rootfs();
+        std::fs::create_dir_all(rootfs.join("mnt")).unwrap();
+        std::fs::create_dir_all(rootfs.join("final")).unwrap();
+        let bind = |s: PathBuf, d: String, opts: &str| json!({"source": s, "destination": d, "type": "bind", "options": [opts, "rprivate"]});
+        let r = |p: &str| format!("{}{p}", rootfs.display());
+        let list = [
+            bind(src.join("a"), "/mnt".into(), "bind"),
+            bind(src.join("sym-b"), "/mnt/x".into(), "bind"),
+            bind(src.join("c"), "/mnt/x/y".into(), "bind"),
+            bind(src.join("sym-a"), "/mnt/x/y/z".into(), "bind"),
+            bind(rootfs.join("mnt/x"), r("/mnt/x/y/z/x"), "rbind"),
+            bind(rootfs.join("mnt/x/y"), r("/mnt/x/y/z"), "rbind"),
+            bind(rootfs.join("mnt"), r("/final"), "rbind"),
+        ];
+        b.args(&["cat", "/final/x/y/z/z/x/y/z/x/file"]).edit(|c| {
+            if userns {
+                with_user_ns(c);
+            }
+            for m in list {
+                add_mount(c, m);
+            }
+        });
+        if userns {
+            chown_rootfs(&b, MAPPED_ROOT);
+        }
+        assert_eq!(run_ok(&b, &id), "a/x", "userns {userns}");
+    }
+}
+
+/// A tmpfs without mode= takes the mode of the directory it covers (all bits, setgid and sticky included); an
+/// explicit mode= wins and leaves the directory alone; over a directory berth creates, the tmpfs default (1777).
+#[test]
+fn tmpfs_inherits_the_mode_of_the_directory_it_covers() {
+    use std::os::unix::fs::PermissionsExt;
+    for (opts, want) in [
+        (json!(["rw", "nodev", "nosuid"]), "710"),
+        (json!(["rw", "nodev", "mode=1500"]), "1500"),
+    ] {
+        let id = unique("tmpfs-mode");
+        let mut b = Bundle::new(&id);
+        let dir = b.rootfs().join("tmpfs");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o710)).unwrap();
+        b.args(&["stat", "-c", "%a", "/tmpfs"]).edit(|c| {
+            add_mount(c, json!({"destination": "/tmpfs", "type": "tmpfs", "source": "tmpfs", "options": opts}));
+        });
+        assert_eq!(run_ok(&b, &id), format!("{want}\n"));
+        let host = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(host, 0o710, "the covered directory itself is unchanged");
+    }
+    let id = unique("tmpfs-mode");
+    let mut b = Bundle::new(&id);
+    b.args(&["stat", "-c", "%a", "/new/dir"]).edit(|c| {
+        add_mount(c, json!({"destination": "/new/dir", "type": "tmpfs", "source": "tmpfs", "options": ["rw"]}));
+    });
+    assert_eq!(run_ok(&b, &id), "1777\n");
+}
+
+/// With the host's pid namespace, the host's /proc may be bound on /proc (runc's rootless host-pidns config does
+/// so); any other bind there is still refused.
+#[test]
+fn host_pid_namespace_may_bind_the_hosts_proc() {
+    for (source, ok) in [("/proc", true), ("/tmp", false)] {
+        let id = unique("hostpid-proc");
+        let mut b = Bundle::new(&id);
+        b.sh("test -d /proc/1 && echo PROC").edit(|c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|n| n["type"] != "pid");
+            for m in c["mounts"].as_array_mut().unwrap() {
+                if m["type"] == "proc" {
+                    *m = json!({"destination": "/proc", "type": "none", "source": source,
+                                "options": ["rbind", "nosuid", "nodev", "noexec"]});
+                }
+            }
+        });
+        let berth = Berth::new();
+        let (code, out, err) = berth.run_bundle(&b, &id);
+        if ok {
+            assert_eq!((code, out.as_str()), (0, "PROC\n"), "{err}");
+        } else {
+            assert_eq!(code, 1, "{out}");
+            assert!(err.contains("only procfs may be mounted on /proc"), "{err}");
+        }
+    }
+}
+
+/// `rnorelatime` clears MOUNT_ATTR_RELATIME, which is 0: the mount keeps its atime mode (runc and runtime-tools
+/// agree), where berth used to make it strictatime.
+#[test]
+fn rnorelatime_leaves_the_atime_mode_alone() {
+    let id = unique("rnorelatime");
+    let mut b = Bundle::new(&id);
+    b.sh("grep ' /mnt ' /proc/self/mountinfo | cut -d' ' -f6").edit(|c| {
+        add_mount(c, json!({"destination": "/mnt", "type": "tmpfs", "source": "tmpfs", "options": ["rnorelatime"]}));
+    });
+    let out = run_ok(&b, &id);
+    assert!(per_mount_opts(out.trim()).contains(&"relatime"), "{out}");
+}
+
+/// --no-pivot leaves the host's mounts in the container's mount namespace (out of sight): a full procfs among them
+/// would let the container mount a bare /proc from a user namespace of its own. berth detaches them first, as runc.
+#[test]
+fn no_pivot_gives_no_full_proc_to_mount_from() {
+    let id = unique("nopivot-proc");
+    let mut b = Bundle::new(&id);
+    b.args(&[
+        "unshare",
+        "-mrpf",
+        "sh",
+        "-c",
+        "mount -t proc none /proc && echo MOUNTED || echo REFUSED",
+    ])
+    .edit(|c| {
+        for set in ["bounding", "permitted", "effective"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_SETFCAP"));
+        }
+    });
+    let berth = Berth::new();
+    let out = berth.create(&b, &id, &["--no-pivot"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    berth.ok(&["start", &id]);
+    assert!(wait_for("output", || !berth.stdout_of(&b, &id).is_empty()));
+    assert_eq!(berth.stdout_of(&b, &id), "REFUSED\n");
+}

@@ -128,15 +128,15 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
         namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP, "cgroup namespace")?;
     }
 
-    let idmapped_tree = |index: usize| ask_idmapped_tree(&args.channel, index);
+    let host_tree = |index: usize| ask_host_tree(&args.channel, index);
     let ctx = rootfs::Context {
         spec,
         rootfs: &args.rootfs,
         cgroup_paths: args.cgroup_paths,
         in_user_ns,
-        idmapped_tree: &idmapped_tree,
+        host_tree: &host_tree,
     };
-    rootfs::prepare(&ctx).context("rootfs")?;
+    let mounted = rootfs::prepare(&ctx).context("rootfs")?;
 
     if !args.hooks.prestart.is_empty() || !args.hooks.create_runtime.is_empty() {
         args.channel.send(&Message::RunHooks)?;
@@ -153,7 +153,7 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     // The cwd is made (when missing) before the root may turn read-only, as runc does.
     let cwd = process.cwd();
     make_cwd(cwd)?;
-    rootfs::finish(spec)?;
+    rootfs::finish(spec, mounted)?;
 
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).with_context(|| format!("sethostname {h:?}"))?;
@@ -238,9 +238,10 @@ fn enter_namespaces_staged(args: &InitArgs) -> Result<()> {
     Ok(())
 }
 
-/// Asks `create` for the idmapped mount of config mount #`index` (only the host side may set MOUNT_ATTR_IDMAP on
-/// a host filesystem) and receives it as a detached mount. A failure there is `create`'s to report: it kills us.
-fn ask_idmapped_tree(channel: &Channel, index: usize) -> Result<std::os::fd::OwnedFd, String> {
+/// Asks `create` for the source of bind mount #`index` as a detached mount, made with the host's credentials (only
+/// the host side may set MOUNT_ATTR_IDMAP on a host filesystem, or open a source the container's user cannot reach).
+/// A failure there is `create`'s to report: it kills us.
+fn ask_host_tree(channel: &Channel, index: usize) -> Result<std::os::fd::OwnedFd, String> {
     let ask = |e: super::sync::Error| format!("ask berth for it: {e}");
     channel.send(&Message::IdmapRequest(index)).map_err(ask)?;
     match channel.recv_fd(None).map_err(ask)? {

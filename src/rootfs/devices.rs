@@ -5,7 +5,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
-use nix::mount::{mount, MsFlags};
+use nix::mount::MsFlags;
 use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
 use nix::unistd::{fchownat, Gid, Uid};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Spec};
@@ -148,23 +148,23 @@ pub fn populate(root: &Root, spec: &Spec, in_user_ns: bool) -> Result<(), Error>
 /// group when it exists in the container's user namespace.
 pub fn mount_devpts(root: &Root) -> Result<(), Error> {
     let target = root.mkdir_all(Path::new("/dev/pts"), 0o755)?;
-    let path = fd_path(target.as_fd());
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
     let mut res = Err(nix::errno::Errno::EINVAL);
     for data in [
         "newinstance,ptmxmode=0666,mode=0620,gid=5",
         "newinstance,ptmxmode=0666,mode=0620",
     ] {
-        res = mount(Some("devpts"), &path, Some("devpts"), flags, Some(data));
-        if res != Err(nix::errno::Errno::EINVAL) {
+        res = super::new_filesystem("devpts", Path::new("devpts"), flags, data);
+        if !matches!(res, Err(nix::errno::Errno::EINVAL)) {
             break;
         }
     }
-    res.map_err(|source| Error::Sys {
-        path: "/dev/pts".into(),
-        what: "mount devpts",
-        source,
-    })
+    res.and_then(|pts| crate::sys::move_mount_fd(pts.as_fd(), target.as_fd()))
+        .map_err(|source| Error::Sys {
+            path: "/dev/pts".into(),
+            what: "mount devpts",
+            source,
+        })
 }
 
 fn make_node(root: &Root, n: &Node) -> Result<(), Error> {
@@ -216,18 +216,17 @@ fn make_node(root: &Root, n: &Node) -> Result<(), Error> {
 /// In a user namespace mknod is not allowed: bind the host's device node instead.
 fn bind_host_device(root: &Root, n: &Node) -> Result<(), Error> {
     let target = root.touch(&n.path)?;
-    mount(
-        Some(&n.path),
-        &fd_path(target.as_fd()),
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(|source| Error::Sys {
+    let src = super::cstr(&n.path).map_err(|reason| Error::Invalid {
         path: n.path.clone(),
-        what: "bind from host",
-        source,
-    })
+        reason,
+    })?;
+    crate::sys::open_tree_clone(&src, false)
+        .and_then(|node| crate::sys::move_mount_fd(node.as_fd(), target.as_fd()))
+        .map_err(|source| Error::Sys {
+            path: n.path.clone(),
+            what: "bind from host",
+            source,
+        })
 }
 
 /// Opens the container's /dev/null and checks it really is the null device (1:3), so masking cannot be redirected

@@ -6,8 +6,9 @@
 //! OPEN_TREE_CLONE, taken inside the container's mount namespace so that it resolves as the container's other binds
 //! and keeps the locks that namespace put on its mounts), marked MOUNT_ATTR_IDMAP with a user namespace carrying the
 //! mount's mappings, or the container's own user namespace when the mount gives none. The descriptor goes to the
-//! init over the sync channel; the init moves it onto the destination it resolved inside the rootfs ([`attach`]),
-//! in config order.
+//! init over the sync channel; the init sets the mount's other attributes on it and moves it onto the destination
+//! it resolved inside the rootfs, in config order. The same path carries every bind of an init in a user namespace
+//! (not idmapped then): its source opened with the host's credentials.
 
 use std::ffi::CString;
 use std::io::Write;
@@ -33,6 +34,14 @@ pub enum Error {
         what: String,
         source: Errno,
         hint: &'static str,
+    },
+    /// A plain bind whose source `create` takes for an init in a user namespace.
+    #[error("mount {src} on {dest}: bind source: {what}: {source}")]
+    Bind {
+        src: PathBuf,
+        dest: PathBuf,
+        what: String,
+        source: Errno,
     },
     #[error("idmapped mount {src} on {dest}: {reason}")]
     Invalid {
@@ -142,7 +151,9 @@ pub struct Maker {
 }
 
 impl Maker {
-    /// The detached, idmapped copy of the source of config mount `index`, for the init `init` to attach.
+    /// The detached copy of the source of config mount `index` (idmapped when the mount says so), for the init
+    /// `init` to attach. Also asked for every bind of an init in a user namespace: the source is then opened with
+    /// the host's credentials, which the container's user may lack (runc passes such sources from the host too).
     pub fn tree(&mut self, spec: &Spec, index: usize, init: Pid) -> Result<OwnedFd, Error> {
         let m = spec
             .mounts()
@@ -172,15 +183,20 @@ impl Maker {
             },
         };
         let opts = options::parse(m.options().as_deref().unwrap_or(&[])).map_err(&invalid)?;
-        if !is_idmapped(m, &opts) {
+        if !opts.bind && m.typ().as_deref() != Some("bind") {
             return Err(invalid(format!(
-                "the init asked for an idmapped mount of mount #{index}, which is not one"
+                "the init asked for the source of mount #{index}, which is not a bind"
             )));
         }
-        let mapping = mapping_for(spec, m).map_err(&invalid)?;
-        let userns = self
-            .userns_for(mapping, init)
-            .map_err(|(what, e)| sys(what, e))?;
+        let userns = if is_idmapped(m, &opts) {
+            let mapping = mapping_for(spec, m).map_err(&invalid)?;
+            let fd = self
+                .userns_for(mapping, init)
+                .map_err(|(what, e)| sys(what, e))?;
+            Some(fd.as_raw_fd())
+        } else {
+            None
+        };
         let c_src = CString::new(src.as_os_str().as_bytes())
             .map_err(|_| invalid("NUL in source".into()))?;
         // As runc: the copy is recursive for rbind, the id mapping for ridmap.
@@ -190,15 +206,27 @@ impl Maker {
             None
         };
         let made = (|| {
-            let tree = crate::sys::open_tree_clone(&c_src, opts.recursive_bind)
-                .map_err(|e| sys("open_tree(OPEN_TREE_CLONE)", e))?;
-            let attr = crate::sys::MountAttr {
-                attr_set: crate::sys::MOUNT_ATTR_IDMAP,
-                userns_fd: userns.as_raw_fd() as u64,
-                ..Default::default()
-            };
-            crate::sys::mount_setattr(tree.as_fd(), opts.idmap == Some(true), &attr)
-                .map_err(|e| sys("mount_setattr(MOUNT_ATTR_IDMAP)", e))?;
+            let tree = crate::sys::open_tree_clone(&c_src, opts.recursive_bind).map_err(|e| {
+                if userns.is_some() {
+                    sys("open_tree(OPEN_TREE_CLONE)", e)
+                } else {
+                    Error::Bind {
+                        src: src.clone(),
+                        dest: dest.clone(),
+                        what: "open_tree(OPEN_TREE_CLONE)".into(),
+                        source: e,
+                    }
+                }
+            })?;
+            if let Some(userns) = userns {
+                let attr = crate::sys::MountAttr {
+                    attr_set: crate::sys::MOUNT_ATTR_IDMAP,
+                    userns_fd: userns as u64,
+                    ..Default::default()
+                };
+                crate::sys::mount_setattr(tree.as_fd(), opts.idmap == Some(true), &attr)
+                    .map_err(|e| sys("mount_setattr(MOUNT_ATTR_IDMAP)", e))?;
+            }
             Ok(tree)
         })();
         if let Some(trip) = trip {
@@ -267,11 +295,6 @@ impl MountNsTrip {
         nix::unistd::chroot(".").map_err(|e| ("restore the root", e))?;
         nix::unistd::fchdir(self.cwd.as_raw_fd()).map_err(|e| ("restore the working directory", e))
     }
-}
-
-/// The init's side: moves the detached idmapped mount `tree` onto `target` (resolved inside the rootfs).
-pub fn attach(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Result<()> {
-    crate::sys::move_mount_fd(tree, target)
 }
 
 /// A user namespace with the given maps, as an fd: a child born in a new user namespace waits while its maps are

@@ -58,9 +58,9 @@ pub struct Context<'a> {
     /// The container's cgroup directories per hierarchy mount point (for `cgroup` mounts on v1).
     pub cgroup_paths: &'a std::collections::BTreeMap<String, PathBuf>,
     pub in_user_ns: bool,
-    /// Asks `create` for the detached idmapped mount of config mount #N (see [`idmap`]); only called for
-    /// idmapped mounts.
-    pub idmapped_tree: &'a dyn Fn(usize) -> Result<OwnedFd, String>,
+    /// Asks `create` for the detached copy of the source of config mount #N, made with the host's credentials
+    /// (see [`idmap`]); called for idmapped binds, and for every bind in a user namespace.
+    pub host_tree: &'a dyn Fn(usize) -> Result<OwnedFd, String>,
 }
 
 /// Does the container get a mount namespace (new or joined)? Without one, its mounts are made in berth's own
@@ -124,8 +124,14 @@ pub fn validate(spec: &Spec) -> Result<(), Error> {
     Ok(())
 }
 
+/// What `prepare` leaves for `finish`: the `/dev` mount whose read-only flag waits until /dev is populated.
+#[derive(Default)]
+pub struct Mounted {
+    dev_readonly: Option<OwnedFd>,
+}
+
 /// Before pivot_root: propagation, the rootfs bind, every configured mount, /dev.
-pub fn prepare(ctx: &Context) -> Result<(), Error> {
+pub fn prepare(ctx: &Context) -> Result<Mounted, Error> {
     let mount_ns = has_mount_ns(ctx.spec);
     if mount_ns {
         let prop = root_propagation(ctx.spec)?;
@@ -180,8 +186,11 @@ pub fn prepare(ctx: &Context) -> Result<(), Error> {
     let root = Root::open(ctx.rootfs)?;
     let empty = Vec::new();
     let mounts = ctx.spec.mounts().as_ref().unwrap_or(&empty);
+    let mut done = Mounted::default();
     for (i, m) in mounts.iter().enumerate() {
-        mount_one(ctx, &root, m, Some(i))?;
+        if let Some(fd) = mount_one(ctx, &root, m, Some(i))? {
+            done.dev_readonly = Some(fd);
+        }
     }
     let has = |d: &str| {
         mounts
@@ -205,7 +214,7 @@ pub fn prepare(ctx: &Context) -> Result<(), Error> {
     if !mounts.iter().any(|m| m.typ().as_deref() == Some("devpts")) {
         devices::mount_devpts(&root)?;
     }
-    Ok(())
+    Ok(done)
 }
 
 fn readonly_root(spec: &Spec) -> bool {
@@ -226,10 +235,22 @@ fn mount_label(spec: &Spec) -> Option<&str> {
 }
 
 /// One mount; `index` is its place in config.json's `mounts` (None for the /dev berth adds).
-fn mount_one(ctx: &Context, root: &Root, m: &Mount, index: Option<usize>) -> Result<(), Error> {
-    let dest = m.destination();
+///
+/// Every mount is built detached (open_tree(OPEN_TREE_CLONE) of a bind's source, fsopen/fsmount of a filesystem),
+/// given all its attributes there (read-only, nosuid/nodev/noexec, atime, recursive attributes), and only then moved
+/// onto the descriptor of its destination, resolved once inside the rootfs; propagation is then set on that same
+/// mount through its descriptor. So a read-only mount is never visible writable, and no step looks a path up again
+/// (a container racing berth with symlink swaps in a shared volume cannot redirect a later step).
+/// Returns the mount's descriptor when `/dev`'s read-only flag was held back (see [`Mounted`]).
+fn mount_one(
+    ctx: &Context,
+    root: &Root,
+    m: &Mount,
+    index: Option<usize>,
+) -> Result<Option<OwnedFd>, Error> {
+    let dest = &container_dest(ctx.rootfs, m.destination());
     let fstype = m.typ().as_deref().unwrap_or("");
-    let opts =
+    let mut opts =
         options::parse(m.options().as_deref().unwrap_or(&[])).map_err(|reason| Error::Invalid {
             dest: dest.clone(),
             reason,
@@ -243,7 +264,8 @@ fn mount_one(ctx: &Context, root: &Root, m: &Mount, index: Option<usize>) -> Res
         source: source_err,
     };
     if fstype == "cgroup" || fstype == "cgroup2" {
-        return mount_cgroup(ctx, root, m, &opts);
+        mount_cgroup(ctx, root, m, &opts)?;
+        return Ok(None);
     }
     let invalid = |reason: String| Error::Invalid {
         dest: dest.clone(),
@@ -259,137 +281,205 @@ fn mount_one(ctx: &Context, root: &Root, m: &Mount, index: Option<usize>) -> Res
             }
         }
     }
-    // An idmapped mount is made by `create` on the host side, which also resolves its source (the init may not
-    // even be allowed to look at it from its user namespace): what the destination must be is read off the copy.
-    let idmapped = match index {
-        Some(i) if bind && idmap::is_idmapped(m, &opts) => Some((ctx.idmapped_tree)(i).map_err(
-            |reason| idmap::Error::Invalid {
-                src: source.clone(),
-                dest: dest.clone(),
-                reason,
-            },
-        )?),
-        _ => None,
-    };
-    let target = if bind {
-        let is_dir = match &idmapped {
-            Some(tree) => nix::sys::stat::fstat(tree.as_raw_fd())
-                .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
-                .map_err(sys(format!(
-                    "stat the idmapped mount of {}",
-                    source.display()
-                )))?,
-            None => std::fs::metadata(&source)
-                .map_err(|e| invalid(format!("bind source {}: {e}", source.display())))?
-                .is_dir(),
-        };
-        if is_dir {
-            root.mkdir_all(dest, 0o755)?
-        } else {
-            root.touch(dest)?
+    // A read-only /dev is populated first (runc too): the flag is applied by `finish`, on this same mount.
+    let hold_ro = resolve::relative(dest) == Path::new("dev")
+        && opts.flags.contains(MsFlags::MS_RDONLY)
+        && !opts.flags.contains(MsFlags::MS_REMOUNT);
+    if hold_ro {
+        opts.flags -= MsFlags::MS_RDONLY;
+    }
+    // A bind's source as a detached copy. In a user namespace `create` makes it with the host's credentials (the
+    // init may not even be allowed to look at the source from there), inside the container's mount namespace and
+    // at this point of the mount order, as it does for idmapped mounts (which only the host side may make).
+    let tree = if bind {
+        let idmapped = idmap::is_idmapped(m, &opts);
+        match index {
+            Some(i) if idmapped || ctx.in_user_ns => {
+                Some((ctx.host_tree)(i).map_err(|reason| idmap::Error::Invalid {
+                    src: source.clone(),
+                    dest: dest.clone(),
+                    reason,
+                })?)
+            }
+            _ => {
+                let c_src = cstr(&source).map_err(&invalid)?;
+                Some(
+                    crate::sys::open_tree_clone(&c_src, opts.recursive_bind)
+                        .map_err(|e| invalid(format!("bind source {}: {e}", source.display())))?,
+                )
+            }
         }
     } else {
-        root.mkdir_all(dest, 0o755)?
+        None
+    };
+    // A tmpfs without mode= takes the mode of the directory it covers, when there was one (as runc).
+    let inherit_mode = if fstype == "tmpfs" && !has_param(&opts.data, "mode") {
+        root.open_in_root(dest, OFlag::O_DIRECTORY)
+            .ok()
+            .and_then(|d| nix::sys::stat::fstat(d.as_raw_fd()).ok())
+            .map(|st| st.st_mode & 0o7777)
+    } else {
+        None
+    };
+    let target = match &tree {
+        Some(tree) => {
+            let is_dir = nix::sys::stat::fstat(tree.as_raw_fd())
+                .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+                .map_err(sys(format!("stat the bind source {}", source.display())))?;
+            if is_dir {
+                root.mkdir_all(dest, 0o755)?
+            } else {
+                root.touch(dest)?
+            }
+        }
+        None => root.mkdir_all(dest, 0o755)?,
     };
     // Only procfs may sit on /proc and only sysfs on /sys (runc refuses anything else there: berth later trusts
-    // what it finds in them). Judged on where the destination really resolved to.
-    // (A bind of something that is itself on sysfs may go on /sys: the rootless config binds the host's /sys.)
+    // what it finds in them). Judged on where the destination really resolved to. A bind of something that is
+    // itself procfs or sysfs may go there (a host-pid-namespace container may bind the host's /proc, the rootless
+    // config binds the host's /sys).
     let resolved = root.relative_of(&target);
-    let sysfs_bind = bind && is_on_sysfs(&source);
-    if resolved == Path::new("proc") && fstype != "proc" {
+    let magic = |fs| {
+        tree.as_ref()
+            .is_some_and(|t| crate::sys::fs_magic(t.as_fd()).ok() == Some(fs))
+    };
+    if resolved == Path::new("proc") && fstype != "proc" && !magic(libc::PROC_SUPER_MAGIC) {
         return Err(invalid("only procfs may be mounted on /proc".into()));
     }
-    if resolved == Path::new("sys") && fstype != "sysfs" && !sysfs_bind {
+    if resolved == Path::new("sys") && fstype != "sysfs" && !magic(libc::SYSFS_MAGIC) {
         return Err(invalid("only sysfs may be mounted on /sys".into()));
     }
-    let target_path = fd_path(target.as_fd());
-    if let Some(tree) = idmapped {
-        idmap::attach(tree.as_fd(), target.as_fd()).map_err(|e| idmap::Error::Sys {
-            src: source.clone(),
-            dest: dest.clone(),
-            what: "move_mount".into(),
-            source: e,
-            hint: "",
-        })?;
-        remount_bind(root, dest, &opts, &merr)?;
-    } else if bind {
-        let flags = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
-        mount(
-            Some(&source),
-            &target_path,
-            None::<&str>,
-            flags,
-            None::<&str>,
-        )
-        .map_err(merr)?;
-        remount_bind(root, dest, &opts, &merr)?;
-    } else {
-        // tmpcopyup: keep a handle on the directory the tmpfs will hide, to copy it in afterwards.
-        let shadowed = opts
-            .tmpcopyup
-            .then(|| root.open_in_root(dest, OFlag::O_DIRECTORY))
-            .transpose()?;
-        let labelled = mount_label(ctx.spec)
-            .filter(|_| fstype != "mqueue")
-            .map(|label| crate::process::lsm::with_mount_label(&opts.data, label));
-        let data = match &labelled {
-            Some(d) => Some(d.as_str()),
-            None => (!opts.data.is_empty()).then_some(opts.data.as_str()),
-        };
-        mount(Some(&source), &target_path, Some(fstype), opts.flags, data).map_err(merr)?;
-        if let Some(old) = shadowed {
-            let fresh = root.open_in_root(dest, OFlag::O_DIRECTORY)?;
-            copy_tree(&fd_path(old.as_fd()), &fd_path(fresh.as_fd())).map_err(|e| Error::Io {
-                dest: dest.clone(),
-                what: "tmpcopyup".into(),
-                source: e,
-            })?;
+    let mnt = match tree {
+        Some(tree) => {
+            set_bind_attrs(&tree, &opts, &merr)?;
+            tree
         }
-    }
+        None if opts.flags.contains(MsFlags::MS_REMOUNT) => {
+            // "remount" of what is already there: nothing new is made, the kernel's remount does it.
+            let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
+            mount(
+                Some(&source),
+                &fd_path(target.as_fd()),
+                Some(fstype),
+                opts.flags,
+                data,
+            )
+            .map_err(merr)?;
+            return Ok(None);
+        }
+        None => {
+            let labelled = mount_label(ctx.spec)
+                .filter(|_| fstype != "mqueue")
+                .map(|label| crate::process::lsm::with_mount_label(&opts.data, label));
+            let mut data = labelled.unwrap_or_else(|| opts.data.clone());
+            if let Some(mode) = inherit_mode {
+                data = [data, format!("mode={mode:o}")]
+                    .into_iter()
+                    .filter(|d| !d.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(",");
+            }
+            let fs = new_filesystem(fstype, &source, opts.flags, &data).map_err(merr)?;
+            // tmpcopyup: the shadowed directory's contents go into the new tmpfs before anyone sees it.
+            if opts.tmpcopyup {
+                copy_tree(&fd_path(target.as_fd()), &fd_path(fs.as_fd())).map_err(|e| {
+                    Error::Io {
+                        dest: dest.clone(),
+                        what: "tmpcopyup".into(),
+                        source: e,
+                    }
+                })?;
+            }
+            fs
+        }
+    };
     if opts.rec_set != 0 || opts.rec_clr != 0 {
-        let fresh = root.open_in_root(dest, OFlag::empty())?;
         let attr = crate::sys::MountAttr {
             attr_set: opts.rec_set,
             attr_clr: opts.rec_clr,
             ..Default::default()
         };
-        crate::sys::mount_setattr(fresh.as_fd(), true, &attr).map_err(|source| Error::Sys {
+        crate::sys::mount_setattr(mnt.as_fd(), true, &attr).map_err(|source| Error::Sys {
             what: format!("mount_setattr {} (recursive attributes)", dest.display()),
             source,
         })?;
     }
-    if !opts.propagation.is_empty() {
-        let fresh = root.open_in_root(dest, OFlag::empty())?;
-        for p in &opts.propagation {
-            mount(
-                None::<&str>,
-                &fd_path(fresh.as_fd()),
-                None::<&str>,
-                *p,
-                None::<&str>,
-            )
-            .map_err(merr)?;
+    crate::sys::move_mount_fd(mnt.as_fd(), target.as_fd()).map_err(|e| Error::Sys {
+        what: format!(
+            "move_mount {} onto {} (type {fstype})",
+            source.display(),
+            dest.display()
+        ),
+        source: e,
+    })?;
+    for p in &opts.propagation {
+        set_propagation(mnt.as_fd(), *p).map_err(merr)?;
+    }
+    Ok(hold_ro.then_some(mnt))
+}
+
+/// A destination as a path inside the container. One that already starts with the rootfs's host path is taken as
+/// joined to it (runc does so; tools that build nested binds write them that way).
+fn container_dest(rootfs: &Path, dest: &Path) -> PathBuf {
+    if let Ok(rel) = dest.strip_prefix(rootfs) {
+        return Path::new("/").join(rel);
+    }
+    // Only a destination deeper than the rootfs could name it through another spelling.
+    if dest.components().count() > rootfs.components().count() {
+        if let Ok(real) = rootfs.canonicalize() {
+            if let Ok(rel) = dest.strip_prefix(&real) {
+                return Path::new("/").join(rel);
+            }
         }
     }
-    Ok(())
+    dest.to_path_buf()
 }
 
-fn is_on_sysfs(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path)
-        .is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::SYSFS_MAGIC)
+fn cstr(p: &Path) -> Result<std::ffi::CString, String> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| format!("NUL in path {}", p.display()))
 }
 
-fn is_symlink(fd: &std::os::fd::OwnedFd) -> bool {
-    nix::sys::stat::fstat(fd.as_raw_fd())
-        .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK)
-        .unwrap_or(false)
+fn has_param(data: &str, key: &str) -> bool {
+    options::fs_params(data).iter().any(|(k, _)| k == key)
 }
 
-/// A bind ignores the other flags: a remount applies them (this is what makes `ro` binds read-only). Flags the
-/// kernel locked on the source (nosuid, nodev, noexec, atime in a user namespace) are kept, or the remount fails.
-fn remount_bind(
-    root: &Root,
-    dest: &Path,
+/// A detached mount of a new `fstype` filesystem: fsopen, its options, fsmount with the per-mount flags.
+/// Superblock flags (ro, sync, dirsync, mand) go to the filesystem as mount(2) would pass them.
+fn new_filesystem(fstype: &str, source: &Path, flags: MsFlags, data: &str) -> nix::Result<OwnedFd> {
+    let c = |s: &str| std::ffi::CString::new(s).map_err(|_| nix::errno::Errno::EINVAL);
+    let fs = crate::sys::fsopen(&c(fstype)?)?;
+    let source = source.to_string_lossy();
+    if !source.is_empty() {
+        crate::sys::fsconfig_string(fs.as_fd(), c"source", &c(&source)?)?;
+    }
+    for (flag, word) in [
+        (MsFlags::MS_RDONLY, c"ro"),
+        (MsFlags::MS_SYNCHRONOUS, c"sync"),
+        (MsFlags::MS_DIRSYNC, c"dirsync"),
+        (MsFlags::MS_MANDLOCK, c"mand"),
+    ] {
+        if flags.contains(flag) {
+            crate::sys::fsconfig_flag(fs.as_fd(), word)?;
+        }
+    }
+    for (key, value) in options::fs_params(data) {
+        match value {
+            Some(v) => crate::sys::fsconfig_string(fs.as_fd(), &c(&key)?, &c(&v)?)?,
+            None => crate::sys::fsconfig_flag(fs.as_fd(), &c(&key)?)?,
+        }
+    }
+    crate::sys::fsconfig_create(fs.as_fd())?;
+    let (attrs, _) = options::mount_attrs(flags);
+    crate::sys::fsmount(fs.as_fd(), attrs)
+}
+
+/// The per-mount flags of a bind, set on its detached copy. As a bind remount with mount(2), flags not asked for
+/// are cleared; those the kernel locked on the source (nosuid, nodev, noexec, ro, atime in a user namespace) are
+/// kept unless the options clear them explicitly (then the kernel's EPERM stands).
+fn set_bind_attrs(
+    tree: &OwnedFd,
     opts: &options::MountOptions,
     merr: &dyn Fn(nix::Error) -> Error,
 ) -> Result<(), Error> {
@@ -397,23 +487,37 @@ fn remount_bind(
     if extra.is_empty() {
         return Ok(());
     }
-    let fresh = root.open_in_root(dest, OFlag::empty())?;
-    let path = fd_path(fresh.as_fd());
-    let flags = extra | MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
-    match mount(None::<&str>, &path, None::<&str>, flags, None::<&str>) {
+    let (set, clr) = options::mount_attrs(extra);
+    let attr = |clr| crate::sys::MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        ..Default::default()
+    };
+    match crate::sys::mount_setattr(tree.as_fd(), false, &attr(clr)) {
         Err(nix::errno::Errno::EPERM) => {
-            let locked = locked_flags(&fresh) - opts.cleared;
-            mount(
-                None::<&str>,
-                &path,
-                None::<&str>,
-                flags | locked,
-                None::<&str>,
-            )
-            .map_err(merr)
+            let locked = locked_flags(tree) - opts.cleared;
+            let (locked_attrs, _) = options::mount_attrs(locked);
+            let clr = clr & !(locked_attrs & !crate::sys::MOUNT_ATTR__ATIME);
+            crate::sys::mount_setattr(tree.as_fd(), false, &attr(clr)).map_err(merr)
         }
         other => other.map_err(merr),
     }
+}
+
+/// A propagation change (MS_SHARED, MS_SLAVE, MS_PRIVATE or MS_UNBINDABLE, with MS_REC for the whole tree) on the
+/// mount `fd` is the root of.
+fn set_propagation(fd: std::os::fd::BorrowedFd<'_>, p: MsFlags) -> nix::Result<()> {
+    let attr = crate::sys::MountAttr {
+        propagation: (p - MsFlags::MS_REC).bits(),
+        ..Default::default()
+    };
+    crate::sys::mount_setattr(fd, p.contains(MsFlags::MS_REC), &attr)
+}
+
+fn is_symlink(fd: &std::os::fd::OwnedFd) -> bool {
+    nix::sys::stat::fstat(fd.as_raw_fd())
+        .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK)
+        .unwrap_or(false)
 }
 
 /// The per-mount flags of the mount `fd` is on, as mount(2) flags.
@@ -425,6 +529,7 @@ fn locked_flags(fd: &std::os::fd::OwnedFd) -> MsFlags {
     let f = st.flags();
     let mut out = MsFlags::empty();
     for (have, want) in [
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
         (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
         (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
         (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
@@ -508,54 +613,59 @@ fn mount_cgroup(
             .cgroup_paths
             .keys()
             .all(|k| crate::cgroups::fs::is_cgroup2(Path::new(k)).unwrap_or(false));
+    let attach = |mnt: &OwnedFd, onto: &OwnedFd, fstype: &str| {
+        crate::sys::move_mount_fd(mnt.as_fd(), onto.as_fd()).map_err(merr(fstype))
+    };
     if unified {
-        return mount(
-            Some("cgroup2"),
-            &fd_path(target.as_fd()),
-            Some("cgroup2"),
-            flags,
-            None::<&str>,
-        )
-        .map_err(merr("cgroup2"));
+        let fs =
+            new_filesystem("cgroup2", Path::new("cgroup2"), flags, "").map_err(merr("cgroup2"))?;
+        return attach(&fs, &target, "cgroup2");
     }
-    mount(
-        Some("tmpfs"),
-        &fd_path(target.as_fd()),
-        Some("tmpfs"),
+    // The tmpfs is ours: its subdirectories are made and found through it, not through the destination's path.
+    let tmpfs = new_filesystem(
+        "tmpfs",
+        Path::new("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some("mode=755"),
+        "mode=755",
     )
     .map_err(merr("tmpfs"))?;
+    attach(&tmpfs, &target, "tmpfs")?;
+    let (set, clr) = options::mount_attrs(flags);
+    let attr = crate::sys::MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        ..Default::default()
+    };
     for (mnt, dir) in ctx.cgroup_paths {
         let name = Path::new(mnt).file_name().unwrap_or_default();
-        let sub = dest.join(name);
-        let t = root.mkdir_all(&sub, 0o755)?;
-        let p = fd_path(t.as_fd());
-        mount(Some(dir), &p, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(merr("bind"))?;
-        let t = root.open_in_root(&sub, OFlag::empty())?;
-        mount(
-            None::<&str>,
-            &fd_path(t.as_fd()),
-            None::<&str>,
-            flags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT,
-            None::<&str>,
-        )
-        .map_err(merr("bind"))?;
-    }
-    if flags.contains(MsFlags::MS_RDONLY) {
-        let t = root.open_in_root(dest, OFlag::empty())?;
-        mount(
-            None::<&str>,
-            &fd_path(t.as_fd()),
-            None::<&str>,
-            MsFlags::MS_RDONLY
-                | MsFlags::MS_REMOUNT
-                | MsFlags::MS_NOSUID
-                | MsFlags::MS_NODEV
-                | MsFlags::MS_NOEXEC,
-            Some("mode=755"),
+        nix::sys::stat::mkdirat(
+            Some(tmpfs.as_raw_fd()),
+            name,
+            nix::sys::stat::Mode::from_bits_truncate(0o755),
         )
         .map_err(merr("tmpfs"))?;
+        let sub = nix::fcntl::openat(
+            Some(tmpfs.as_raw_fd()),
+            name,
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map(crate::sys::adopt_fd)
+        .map_err(merr("tmpfs"))?;
+        let c_dir = cstr(dir).map_err(|reason| Error::Invalid {
+            dest: dest.clone(),
+            reason,
+        })?;
+        let tree = crate::sys::open_tree_clone(&c_dir, false).map_err(merr("bind"))?;
+        crate::sys::mount_setattr(tree.as_fd(), false, &attr).map_err(merr("bind"))?;
+        attach(&tree, &sub, "bind")?;
+    }
+    if flags.contains(MsFlags::MS_RDONLY) {
+        let ro = crate::sys::MountAttr {
+            attr_set: crate::sys::MOUNT_ATTR_RDONLY,
+            ..Default::default()
+        };
+        crate::sys::mount_setattr(tmpfs.as_fd(), false, &ro).map_err(merr("tmpfs"))?;
     }
     Ok(())
 }
@@ -606,7 +716,45 @@ fn chroot_into(rootfs: &Path) -> Result<(), Error> {
 }
 
 /// --no-pivot: move the rootfs over / and chroot (for hosts whose root is a ramdisk, where pivot_root fails).
+///
+/// The host's mounts stay in the container's mount namespace, out of sight but not out of the kernel's: a full
+/// procfs or sysfs mount among them would let the container mount a bare /proc or /sys of its own (in a user
+/// namespace, the kernel allows that only where a full one is already visible). So, as runc, every full procfs and
+/// sysfs mount outside the rootfs is detached first (covered with a tmpfs where it cannot be).
 fn move_root(rootfs: &Path) -> Result<(), Error> {
+    let real = rootfs
+        .canonicalize()
+        .unwrap_or_else(|_| rootfs.to_path_buf());
+    let full = mountinfo::full_proc_and_sys_mounts().map_err(|e| Error::Io {
+        dest: "/".into(),
+        what: "read /proc/self/mountinfo".into(),
+        source: e,
+    })?;
+    for p in full.iter().filter(|p| !p.starts_with(&real)) {
+        // Slave first, so that the detach cannot propagate to the host.
+        match mount(
+            None::<&str>,
+            p,
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        ) {
+            // A parent already detached took it along.
+            Err(nix::errno::Errno::ENOENT) => continue,
+            other => other.map_err(sys(format!("make {} a slave", p.display())))?,
+        }
+        match umount2(p, MntFlags::MNT_DETACH) {
+            Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::EPERM) => mount(
+                Some("tmpfs"),
+                p,
+                Some("tmpfs"),
+                MsFlags::empty(),
+                None::<&str>,
+            )
+            .map_err(sys(format!("cover {}", p.display())))?,
+            other => other.map_err(sys(format!("detach {}", p.display())))?,
+        }
+    }
     nix::unistd::chdir(rootfs).map_err(sys(format!("chdir {}", rootfs.display())))?;
     mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
         .map_err(sys("move rootfs to /"))?;
@@ -614,8 +762,8 @@ fn move_root(rootfs: &Path) -> Result<(), Error> {
     nix::unistd::chdir("/").map_err(sys("chdir /"))
 }
 
-/// After pivot_root: the root's propagation, masked and read-only paths, then the read-only root.
-pub fn finish(spec: &Spec) -> Result<(), Error> {
+/// After pivot_root: the root's propagation, masked and read-only paths, a read-only /dev, then the read-only root.
+pub fn finish(spec: &Spec, mounted: Mounted) -> Result<(), Error> {
     let linux = spec.linux().as_ref();
     if has_mount_ns(spec) {
         // Only / itself: the recursive part was applied before the mounts, which have their own propagation.
@@ -638,6 +786,13 @@ pub fn finish(spec: &Spec) -> Result<(), Error> {
         .flatten()
     {
         readonly_path(Path::new(p))?;
+    }
+    if let Some(dev) = mounted.dev_readonly {
+        let attr = crate::sys::MountAttr {
+            attr_set: crate::sys::MOUNT_ATTR_RDONLY,
+            ..Default::default()
+        };
+        crate::sys::mount_setattr(dev.as_fd(), false, &attr).map_err(sys("make /dev read-only"))?;
     }
     if readonly_root(spec) {
         mount(
@@ -671,63 +826,49 @@ pub fn mask_path(path: &Path) -> Result<(), Error> {
     let Some((_, target)) = open_existing(path)? else {
         return Ok(());
     };
-    let tp = fd_path(target.as_fd());
-    let is_dir = std::fs::metadata(&tp).map(|m| m.is_dir()).unwrap_or(false);
-    let res = if is_dir {
-        mount(
-            Some("tmpfs"),
-            &tp,
-            Some("tmpfs"),
+    let is_dir = nix::sys::stat::fstat(target.as_raw_fd())
+        .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+    let mask = if is_dir {
+        new_filesystem(
+            "tmpfs",
+            Path::new("tmpfs"),
             MsFlags::MS_RDONLY,
-            Some("size=0k,nr_inodes=1"),
+            "size=0k,nr_inodes=1",
         )
     } else {
         let null = devices::open_verified_null()?;
-        mount(
-            Some(&fd_path(null.as_fd())),
-            &tp,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
+        crate::sys::open_tree_clone_fd(null.as_fd(), false)
     };
-    res.map_err(|source| Error::Mount {
-        src: if is_dir { "tmpfs" } else { "/dev/null" }.into(),
-        dest: path.to_path_buf(),
-        fstype: "mask".into(),
-        source,
-    })
+    mask.and_then(|m| crate::sys::move_mount_fd(m.as_fd(), target.as_fd()))
+        .map_err(|source| Error::Mount {
+            src: if is_dir { "tmpfs" } else { "/dev/null" }.into(),
+            dest: path.to_path_buf(),
+            fstype: "mask".into(),
+            source,
+        })
 }
 
-/// Makes a path read-only with a bind onto itself plus a read-only remount. Absent paths are skipped.
+/// Makes a path read-only: a detached recursive copy of what is there, its top made read-only (as a bind remount,
+/// like runc), then moved onto it. Absent paths are skipped.
 pub fn readonly_path(path: &Path) -> Result<(), Error> {
-    let Some((root, target)) = open_existing(path)? else {
+    let Some((_, target)) = open_existing(path)? else {
         return Ok(());
     };
-    let tp = fd_path(target.as_fd());
-    let merr = |source| Error::Mount {
-        src: path.display().to_string(),
-        dest: path.to_path_buf(),
-        fstype: "bind".into(),
-        source,
+    let attr = crate::sys::MountAttr {
+        attr_set: crate::sys::MOUNT_ATTR_RDONLY,
+        ..Default::default()
     };
-    mount(
-        Some(&tp),
-        &tp,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(merr)?;
-    let again = root.open_in_root(path, OFlag::empty())?;
-    mount(
-        None::<&str>,
-        &fd_path(again.as_fd()),
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(merr)
+    crate::sys::open_tree_clone_fd(target.as_fd(), true)
+        .and_then(|tree| {
+            crate::sys::mount_setattr(tree.as_fd(), false, &attr)?;
+            crate::sys::move_mount_fd(tree.as_fd(), target.as_fd())
+        })
+        .map_err(|source| Error::Mount {
+            src: path.display().to_string(),
+            dest: path.to_path_buf(),
+            fstype: "bind".into(),
+            source,
+        })
 }
 
 /// Takes down every mount at or below `rootfs` in berth's own namespace, deepest first and lazily (for containers

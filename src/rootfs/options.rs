@@ -143,9 +143,9 @@ pub fn recursive_attr(word: &str) -> Option<(u64, u64)> {
         "rnodiratime" => (MOUNT_ATTR_NODIRATIME, 0),
         "rdiratime" => (0, MOUNT_ATTR_NODIRATIME),
         "rrelatime" => (MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME),
-        // The atime field is an enum: leaving one mode means choosing another (the kernel's default, relatime,
-        // for "not noatime"/"not strictatime"; strictatime for "not relatime").
-        "rnorelatime" => (MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME),
+        // The atime field is an enum whose relatime value is 0: "clear relatime" clears nothing, so the mount keeps
+        // its atime mode (runc and runtime-tools read it so; choosing strictatime would be a guess).
+        "rnorelatime" => (0, 0),
         "rnoatime" => (MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME),
         "ratime" => (MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME),
         "rstrictatime" => (MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME),
@@ -154,6 +154,73 @@ pub fn recursive_attr(word: &str) -> Option<(u64, u64)> {
         "rsymfollow" => (0, MOUNT_ATTR_NOSYMFOLLOW),
         _ => return None,
     })
+}
+
+/// The per-mount flags of `flags` as mount_setattr bits (set, clear) for a mount being made: what is asked is set,
+/// every other per-mount flag is cleared (as a bind remount with mount(2) does), and the atime mode changes only
+/// when one is named (strictatime over noatime over relatime, as mount(2) ranks them).
+pub fn mount_attrs(flags: MsFlags) -> (u64, u64) {
+    use crate::sys::*;
+    let mut set = 0;
+    for (flag, attr) in [
+        (MsFlags::MS_RDONLY, MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+        (MsFlags::MS_NODIRATIME, MOUNT_ATTR_NODIRATIME),
+        (
+            MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW),
+            MOUNT_ATTR_NOSYMFOLLOW,
+        ),
+    ] {
+        if flags.contains(flag) {
+            set |= attr;
+        }
+    }
+    let mut clr = (MOUNT_ATTR_RDONLY
+        | MOUNT_ATTR_NOSUID
+        | MOUNT_ATTR_NODEV
+        | MOUNT_ATTR_NOEXEC
+        | MOUNT_ATTR_NODIRATIME
+        | MOUNT_ATTR_NOSYMFOLLOW)
+        & !set;
+    let atime = if flags.contains(MsFlags::MS_STRICTATIME) {
+        Some(MOUNT_ATTR_STRICTATIME)
+    } else if flags.contains(MsFlags::MS_NOATIME) {
+        Some(MOUNT_ATTR_NOATIME)
+    } else if flags.contains(MsFlags::MS_RELATIME) {
+        Some(MOUNT_ATTR_RELATIME)
+    } else {
+        None
+    };
+    if let Some(mode) = atime {
+        set |= mode;
+        clr |= MOUNT_ATTR__ATIME;
+    }
+    (set, clr)
+}
+
+/// A filesystem's data string as fsconfig(2) options: `key=value` or a bare `flag`, split at commas outside double
+/// quotes, the quotes dropped (an SELinux `context="..."` holds commas).
+pub fn fs_params(data: &str) -> Vec<(String, Option<String>)> {
+    let mut items = Vec::new();
+    let (mut cur, mut quoted) = (String::new(), false);
+    for c in data.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => items.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    items.push(cur);
+    items
+        .into_iter()
+        .filter(|i| !i.is_empty())
+        .map(|i| match i.split_once('=') {
+            Some((k, v)) => (k.to_string(), Some(v.to_string())),
+            None => (i, None),
+        })
+        .collect()
 }
 
 /// Propagation words (as options and as linux.rootfsPropagation).
@@ -241,6 +308,45 @@ mod tests {
                 | MsFlags::MS_NODIRATIME
         );
         assert!(o.data.is_empty());
+    }
+
+    #[test]
+    fn per_mount_attributes_set_what_is_asked_and_clear_the_rest() {
+        use crate::sys::*;
+        let (set, clr) = mount_attrs(p(&["bind", "ro", "nosuid"]).flags);
+        assert_eq!(set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID);
+        assert_eq!(
+            clr,
+            MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NODIRATIME | MOUNT_ATTR_NOSYMFOLLOW
+        );
+        // No atime word: the atime mode is left alone.
+        assert_eq!(clr & MOUNT_ATTR__ATIME, 0);
+        let (set, clr) = mount_attrs(p(&["noatime", "strictatime"]).flags);
+        assert_eq!(set & MOUNT_ATTR__ATIME, MOUNT_ATTR_STRICTATIME);
+        assert_eq!(clr & MOUNT_ATTR__ATIME, MOUNT_ATTR__ATIME);
+        let (set, clr) = mount_attrs(p(&["relatime"]).flags);
+        assert_eq!(set, 0);
+        assert_eq!(clr & MOUNT_ATTR__ATIME, MOUNT_ATTR__ATIME);
+    }
+
+    #[test]
+    fn rnorelatime_changes_nothing() {
+        let o = p(&["rnorelatime"]);
+        assert_eq!((o.rec_set, o.rec_clr), (0, 0));
+    }
+
+    #[test]
+    fn data_becomes_fsconfig_parameters() {
+        assert_eq!(
+            fs_params("mode=755,size=65536k,noswap,context=\"a:b:c:s0:c1,c2\""),
+            vec![
+                ("mode".into(), Some("755".into())),
+                ("size".into(), Some("65536k".into())),
+                ("noswap".into(), None),
+                ("context".into(), Some("a:b:c:s0:c1,c2".into())),
+            ]
+        );
+        assert!(fs_params("").is_empty());
     }
 
     #[test]

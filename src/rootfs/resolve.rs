@@ -115,14 +115,26 @@ impl Root {
         Ok(cur)
     }
 
-    /// Makes sure `path` exists as an empty regular file (the target of a file bind mount).
+    /// Makes sure `path` exists as an empty regular file (the target of a file bind mount). A dangling symlink,
+    /// on the way or at the end, is followed inside the root: its target is created there (as runc does).
     pub fn touch(&self, path: &Path) -> Result<OwnedFd, Error> {
+        self.touch_depth(path, 0)
+    }
+
+    fn touch_depth(&self, path: &Path, depth: u32) -> Result<OwnedFd, Error> {
+        if depth > 40 {
+            return Err(self.err("create", path)(nix::errno::Errno::ELOOP));
+        }
         if let Ok(fd) = self.open_in_root(path, OFlag::empty()) {
             return Ok(fd);
         }
         let parent = path.parent().unwrap_or(Path::new("/"));
         let dir = self.mkdir_all(parent, 0o755)?;
         let name = path.file_name().unwrap_or_default();
+        if let Ok(target) = nix::fcntl::readlinkat(Some(dir.as_raw_fd()), name) {
+            let at = Path::new("/").join(self.relative_of(&dir));
+            return self.touch_depth(&at.join(PathBuf::from(target)), depth + 1);
+        }
         // O_PATH dirs cannot be used for openat with O_CREAT directly on all kernels: reopen via /proc.
         let dirpath = fd_path(dir.as_fd());
         let file = nix::fcntl::open(
@@ -210,6 +222,16 @@ mod tests {
             root.join("not/yet/x")
         );
         assert!(r.mkdir_all(Path::new("/loop/x"), 0o755).is_err());
+        // A file through a dangling component and a dangling last link lands where they point, inside the root.
+        std::os::unix::fs::symlink("/far/away", root.join("jump")).unwrap();
+        std::os::unix::fs::symlink("/jump/file", root.join("etc/hosts")).unwrap();
+        let made = r.touch(Path::new("/etc/hosts")).unwrap();
+        assert_eq!(
+            std::fs::read_link(fd_path(made.as_fd())).unwrap(),
+            root.join("far/away/file")
+        );
+        std::os::unix::fs::symlink("self", root.join("self")).unwrap();
+        assert!(r.touch(Path::new("/self")).is_err());
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -432,3 +432,91 @@ pub fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> nix::Result<
     };
     Errno::result(ret).map(drop)
 }
+
+/// fsopen(2): a filesystem context for `fstype` (the new mount API), configured with [`fsconfig_string`] /
+/// [`fsconfig_flag`], then [`fsconfig_create`] and [`fsmount`].
+pub fn fsopen(fstype: &CStr) -> nix::Result<OwnedFd> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    // SAFETY: a valid NUL-terminated name that outlives the call; the returned fd is fresh and owned here.
+    let ret = unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    Ok(adopt_fd(ret as RawFd))
+}
+
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+
+fn fsconfig(
+    fs: BorrowedFd<'_>,
+    cmd: libc::c_uint,
+    key: Option<&CStr>,
+    value: Option<&CStr>,
+) -> nix::Result<()> {
+    let ptr = |s: Option<&CStr>| s.map_or(std::ptr::null(), |s| s.as_ptr());
+    // SAFETY: key and value are NUL-terminated strings that outlive the call (or null where the command takes
+    // none); the kernel only reads them.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            cmd,
+            ptr(key),
+            ptr(value),
+            0 as libc::c_int,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// fsconfig(FSCONFIG_SET_STRING): one `key=value` option of the filesystem.
+pub fn fsconfig_string(fs: BorrowedFd<'_>, key: &CStr, value: &CStr) -> nix::Result<()> {
+    fsconfig(fs, FSCONFIG_SET_STRING, Some(key), Some(value))
+}
+
+/// fsconfig(FSCONFIG_SET_FLAG): one option without a value.
+pub fn fsconfig_flag(fs: BorrowedFd<'_>, key: &CStr) -> nix::Result<()> {
+    fsconfig(fs, FSCONFIG_SET_FLAG, Some(key), None)
+}
+
+/// fsconfig(FSCONFIG_CMD_CREATE): makes (or finds) the superblock.
+pub fn fsconfig_create(fs: BorrowedFd<'_>) -> nix::Result<()> {
+    fsconfig(fs, FSCONFIG_CMD_CREATE, None, None)
+}
+
+/// fsmount(2): a detached mount of the created filesystem with the MOUNT_ATTR_* `attrs`.
+pub fn fsmount(fs: BorrowedFd<'_>, attrs: u64) -> nix::Result<OwnedFd> {
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    // SAFETY: integer arguments only; the returned fd is fresh and owned here.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            attrs as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    Ok(adopt_fd(ret as RawFd))
+}
+
+/// open_tree(2) with OPEN_TREE_CLONE of what `fd` refers to (AT_EMPTY_PATH): a detached copy of that mount (tree,
+/// when `recursive`), with no path looked up.
+pub fn open_tree_clone_fd(fd: BorrowedFd<'_>, recursive: bool) -> nix::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let mut flags =
+        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: a valid fd, an empty NUL-terminated path and integer flags.
+    let ret = unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    Ok(adopt_fd(ret as RawFd))
+}

@@ -482,35 +482,41 @@ pub fn host_ns(kind: &str) -> String {
         .to_string()
 }
 
-/// The syscall helper (tests/helpers/sysc.rs: raw syscalls, prints `ret=N` or `errno=N`), built once with plain
-/// rustc as a static binary, so that it runs in a busybox rootfs. Never part of berth.
+/// The syscall helper (tests/helpers/sysc.rs: raw syscalls, prints `ret=N` or `errno=N`). Never part of berth.
 pub fn sysc() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-            let out = dir.join("sysc");
-            let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/sysc.rs");
-            // Test binaries run in parallel: build under a private name, then rename into place.
-            let tmp = dir.join(format!("sysc.{}", std::process::id()));
-            let st = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
-                .args([
-                    "--edition",
-                    "2021",
-                    "-O",
-                    "-C",
-                    "target-feature=+crt-static",
-                    "-o",
-                ])
-                .arg(&tmp)
-                .arg(&src)
-                .status()
-                .expect("run rustc");
-            assert!(st.success(), "building {}", src.display());
-            std::fs::rename(&tmp, &out).unwrap();
-            out
-        })
-        .clone()
+    BUILT.get_or_init(|| build_helper("sysc")).clone()
+}
+
+/// The mount-race attacker (tests/helpers/swap.rs: renameat2(RENAME_EXCHANGE) in a loop). Never part of berth.
+pub fn swapper() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| build_helper("swap")).clone()
+}
+
+/// Builds tests/helpers/NAME.rs with plain rustc as a static binary, so that it runs in a busybox rootfs.
+fn build_helper(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let out = dir.join(name);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/helpers/{name}.rs"));
+    // Test binaries run in parallel: build under a private name, then rename into place.
+    let tmp = dir.join(format!("{name}.{}", std::process::id()));
+    let st = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .args([
+            "--edition",
+            "2021",
+            "-O",
+            "-C",
+            "target-feature=+crt-static",
+            "-o",
+        ])
+        .arg(&tmp)
+        .arg(&src)
+        .status()
+        .expect("run rustc");
+    assert!(st.success(), "building {}", src.display());
+    std::fs::rename(&tmp, &out).unwrap();
+    out
 }
 
 impl Bundle {
