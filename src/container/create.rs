@@ -243,6 +243,7 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
                 let tree = idmapped.tree(spec, index, pid)?;
                 send_fd(&parent_chan, &Message::IdmapFd, tree.as_fd(), pid)?;
             }
+            Message::Warning(w) => crate::logging::warn(&w),
             Message::Ready => break,
             other => bail!("unexpected message from the init: {other:?}"),
         }

@@ -175,7 +175,9 @@ pub fn build_process(
         } else {
             format!("CAP_{}", cap.to_uppercase())
         };
-        for set in CAPS_KEYS {
+        // Not inheritable or ambient: a capability there would pass to programs the process runs (runc's
+        // CVE-2022-29162 fix).
+        for set in ["bounding", "effective", "permitted"] {
             push_unique(&mut v["capabilities"][set], json!(name));
         }
     }
@@ -357,14 +359,19 @@ pub fn exec(dir: &StateDir, opts: &ExecOptions) -> Result<i32> {
                 pid: pid.as_raw(),
             })
             .map_err(|e| anyhow!("the exec process (pid {pid}) died during setup ({e})"))?;
-        // EOF: the channel was closed by a successful execve. A message: the child's error report.
-        match parent_chan.recv(Some(SETUP_TIMEOUT)) {
-            Err(sync::Error::Closed) => Ok(()),
-            Ok(Message::Error(e)) => Err(anyhow!("{e}")),
-            Ok(other) => Err(anyhow!(
-                "unexpected message from the exec process: {other:?}"
-            )),
-            Err(e) => Err(e.into()),
+        // EOF: the channel was closed by a successful execve. A message: a warning, or the child's error report.
+        loop {
+            match parent_chan.recv(Some(SETUP_TIMEOUT)) {
+                Err(sync::Error::Closed) => return Ok(()),
+                Ok(Message::Warning(w)) => crate::logging::warn(&w),
+                Ok(Message::Error(e)) => return Err(anyhow!("{e}")),
+                Ok(other) => {
+                    return Err(anyhow!(
+                        "unexpected message from the exec process: {other:?}"
+                    ))
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     })();
     if let Err(e) = result {
@@ -461,7 +468,9 @@ mod tests {
         let caps = p.capabilities().as_ref().unwrap();
         let eff = caps.effective().as_ref().unwrap();
         assert_eq!(eff.len(), 3);
-        assert!(caps.ambient().as_ref().unwrap().len() == 2);
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), 3);
+        assert_eq!(caps.permitted().as_ref().unwrap().len(), 3);
+        assert!(caps.inheritable().is_none() && caps.ambient().is_none());
         assert_eq!(p.no_new_privileges(), Some(true));
     }
 

@@ -89,7 +89,9 @@ fn setup_and_exec(args: &ExecArgs) -> Result<i32> {
         .map(|s| s.trim() != "deny")
         .unwrap_or(true);
     super::identity::switch(p.user(), setgroups_allowed)?;
-    caps.apply_after_setuid()?;
+    for w in caps.apply_after_setuid()? {
+        args.channel.send(&Message::Warning(w))?;
+    }
     if nnp {
         nix::sys::prctl::set_no_new_privs().context("prctl(PR_SET_NO_NEW_PRIVS)")?;
         if let Some(f) = args.seccomp {

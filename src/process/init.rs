@@ -46,8 +46,8 @@ pub struct InitArgs<'a> {
 }
 
 /// Runs the init; never returns.
-pub fn run(args: InitArgs) -> ! {
-    let result = setup(&args);
+pub fn run(mut args: InitArgs) -> ! {
+    let result = setup(&mut args);
     let code = match result {
         Ok(prepared) => wait_and_exec(&args, prepared),
         Err(e) => {
@@ -74,11 +74,10 @@ fn die_with_parent(parent: Pid) -> Result<()> {
 /// What the init carries from setup to exec.
 struct Prepared {
     program: super::exec::Program,
-    stub: Option<super::exec_stub::Stub>,
     state: OciState,
 }
 
-fn setup(args: &InitArgs) -> Result<Prepared> {
+fn setup(args: &mut InitArgs) -> Result<Prepared> {
     die_with_parent(args.parent)?;
     for fd in &args.close_fds {
         let _ = nix::unistd::close(*fd);
@@ -183,7 +182,6 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     let argv = process.args().clone().unwrap_or_default();
     let path = super::exec::find_program(&argv[0], &env, cwd)?;
     let program = super::exec::prepare(path, &argv, &env, process.user().uid())?;
-    let stub = super::exec_stub::Stub::for_process(process, args.seccomp);
 
     // While still root and before the uid switch (our non-dumpable /proc files belong to root).
     super::lsm::apply_on_exec(
@@ -192,19 +190,30 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     )?;
     let caps = super::caps::CapSets::from_spec(process.capabilities().as_ref())?;
     let nnp = process.no_new_privileges().unwrap_or(false);
-    // From here on every descriptor opened is close-on-exec; sweep the inherited ones now, before a seccomp filter
-    // could forbid close_range.
-    keep_only_stdio_and_preserved(args.preserve_fds)?;
+    // The created container holds nothing of its caller's but stdio and the preserved fds: close the rest now,
+    // before a seccomp filter could forbid close_range. From here on every descriptor opened is close-on-exec.
+    drop(args.console_socket.take());
+    let keep = [
+        Some(args.channel.raw_fd()),
+        Some(args.start_listener.as_raw_fd()),
+        args.seccomp_listener.as_ref().map(|s| s.as_raw_fd()),
+    ];
+    keep_only_stdio_and_preserved(
+        args.preserve_fds,
+        &keep.into_iter().flatten().collect::<Vec<_>>(),
+    )?;
     if !nnp {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we still have it (runc too).
         if let Some(f) = args.seccomp {
-            f.load(args.seccomp_listener.as_ref(), &state)?;
+            f.load(args.seccomp_listener.take().as_ref(), &state)?;
         }
     }
     caps.drop_bounding()?;
     let setgroups_allowed = setgroups_allowed();
     super::identity::switch(process.user(), setgroups_allowed)?;
-    caps.apply_after_setuid()?;
+    for w in caps.apply_after_setuid()? {
+        args.channel.send(&Message::Warning(w))?;
+    }
     if nnp {
         nix::sys::prctl::set_no_new_privs().context("prctl(PR_SET_NO_NEW_PRIVS)")?;
     }
@@ -215,6 +224,15 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     } else {
         crate::sys::set_umask(0o022);
     }
+    if nnp {
+        // With no_new_privs the filter goes on as late as create allows, so that the fewest of berth's own calls run
+        // under it; but within create, as runc does, so that a notify listener has its fd before `start` in both
+        // cases. (What follows under it: the sync messages, the wait for start, startContainer hooks, the exec;
+        // the path without no_new_privs runs all of these under the filter too.)
+        if let Some(f) = args.seccomp {
+            f.load(args.seccomp_listener.take().as_ref(), &state)?;
+        }
+    }
 
     args.channel.send(&Message::Ready)?;
     match args.channel.recv(None)? {
@@ -224,11 +242,7 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     nix::sys::prctl::set_pdeathsig(None).context("prctl(PR_SET_PDEATHSIG, 0)")?;
     args.channel.send(&Message::Detached)?;
     state.status = Status::Created;
-    Ok(Prepared {
-        program,
-        stub,
-        state,
-    })
+    Ok(Prepared { program, state })
 }
 
 /// The staged path, for what one clone cannot express: join (user namespace first), then create the user namespace
@@ -286,11 +300,7 @@ fn setgroups_allowed() -> bool {
 /// Blocks until `start` connects, then runs the last steps and execs. Returns an exit code only on failure, after
 /// telling `start` why.
 fn wait_and_exec(args: &InitArgs, prepared: Prepared) -> i32 {
-    let Prepared {
-        program,
-        stub,
-        state,
-    } = prepared;
+    let Prepared { program, state } = prepared;
     let mut conn = loop {
         match args.start_listener.accept() {
             Ok((c, _)) => break c,
@@ -302,26 +312,17 @@ fn wait_and_exec(args: &InitArgs, prepared: Prepared) -> i32 {
     if conn.read_exact(&mut byte).is_err() {
         return 1;
     }
-    let result = (|| -> Result<()> {
-        args.hooks
-            .run_phase(crate::container::hooks::Phase::StartContainer, &state)?;
-        if args
-            .spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.no_new_privileges())
-            .unwrap_or(false)
-        {
-            if let Some(f) = args.seccomp {
-                f.load(args.seccomp_listener.as_ref(), &state)?;
-            }
-        }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = conn.write_all(crate::logging::chain(&e).as_bytes());
+    if let Err(e) = args
+        .hooks
+        .run_phase(crate::container::hooks::Phase::StartContainer, &state)
+    {
+        let _ = conn.write_all(crate::logging::chain(&e.into()).as_bytes());
         return 1;
     }
+    // Made only now, so that the created container holds no descriptor of it (and only where the seccomp filter,
+    // on by now, lets the calls that make it through).
+    let process = args.spec.process().as_ref().expect("validated");
+    let stub = super::exec_stub::Stub::for_process_under_filter(process, args.seccomp);
     // The connection is close-on-exec: `start` sees EOF the moment execve succeeds.
     let errno = program.exec(stub.as_ref(), conn.as_raw_fd());
     let _ = conn
@@ -329,10 +330,12 @@ fn wait_and_exec(args: &InitArgs, prepared: Prepared) -> i32 {
     127
 }
 
-/// Only fds 0-2 and the preserved ones (3 .. 3+N) survive execve.
-fn keep_only_stdio_and_preserved(preserve: u32) -> Result<()> {
+/// Only fds 0-2 and the preserved ones (3 .. 3+N) survive execve; above them every fd but `keep` (the init's own,
+/// all close-on-exec) is closed now.
+fn keep_only_stdio_and_preserved(preserve: u32, keep: &[RawFd]) -> Result<()> {
     let first = 3 + preserve as i32;
     crate::sys::cloexec_fds_from(first).context("close_range(CLOEXEC)")?;
+    crate::sys::close_fds_from_except(first, keep).context("close_range")?;
     for fd in 3..first {
         crate::sys::clear_cloexec(fd).with_context(|| format!("keep preserved fd {fd}"))?;
     }
