@@ -113,6 +113,10 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     dir.write_atomic(state::CONFIG_FILE, &bundle.raw)?;
 
     let cgroup = cgroups::for_container(linux.cgroups_path().as_deref(), &opts.id)?;
+    // A cgroup frozen beforehand would freeze the init mid-setup and leave create hanging: refuse, in runc's words.
+    if cgroup.is_frozen() {
+        bail!("container's cgroup unexpectedly frozen");
+    }
     let mut st = State {
         id: opts.id.clone(),
         status: Status::Creating,
