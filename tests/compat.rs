@@ -314,3 +314,188 @@ fn notify_fd_arrives_during_create_with_and_without_nnp() {
         berth.ok(&["delete", &id]);
     }
 }
+
+/// A container whose cgroup was frozen beforehand is refused by `create` and `run -d` in runc's words, at once and
+/// leaving nothing behind (the init would otherwise freeze mid-setup and create hang).
+#[test]
+fn a_frozen_cgroup_is_refused() {
+    let berth = Berth::new();
+    let id = unique("compat-frozen");
+    let mut b = Bundle::new(&id);
+    b.args(&["true"]);
+    let v2 = std::fs::metadata("/sys/fs/cgroup/cgroup.controllers").is_ok();
+    let (dir, file, frozen) = if v2 {
+        let own = own_cgroup_dirs().into_iter().next().expect("our cgroup");
+        (own.join(&b.cgroup), "cgroup.freeze", "1")
+    } else {
+        let own = own_cgroup_dirs()
+            .into_iter()
+            .find(|d| d.to_string_lossy().starts_with("/sys/fs/cgroup/freezer"))
+            .expect("a v1 freezer hierarchy");
+        (own.join(&b.cgroup), "freezer.state", "FROZEN")
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(file), frozen).unwrap();
+    let outcome = std::panic::catch_unwind(|| {
+        for args in [&["run", "-d"][..], &["create"][..]] {
+            let mut c = berth.cmd();
+            c.args(args).arg("--bundle").arg(&b.dir).arg(&id);
+            let child = c
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let out = wait_bounded(child, Duration::from_secs(20));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+            assert!(
+                err.contains("container's cgroup unexpectedly frozen") && err.contains(&id),
+                "{args:?}: {err}"
+            );
+            assert!(!berth.root.join(&id).exists(), "{args:?}: state left");
+        }
+    });
+    let _ = std::fs::write(dir.join(file), if v2 { "0" } else { "THAWED" });
+    let _ = std::fs::remove_dir(&dir);
+    if let Err(p) = outcome {
+        std::panic::resume_unwind(p);
+    }
+}
+
+/// Waits for `child` at most `limit`; kills it (and fails) past that.
+fn wait_bounded(mut child: std::process::Child, limit: Duration) -> std::process::Output {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `kill ID 0` probes the init without signalling it; `run --keep` leaves the stopped container for `state` and
+/// `delete`; `exec --ignore-paused` runs in a paused container once it is resumed (refused without the flag, in
+/// runc's words); a failed `exec` exits 255, as runc's.
+#[test]
+fn kill_0_run_keep_exec_ignore_paused_and_exec_status() {
+    let berth = Berth::new();
+    let id = unique("compat-cli");
+    let mut b = Bundle::new(&id);
+    b.args(&["sleep", "100"])
+        .edit(|c| c["root"]["readonly"] = json!(false));
+    berth.create_ok(&b, &id);
+    berth.ok(&["start", &id]);
+    berth.ok(&["kill", &id, "0"]);
+    assert_eq!(berth.status(&id), "running");
+
+    berth.ok(&["pause", &id]);
+    let err = berth.fails(&["exec", &id, "true"]);
+    assert!(err.contains("use --ignore-paused to override"), "{err}");
+    let marker = b.rootfs().join("tmp/exec-ran");
+    let child = berth
+        .cmd()
+        .args(["exec", "--ignore-paused", &id, "touch", "/tmp/exec-ran"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!marker.exists(), "ran while paused");
+    berth.ok(&["resume", &id]);
+    let out = wait_bounded(child, Duration::from_secs(20));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(marker.exists());
+
+    let out = berth.run(&["exec", &id, "/no/such/program"]);
+    assert_eq!(out.status.code(), Some(255));
+    let out = berth.run(&["exec", &id, "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+    berth.ok(&["delete", "--force", &id]);
+
+    let id = unique("compat-keep");
+    let mut b = Bundle::new(&id);
+    b.sh("exit 7");
+    let out = berth
+        .cmd()
+        .args(["run", "--keep", "--bundle"])
+        .arg(&b.dir)
+        .arg(&id)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(berth.status(&id), "stopped");
+    berth.ok(&["delete", &id]);
+    assert!(!berth.root.join(&id).exists());
+}
+
+/// `--debug` without `--log` prints debug lines on stderr (runc's text format); `berth spec` adds a cgroup
+/// namespace only where /sys/fs/cgroup is cgroup2; help and version are laid out as runc's.
+#[test]
+fn debug_spec_help_and_version_as_runc() {
+    let berth = Berth::new();
+    let out = berth.run(&["--debug", "list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("time=\"") && l.contains("level=debug")),
+        "{err}"
+    );
+    assert!(berth.run(&["list"]).stderr.is_empty());
+
+    let dir = std::env::temp_dir().join(unique("compat-spec"));
+    std::fs::create_dir_all(&dir).unwrap();
+    berth.ok(&["spec", "--bundle", dir.to_str().unwrap()]);
+    let c: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let has_cgroup_ns = c["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["type"] == "cgroup");
+    let pure_v2 = std::fs::metadata("/sys/fs/cgroup/cgroup.controllers").is_ok();
+    assert_eq!(has_cgroup_ns, pure_v2);
+
+    let v = berth.ok(&["--version"]);
+    let lines: Vec<&str> = v.lines().collect();
+    assert_eq!(lines.len(), 5, "{v}");
+    assert!(
+        lines[0].starts_with("berth version ") && lines[0].as_bytes()[14].is_ascii_digit(),
+        "{v}"
+    );
+    for (line, key) in lines[1..]
+        .iter()
+        .zip(["commit: ", "spec: 1.", "rust: ", "seccomp: "])
+    {
+        assert!(line.starts_with(key), "{key}: {v}");
+    }
+    for flag in ["-h", "--help"] {
+        let h = berth.ok(&[flag]);
+        let lines: Vec<&str> = h.lines().collect();
+        assert_eq!(lines[0], "NAME:", "{h}");
+        assert!(lines[1].starts_with("   berth - "), "{h}");
+        for section in ["USAGE:", "VERSION:", "COMMANDS:", "GLOBAL OPTIONS:"] {
+            assert!(lines.contains(&section), "{section}: {h}");
+        }
+    }
+    for cmd in ["delete", "run", "exec"] {
+        let h = berth.ok(&[cmd, "--help"]);
+        let lines: Vec<&str> = h.lines().collect();
+        assert_eq!(lines[0], "NAME:", "{h}");
+        assert!(lines[1].starts_with(&format!("   berth {cmd} - ")), "{h}");
+        assert!(lines.contains(&"OPTIONS:"), "{h}");
+    }
+}

@@ -79,9 +79,9 @@ fn exec_joins_every_namespace_and_returns_the_exit_code() {
     // Death by a signal: 128+N.
     let (code, _, err) = exec(&berth, &[&id, "sh", "-c", "kill -9 $$"]);
     assert_eq!(code, 137, "{err}");
-    // A program that does not exist: a clear error, exit 1 (nothing was run).
+    // A program that does not exist: a clear error, exit 255 as runc's exec (nothing was run).
     let (code, _, err) = exec(&berth, &[&id, "no-such-program"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 255);
     assert!(
         err.contains("no-such-program") && err.contains(&id),
         "{err}"

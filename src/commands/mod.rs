@@ -52,12 +52,15 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
     }
 }
 
+/// runc's shape (`runc version`, `commit`, `spec`, `go`, `libseccomp`), with berth's own names: the compiler's
+/// version, and no libseccomp (berth compiles seccomp profiles itself).
 pub fn version_text() -> String {
     format!(
-        "berth version {}\ncommit: {}\nspec: {}\n",
+        "berth version {}\ncommit: {}\nspec: {}\nrust: {}\nseccomp: built in (no libseccomp)\n",
         env!("CARGO_PKG_VERSION"),
         option_env!("BERTH_COMMIT").unwrap_or("unknown"),
-        crate::spec::OCI_VERSION
+        crate::spec::OCI_VERSION,
+        option_env!("BERTH_RUSTC").unwrap_or("unknown"),
     )
 }
 

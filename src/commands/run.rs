@@ -19,6 +19,8 @@ pub fn run(cli: &Cli, a: &RunArgs) -> Result<i32> {
         return Ok(0);
     };
     let code = forwarder.wait(pid)?;
-    container::delete(&dir, true).with_context(|| format!("container {id}"))?;
+    if !a.keep {
+        container::delete(&dir, true).with_context(|| format!("container {id}"))?;
+    }
     Ok(code)
 }

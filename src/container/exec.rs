@@ -55,6 +55,8 @@ pub struct ExecOptions {
     pub detach: bool,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// Exec in a paused container too (the process sets up and runs once it is resumed).
+    pub ignore_paused: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -284,7 +286,10 @@ pub fn exec(dir: &StateDir, opts: &ExecOptions) -> Result<i32> {
     let st = dir.load()?;
     match super::status_of(dir, &st) {
         Status::Running | Status::Created => {}
-        Status::Paused => bail!("cannot exec in a paused container (resume it first)"),
+        Status::Paused if opts.ignore_paused => {}
+        Status::Paused => {
+            bail!("cannot exec in a paused container (use --ignore-paused to override)")
+        }
         other => bail!("cannot exec in a container that is {other}"),
     }
     let (spec, process) = load_process(dir, opts)?;
@@ -360,8 +365,10 @@ pub fn exec(dir: &StateDir, opts: &ExecOptions) -> Result<i32> {
             })
             .map_err(|e| anyhow!("the exec process (pid {pid}) died during setup ({e})"))?;
         // EOF: the channel was closed by a successful execve. A message: a warning, or the child's error report.
+        // A paused container's process sets up only once it is resumed, whenever that is.
+        let timeout = (!opts.ignore_paused).then_some(SETUP_TIMEOUT);
         loop {
-            match parent_chan.recv(Some(SETUP_TIMEOUT)) {
+            match parent_chan.recv(timeout) {
                 Err(sync::Error::Closed) => return Ok(()),
                 Ok(Message::Warning(w)) => crate::logging::warn(&w),
                 Ok(Message::Error(e)) => return Err(anyhow!("{e}")),
