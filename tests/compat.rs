@@ -499,3 +499,24 @@ fn debug_spec_help_and_version_as_runc() {
         assert!(lines.contains(&"OPTIONS:"), "{h}");
     }
 }
+
+/// Duplicate additionalGids are dropped before setgroups (runc too): the kernel would keep them, listing a group
+/// twice.
+#[test]
+fn duplicate_additional_gids_are_set_once() {
+    let berth = Berth::new();
+    let id = unique("compat-gids");
+    let mut b = Bundle::new(&id);
+    b.sh("grep Groups /proc/self/status").edit(|c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000, "additionalGids": [7, 5, 7, 5, 9]});
+    });
+    let (code, out, err) = berth.run_bundle(&b, &id);
+    assert_eq!(code, 0, "{err}");
+    let groups: Vec<&str> = out
+        .trim()
+        .strip_prefix("Groups:")
+        .unwrap_or_else(|| panic!("{out}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(groups, ["5", "7", "9"], "{out}");
+}
