@@ -520,3 +520,28 @@ fn duplicate_additional_gids_are_set_once() {
         .collect();
     assert_eq!(groups, ["5", "7", "9"], "{out}");
 }
+
+/// `--preserve-fds N` with fewer fds open is refused: berth's own sockets would otherwise take the missing numbers
+/// and pass into the container.
+#[test]
+fn preserve_fds_past_the_open_ones_is_refused() {
+    let berth = Berth::new();
+    let id = unique("compat-preserve");
+    let mut b = Bundle::new(&id);
+    b.args(&["true"]);
+    let st = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec 3</etc/hostname 4<&- 5<&-; exec {} --root {} run --preserve-fds 3 --bundle {} {id}",
+            BERTH,
+            berth.root.display(),
+            b.dir.display(),
+        ))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&st.stderr);
+    assert_eq!(st.status.code(), Some(1), "{err}");
+    assert!(err.contains("fd 4 is not open"), "{err}");
+    assert!(!berth.root.join(&id).exists());
+}

@@ -8,6 +8,9 @@ pub fn run(cli: &Cli, a: &RunArgs) -> Result<i32> {
     let mut opts = super::create::options(cli, &a.create);
     opts.inherit_terminal = !a.detach && a.create.console_socket.is_none();
     let dir = crate::container::state::StateDir::new(&cli.root, id);
+    // Before the signalfd below takes the lowest free number.
+    container::create::check_preserved_fds(a.create.preserve_fds)
+        .with_context(|| format!("container {id}"))?;
     // Signals that arrive from here on are queued for the container, not acted on by berth.
     let forwarder = (!a.detach).then(foreground::Forwarder::block).transpose()?;
     let pid = container::create(&opts).with_context(|| format!("container {id}"))?;

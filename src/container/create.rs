@@ -73,6 +73,7 @@ impl Drop for Undo<'_> {
 /// Creates the container; on return its init waits for `start`. Returns the init's host pid.
 pub fn create(opts: &CreateOptions) -> Result<Pid> {
     spec::validate_id(&opts.id)?;
+    check_preserved_fds(opts.preserve_fds)?;
     let bundle = spec::load_bundle(&opts.bundle)?;
     let spec = &bundle.spec;
     crate::rootfs::validate(spec)?;
@@ -264,6 +265,17 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     }
     undo.armed = false;
     Ok(pid)
+}
+
+/// Each of the fds `--preserve-fds` names must be open in berth: otherwise one of berth's own descriptors (the start
+/// socket, the sync channel) could take its number and be handed to the container.
+pub fn check_preserved_fds(n: u32) -> Result<()> {
+    for fd in 3..3 + n as RawFd {
+        if nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_err() {
+            bail!("--preserve-fds {n}: fd {fd} is not open");
+        }
+    }
+    Ok(())
 }
 
 /// Records the init's pid with its start time (so a reused pid is never taken for it).

@@ -292,6 +292,7 @@ pub fn exec(dir: &StateDir, opts: &ExecOptions) -> Result<i32> {
         }
         other => bail!("cannot exec in a container that is {other}"),
     }
+    super::create::check_preserved_fds(opts.preserve_fds)?;
     let (spec, process) = load_process(dir, opts)?;
     let terminal = process.terminal().unwrap_or(false);
     let console_socket = match (&opts.console_socket, terminal) {
