@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::logging::Format;
 
@@ -38,6 +38,24 @@ pub struct Cli {
     pub version: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// Parses the command line, with help texts laid out as runc's (NAME, USAGE, VERSION, COMMANDS, GLOBAL OPTIONS;
+/// a subcommand's: NAME, USAGE, OPTIONS).
+pub fn parse() -> Result<Cli, clap::Error> {
+    let version = crate::commands::version_text();
+    let top = format!(
+        "NAME:\n   {{name}} - {{about}}\n\nUSAGE:\n   {{name}} [global options] command [command options] \
+         [arguments...]\n\nVERSION:\n   {}\n\nCOMMANDS:\n{{subcommands}}\n\nGLOBAL OPTIONS:\n{{options}}\n",
+        version.trim_start_matches("berth version ").trim_end()
+    );
+    let command = Cli::command().help_template(top).mut_subcommands(|s| {
+        let name = s.get_name().to_string();
+        s.help_template(format!(
+            "NAME:\n   berth {name} - {{about}}\n\nUSAGE:\n   {{usage}}\n\nOPTIONS:\n{{options}}\n"
+        ))
+    });
+    Cli::from_arg_matches(&command.try_get_matches()?)
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,7 +122,7 @@ pub struct ExecArgs {
     /// Additional groups.
     #[arg(short = 'g', long = "additional-gids")]
     pub additional_gids: Vec<u32>,
-    /// Add a capability (to every set).
+    /// Add a capability (to the bounding, effective and permitted sets).
     #[arg(short = 'c', long = "cap")]
     pub cap: Vec<String>,
     /// Set no_new_privs.
@@ -119,6 +137,9 @@ pub struct ExecArgs {
     /// Pass N extra fds (3 .. 3+N-1) to the process.
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
+    /// Allow exec in a paused container (the process runs once it is resumed).
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
     pub id: String,
     /// The command and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -238,6 +259,9 @@ pub struct RunArgs {
     /// Detach from the container's process.
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// Do not delete the container after it exits.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Args)]

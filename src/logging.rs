@@ -106,9 +106,15 @@ pub fn warn(msg: &str) {
     }
 }
 
+/// With --debug: to the log file, or without one to stderr in the log format (as runc prints them).
 pub fn debug(msg: &str) {
-    if CONFIG.get().is_some_and(|c| c.debug) {
+    let Some(cfg) = CONFIG.get().filter(|c| c.debug) else {
+        return;
+    };
+    if cfg.file.is_some() {
         write("debug", msg);
+    } else {
+        eprintln!("{}", render(cfg.format, "debug", msg, &now()));
     }
 }
 

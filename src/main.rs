@@ -13,10 +13,8 @@ mod spec;
 mod sys;
 mod time;
 
-use clap::Parser;
-
 fn main() {
-    let cli = match cli::Cli::try_parse() {
+    let cli = match cli::parse() {
         Ok(cli) => cli,
         // Usage errors exit 1 like runc's (clap's default is 2); --help and the like exit 0.
         Err(e) => {

@@ -5,7 +5,7 @@
 //! The semantics are the v1 controller's, which the spec follows: the rules apply in order on top of "deny
 //! everything", and for a given access the last rule that matches decides.
 
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
 use super::{Error, Result};
 
@@ -131,15 +131,6 @@ pub fn default_allowed() -> Vec<LinuxDeviceCgroup> {
     }
     v.push(spec_rule(C, Some(136), None, "rwm"));
     v
-}
-
-/// A device node of `linux.devices` is usable by the container.
-pub fn allow_node(d: &LinuxDevice) -> LinuxDeviceCgroup {
-    let kind = match d.typ() {
-        LinuxDeviceType::B => LinuxDeviceType::B,
-        _ => LinuxDeviceType::C,
-    };
-    spec_rule(kind, Some(d.major()), Some(d.minor()), "rwm")
 }
 
 /// One eBPF instruction (struct bpf_insn).

@@ -125,14 +125,12 @@ pub trait Manager {
 }
 
 /// The resources `create` applies: the config's, with the device rules completed by the devices every container
-/// gets and the config's `linux.devices` (as runc does), so the device cgroup always allows what /dev holds.
+/// gets. A node of `linux.devices` gets no rule of its own (as in runc): `linux.resources.devices` alone decides
+/// whether the container may use it, so a denied device stays denied even when it is listed.
 pub fn resources_for_create(linux: &oci_spec::runtime::Linux) -> Result<LinuxResources> {
     let mut r = linux.resources().clone().unwrap_or_default();
     let mut rules = r.devices().clone().unwrap_or_default();
     rules.extend(devices::default_allowed());
-    for d in linux.devices().iter().flatten() {
-        rules.push(devices::allow_node(d));
-    }
     r.set_devices(Some(rules));
     Ok(r)
 }

@@ -5,7 +5,13 @@ use crate::container::exec::{self, ExecOptions, Overrides};
 
 pub fn run(cli: &Cli, a: &ExecArgs) -> Result<i32> {
     let ctx = || format!("container {}", a.id);
-    let preserve_fds = super::check_preserve_fds(a.preserve_fds).with_context(ctx)?;
+    let preserve_fds = match super::check_preserve_fds(a.preserve_fds).with_context(ctx) {
+        Ok(n) => n,
+        Err(e) => {
+            crate::logging::error(&crate::logging::chain(&e));
+            return Ok(EXEC_FAILED);
+        }
+    };
     let opts = ExecOptions {
         process_file: a.process.clone(),
         overrides: Overrides {
@@ -24,7 +30,20 @@ pub fn run(cli: &Cli, a: &ExecArgs) -> Result<i32> {
         detach: a.detach,
         pid_file: a.pid_file.clone(),
         preserve_fds,
+        ignore_paused: a.ignore_paused,
     };
-    let dir = exec::existing(&cli.root, &a.id).with_context(ctx)?;
-    exec::exec(&dir, &opts).with_context(ctx)
+    let result = exec::existing(&cli.root, &a.id)
+        .and_then(|dir| exec::exec(&dir, &opts))
+        .with_context(ctx);
+    match result {
+        Ok(code) => Ok(code),
+        // runc's exec exits 255 when it could not run the process (126/127 are left to the program's shell).
+        Err(e) => {
+            crate::logging::error(&crate::logging::chain(&e));
+            Ok(EXEC_FAILED)
+        }
+    }
 }
+
+/// The status of an `exec` that failed before the process ran, as runc's.
+const EXEC_FAILED: i32 = 255;

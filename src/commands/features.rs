@@ -127,8 +127,10 @@ pub fn document() -> Value {
             "capabilities": caps,
             "cgroup": { "v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": true },
             "seccomp": crate::process::seccomp::features(),
-            "apparmor": { "enabled": false },
-            "selinux": { "enabled": false },
+            // Support built into berth, not the host's state (the spec's meaning; runc says true too): berth applies
+            // apparmorProfile and selinuxLabel on exec where the host has the LSM, and refuses them where not.
+            "apparmor": { "enabled": true },
+            "selinux": { "enabled": true },
             "intelRdt": { "enabled": false },
             "mountExtensions": { "idmap": { "enabled": true } }
         },
@@ -178,7 +180,8 @@ mod tests {
         assert!(ns.contains(&json!("network")) && ns.contains(&json!("mount")));
         let caps = d["linux"]["capabilities"].as_array().unwrap();
         assert!(caps.contains(&json!("CAP_SYS_ADMIN")));
-        assert_eq!(d["linux"]["apparmor"]["enabled"], false);
+        assert_eq!(d["linux"]["apparmor"]["enabled"], true);
+        assert_eq!(d["linux"]["selinux"]["enabled"], true);
         let sc = &d["linux"]["seccomp"];
         assert_eq!(sc["enabled"], true);
         for a in [

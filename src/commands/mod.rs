@@ -50,12 +50,15 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
     }
 }
 
+/// runc's shape (`runc version`, `commit`, `spec`, `go`, `libseccomp`), with berth's own names: the compiler's
+/// version, and no libseccomp (berth compiles seccomp profiles itself).
 pub fn version_text() -> String {
     format!(
-        "berth version {}\ncommit: {}\nspec: {}\n",
+        "berth version {}\ncommit: {}\nspec: {}\nrust: {}\nseccomp: built in (no libseccomp)\n",
         env!("CARGO_PKG_VERSION"),
         option_env!("BERTH_COMMIT").unwrap_or("unknown"),
-        crate::spec::OCI_VERSION
+        crate::spec::OCI_VERSION,
+        option_env!("BERTH_RUSTC").unwrap_or("unknown"),
     )
 }
 
@@ -67,19 +70,25 @@ pub fn check_preserve_fds(n: u32) -> Result<u32> {
     if n == 0 {
         return Ok(0);
     }
-    let highest = highest_inherited_fd()?;
-    // The last descriptor asked for, 3+N-1, in u64: no overflow for any N.
+    let given = inherited_fds()?;
+    let highest = given.iter().copied().max().unwrap_or(-1);
+    // The last descriptor asked for, 3+N-1, in u64: no overflow for any N. Each one up to it must be open: one of
+    // berth's own descriptors (the start socket, the sync channel) could otherwise take a missing number.
     let last = u64::from(n) + 2;
-    if last > u64::try_from(highest).unwrap_or(0) {
-        bail!("--preserve-fds {n}: fd {last} is not open (the highest descriptor berth was given is {highest})");
+    let missing = (3..=u64::try_from(highest).unwrap_or(0).min(last))
+        .find(|fd| !given.contains(&(*fd as i32)))
+        .or((last > u64::try_from(highest).unwrap_or(0))
+            .then(|| u64::try_from(highest + 1).unwrap_or(0).max(3)));
+    if let Some(fd) = missing {
+        bail!("--preserve-fds {n}: fd {fd} is not open (the highest descriptor berth was given is {highest})");
     }
     Ok(n)
 }
 
-/// The highest descriptor of this process that is open and survives execve (-1 when there is none).
-fn highest_inherited_fd() -> Result<i32> {
+/// The descriptors of this process that are open and survive execve.
+fn inherited_fds() -> Result<std::collections::BTreeSet<i32>> {
     use nix::fcntl::{fcntl, FcntlArg, FdFlag};
-    let mut highest = -1;
+    let mut fds = std::collections::BTreeSet::new();
     for entry in std::fs::read_dir("/proc/self/fd").context("read /proc/self/fd")? {
         let name = entry.context("read /proc/self/fd")?.file_name();
         let Some(fd) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
@@ -88,12 +97,12 @@ fn highest_inherited_fd() -> Result<i32> {
         // The directory's own descriptor is close-on-exec (and gone once the listing is done: EBADF).
         match fcntl(fd, FcntlArg::F_GETFD) {
             Ok(flags) if !FdFlag::from_bits_truncate(flags).contains(FdFlag::FD_CLOEXEC) => {
-                highest = highest.max(fd)
+                fds.insert(fd);
             }
             _ => {}
         }
     }
-    Ok(highest)
+    Ok(fds)
 }
 
 /// The state dir of an existing container id (the id is validated first: it becomes a path).

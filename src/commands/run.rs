@@ -25,6 +25,8 @@ pub fn run(cli: &Cli, a: &RunArgs) -> Result<i32> {
         Some(relay) => forwarder.relay(created.pid, relay)?,
         None => forwarder.wait(created.pid)?,
     };
-    container::delete(&dir, true).with_context(|| format!("container {id}"))?;
+    if !a.keep {
+        container::delete(&dir, true).with_context(|| format!("container {id}"))?;
+    }
     Ok(code)
 }

@@ -144,6 +144,10 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
         &opts.id,
         opts.systemd_cgroup,
     )?;
+    // A cgroup frozen beforehand would freeze the init mid-setup and leave create hanging: refuse, in runc's words.
+    if cgroup.is_frozen() {
+        bail!("container's cgroup unexpectedly frozen");
+    }
     let mut st = State {
         id: opts.id.clone(),
         status: Status::Creating,
@@ -286,6 +290,7 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
                 send_fd(&parent_chan, &Message::IdmapFd, tree.as_fd(), pid)?;
             }
             Message::Console if relay_terminal && fd.is_some() => master = fd,
+            Message::Warning(w) => crate::logging::warn(&w),
             Message::Ready => break,
             other => bail!("unexpected message from the init: {other:?}"),
         }

@@ -55,6 +55,8 @@ pub struct ExecOptions {
     pub detach: bool,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// Exec in a paused container too (the process sets up and runs once it is resumed).
+    pub ignore_paused: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -178,7 +180,9 @@ pub fn build_process(
         } else {
             format!("CAP_{}", cap.to_uppercase())
         };
-        for set in CAPS_KEYS {
+        // Not inheritable or ambient: a capability there would pass to programs the process runs (runc's
+        // CVE-2022-29162 fix).
+        for set in ["bounding", "effective", "permitted"] {
             push_unique(&mut v["capabilities"][set], json!(name));
         }
     }
@@ -285,7 +289,10 @@ pub fn exec(dir: &StateDir, opts: &ExecOptions) -> Result<i32> {
     let st = dir.load()?;
     match super::status_of(dir, &st) {
         Status::Running | Status::Created => {}
-        Status::Paused => bail!("cannot exec in a paused container (resume it first)"),
+        Status::Paused if opts.ignore_paused => {}
+        Status::Paused => {
+            bail!("cannot exec in a paused container (use --ignore-paused to override)")
+        }
         other => bail!("cannot exec in a container that is {other}"),
     }
     let (spec, mut process) = load_process(dir, opts)?;
@@ -366,6 +373,9 @@ pub fn exec(dir: &StateDir, opts: &ExecOptions) -> Result<i32> {
     drop(seccomp_listener);
     let mut relay = None;
     let mut exec_pid = None;
+    // A paused container's processes (the intermediate is born in its cgroup) set up only once it is resumed,
+    // whenever that is: with --ignore-paused nothing times out.
+    let setup_timeout = (!opts.ignore_paused).then_some(SETUP_TIMEOUT);
     let result = (|| -> Result<Pid> {
         if cgroup_fd.is_none() && !st.cgroup_paths.is_empty() {
             cgroup.add_task(intermediate)?;
@@ -374,7 +384,7 @@ pub fn exec(dir: &StateDir, opts: &ExecOptions) -> Result<i32> {
         parent_chan
             .send(&Message::Go(st.oci(Status::Running)))
             .map_err(died)?;
-        let pid = match parent_chan.recv(Some(SETUP_TIMEOUT)) {
+        let pid = match parent_chan.recv(setup_timeout) {
             Ok(Message::Forked(pid)) => Pid::from_raw(pid),
             Ok(Message::Error(e)) => bail!("{e}"),
             Ok(other) => bail!("unexpected message from the exec process: {other:?}"),
@@ -391,14 +401,19 @@ pub fn exec(dir: &StateDir, opts: &ExecOptions) -> Result<i32> {
         if let Some(host) = host_console {
             relay = Some(Relay::new(receive_master(&parent_chan, pid)?, host)?);
         }
-        // EOF: the channel was closed by a successful execve. A message: the child's error report.
-        match parent_chan.recv(Some(SETUP_TIMEOUT)) {
-            Err(sync::Error::Closed) => Ok(pid),
-            Ok(Message::Error(e)) => Err(anyhow!("{e}")),
-            Ok(other) => Err(anyhow!(
-                "unexpected message from the exec process: {other:?}"
-            )),
-            Err(e) => Err(e.into()),
+        // EOF: the channel was closed by a successful execve. A message: a warning, or the child's error report.
+        loop {
+            match parent_chan.recv(setup_timeout) {
+                Err(sync::Error::Closed) => return Ok(pid),
+                Ok(Message::Warning(w)) => crate::logging::warn(&w),
+                Ok(Message::Error(e)) => return Err(anyhow!("{e}")),
+                Ok(other) => {
+                    return Err(anyhow!(
+                        "unexpected message from the exec process: {other:?}"
+                    ))
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     })();
     let pid = match result {
@@ -479,7 +494,9 @@ mod tests {
         let caps = p.capabilities().as_ref().unwrap();
         let eff = caps.effective().as_ref().unwrap();
         assert_eq!(eff.len(), 3);
-        assert!(caps.ambient().as_ref().unwrap().len() == 2);
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), 3);
+        assert_eq!(caps.permitted().as_ref().unwrap().len(), 3);
+        assert!(caps.inheritable().is_none() && caps.ambient().is_none());
         assert_eq!(p.no_new_privileges(), Some(true));
     }
 

@@ -6,7 +6,8 @@ use nix::sys::signal::Signal;
 pub fn parse(s: &str) -> Result<i32, String> {
     let bad = || format!("unknown signal {s:?}");
     if let Ok(n) = s.parse::<i32>() {
-        return if (1..=libc::SIGRTMAX()).contains(&n) {
+        // 0 probes the process without signalling it (kill(2)); clients use it to see whether it lives.
+        return if (0..=libc::SIGRTMAX()).contains(&n) {
             Ok(n)
         } else {
             Err(bad())
@@ -67,7 +68,8 @@ mod tests {
 
     #[test]
     fn garbage_is_refused() {
-        for s in ["", "0", "-1", "999", "SIGFOO", "RTMIN+99", "RTMIN+x"] {
+        assert_eq!(parse("0"), Ok(0));
+        for s in ["", "-1", "999", "SIGFOO", "RTMIN+99", "RTMIN+x"] {
             assert!(parse(s).is_err(), "{s}");
         }
     }

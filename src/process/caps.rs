@@ -12,6 +12,8 @@ pub enum Error {
     Unknown(String),
     #[error("capability set {set}: berth itself does not hold {caps} (not in its permitted set)")]
     NotHeld { set: &'static str, caps: String },
+    #[error("capset (effective, permitted, inheritable): {source} (effective must be within permitted, inheritable within bounding)")]
+    Capset { source: nix::Error },
     #[error("{op} capability set {set}: {source}")]
     Apply {
         op: &'static str,
@@ -86,15 +88,11 @@ impl CapSets {
         Ok(())
     }
 
-    /// Sets permitted, inheritable, effective and ambient, after the uid switch (which keep-caps survived).
-    pub fn apply_after_setuid(&self) -> Result<(), Error> {
-        let set = |which: CapSet, name: &'static str, value: &CapsHashSet| {
-            caps::set(None, which, value).map_err(|source| Error::Apply {
-                op: "set",
-                set: name,
-                source,
-            })
-        };
+    /// Sets permitted, inheritable and effective in one capset, then raises each ambient capability on its own,
+    /// after the uid switch (which keep-caps survived). Returns a warning for each ambient capability the kernel
+    /// refused (one that is not both permitted and inheritable): runc's default config lists ambient capabilities
+    /// without an inheritable set, and runc goes on without them.
+    pub fn apply_after_setuid(&self) -> Result<Vec<String>, Error> {
         // capset can only keep what we hold: name what is missing rather than fail with a bare EPERM.
         let held = caps::read(None, CapSet::Permitted).map_err(|source| Error::Apply {
             op: "read",
@@ -104,7 +102,6 @@ impl CapSets {
         for (name, want) in [
             ("permitted", &self.permitted),
             ("effective", &self.effective),
-            ("ambient", &self.ambient),
         ] {
             let mut missing: Vec<String> = want.difference(&held).map(|c| c.to_string()).collect();
             if !missing.is_empty() {
@@ -115,22 +112,35 @@ impl CapSets {
                 });
             }
         }
-        // Effective first shrinks to what permitted will allow; then permitted, inheritable, effective.
-        set(
-            CapSet::Effective,
-            "effective",
-            &self
-                .effective
-                .intersection(&self.permitted)
-                .copied()
-                .collect(),
-        )?;
-        set(CapSet::Permitted, "permitted", &self.permitted)?;
-        set(CapSet::Inheritable, "inheritable", &self.inheritable)?;
-        set(CapSet::Effective, "effective", &self.effective)?;
-        // Ambient capabilities must be permitted and inheritable; the kernel refuses others.
-        set(CapSet::Ambient, "ambient", &self.ambient)
+        crate::sys::capset_all(
+            mask(&self.effective),
+            mask(&self.permitted),
+            mask(&self.inheritable),
+        )
+        .map_err(|source| Error::Capset { source })?;
+        caps::clear(None, CapSet::Ambient).map_err(|source| Error::Apply {
+            op: "clear",
+            set: "ambient",
+            source,
+        })?;
+        let mut ambient: Vec<Capability> = self.ambient.iter().copied().collect();
+        ambient.sort_by_key(|c| c.index());
+        let mut warnings = Vec::new();
+        for cap in ambient {
+            if let Err(e) = crate::sys::ambient_raise(cap.index()) {
+                warnings.push(format!(
+                    "can't raise ambient capability {cap}: {} (it must be permitted and inheritable)",
+                    e.desc()
+                ));
+            }
+        }
+        Ok(warnings)
     }
+}
+
+/// A set as the kernel's bit mask.
+fn mask(set: &CapsHashSet) -> u64 {
+    set.iter().fold(0, |m, c| m | c.bitmask())
 }
 
 #[cfg(test)]

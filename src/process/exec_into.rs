@@ -131,7 +131,9 @@ fn setup_and_exec(args: &ExecArgs) -> Result<i32> {
     setup.lsm()?;
     setup.rlimits()?;
     let stub = setup.stub();
-    setup.credentials(&state, host_pid)?;
+    for w in setup.credentials(&state, host_pid)? {
+        args.channel.send(&Message::Warning(w))?;
+    }
     let program = setup.program()?;
     setup.seccomp_with_nnp(&state, host_pid)?;
     let report = super::setup::exec(&program, stub.as_ref(), args.channel.raw_fd());

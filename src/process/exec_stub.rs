@@ -127,6 +127,27 @@ impl Stub {
         .flatten()
     }
 
+    /// As [`Stub::for_process`], made where `seccomp` is already loaded: only if it also lets the calls that make
+    /// the stub through (memfd_create, write, fcntl(F_ADD_SEALS)).
+    pub fn for_process_under_filter(
+        process: &oci_spec::runtime::Process,
+        seccomp: Option<&super::seccomp::Filter>,
+    ) -> Option<Stub> {
+        if seccomp.is_some_and(|f| !Stub::can_be_made_under(f)) {
+            return None;
+        }
+        Stub::for_process(process, seccomp)
+    }
+
+    fn can_be_made_under(f: &super::seccomp::Filter) -> bool {
+        const MFD_EXEC: u64 = 0x10;
+        let flags = (libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) as u64;
+        f.lets_through("memfd_create", [0, flags | MFD_EXEC, 0, 0, 0, 0])
+            && f.lets_through("memfd_create", [0, flags, 0, 0, 0, 0])
+            && f.lets_through("write", [0, 0, 0, 0, 0, 0])
+            && f.lets_through("fcntl", [0, libc::F_ADD_SEALS as u64, 0, 0, 0, 0])
+    }
+
     /// Whether the stub can run under the process's settings: no LSM exec transition, and a seccomp filter that
     /// lets the stub's execveat, fcntl(F_SETFD) and writev through (its execve is the program's own, needed either
     /// way).
@@ -242,6 +263,16 @@ mod tests {
             "defaultAction": "SCMP_ACT_LOG", "syscalls": []
         }));
         assert!(Stub::fits(None, None, Some(&logged)));
+        // Made under the filter (the init, at start): the calls that make it must pass too.
+        let making = allow_list(&["memfd_create", "write", "fcntl"]);
+        assert!(Stub::can_be_made_under(&making));
+        for missing in ["memfd_create", "write", "fcntl"] {
+            let names: Vec<&str> = ["memfd_create", "write", "fcntl"]
+                .into_iter()
+                .filter(|n| *n != missing)
+                .collect();
+            assert!(!Stub::can_be_made_under(&allow_list(&names)), "{missing}");
+        }
     }
 
     /// The code bytes are what scripts/exec-stub.S assembles to (checked where binutils is installed).

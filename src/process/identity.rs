@@ -18,12 +18,7 @@ fn err(op: impl Into<String>) -> impl FnOnce(nix::Error) -> Error {
 /// `setgroups_allowed` is false in a user namespace whose setgroups file says deny.
 pub fn switch(user: &User, setgroups_allowed: bool) -> Result<(), Error> {
     nix::sys::prctl::set_keepcaps(true).map_err(err("prctl(PR_SET_KEEPCAPS)"))?;
-    let gids: Vec<Gid> = user
-        .additional_gids()
-        .iter()
-        .flatten()
-        .map(|g| Gid::from_raw(*g))
-        .collect();
+    let gids = supplementary(user.additional_gids().as_deref().unwrap_or_default());
     if setgroups_allowed {
         setgroups(&gids).map_err(err(format!("setgroups {:?}", user.additional_gids())))?;
     }
@@ -32,4 +27,27 @@ pub fn switch(user: &User, setgroups_allowed: bool) -> Result<(), Error> {
     let uid = Uid::from_raw(user.uid());
     setresuid(uid, uid, uid).map_err(err(format!("setresuid {uid}")))?;
     nix::sys::prctl::set_keepcaps(false).map_err(err("prctl(PR_SET_KEEPCAPS, 0)"))
+}
+
+/// additionalGids without duplicates, first occurrence first (runc removes them too).
+fn supplementary(gids: &[u32]) -> Vec<Gid> {
+    let mut out: Vec<Gid> = Vec::with_capacity(gids.len());
+    for g in gids.iter().map(|g| Gid::from_raw(*g)) {
+        if !out.contains(&g) {
+            out.push(g);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_additional_gids_are_removed_in_order() {
+        let raw = |v: Vec<Gid>| v.into_iter().map(|g| g.as_raw()).collect::<Vec<_>>();
+        assert_eq!(raw(supplementary(&[5, 3, 5, 1, 3])), [5, 3, 1]);
+        assert!(supplementary(&[]).is_empty());
+    }
 }

@@ -47,8 +47,8 @@ pub struct InitArgs<'a> {
 }
 
 /// Runs the init; never returns.
-pub fn run(args: InitArgs) -> ! {
-    let result = setup(&args);
+pub fn run(mut args: InitArgs) -> ! {
+    let result = setup(&mut args);
     let code = match result {
         Ok(prepared) => wait_and_exec(&args, prepared),
         Err(e) => {
@@ -75,11 +75,10 @@ fn die_with_parent(parent: Pid) -> Result<()> {
 /// What the init carries from setup to exec.
 struct Prepared {
     program: super::exec::Program,
-    stub: Option<super::exec_stub::Stub>,
     state: OciState,
 }
 
-fn setup(args: &InitArgs) -> Result<Prepared> {
+fn setup(args: &mut InitArgs) -> Result<Prepared> {
     die_with_parent(args.parent)?;
     for fd in &args.close_fds {
         let _ = nix::unistd::close(*fd);
@@ -162,16 +161,29 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
         crate::sys::setdomainname(d).with_context(|| format!("setdomainname {d:?}"))?;
     }
     // Becoming the container's process: the steps exec shares (process::setup), in its order.
+    drop(args.console_socket.take());
+    let keep = [
+        Some(args.channel.raw_fd()),
+        Some(args.start_listener.as_raw_fd()),
+        args.seccomp_listener.as_ref().map(|s| s.as_raw_fd()),
+    ];
     let setup = process_setup(args);
     setup.sweep_fds()?;
+    setup.close_unkept(&keep.into_iter().flatten().collect::<Vec<_>>())?;
     setup.enter_cwd()?;
     setup.lsm()?;
     setup.rlimits()?;
-    let stub = setup.stub();
-    setup.credentials(&state, state.pid)?;
+    for w in setup.credentials(&state, state.pid)? {
+        args.channel.send(&Message::Warning(w))?;
+    }
     // Changing credentials cleared the parent-death signal: set it again until create is done.
     die_with_parent(args.parent)?;
     let program = setup.program()?;
+    // With no_new_privs the filter goes on as late as create allows, but within create, as runc does, so that a
+    // notify listener has its fd before `start` in both cases. (What then runs under it: the sync messages, the
+    // wait for start, startContainer hooks, the stub and the exec; without no_new_privs all of these run under
+    // the filter too.)
+    setup.seccomp_with_nnp(&state, state.pid)?;
 
     args.channel.send(&Message::Ready)?;
     match args.channel.recv(None)? {
@@ -181,11 +193,7 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     nix::sys::prctl::set_pdeathsig(None).context("prctl(PR_SET_PDEATHSIG, 0)")?;
     args.channel.send(&Message::Detached)?;
     state.status = Status::Created;
-    Ok(Prepared {
-        program,
-        stub,
-        state,
-    })
+    Ok(Prepared { program, state })
 }
 
 /// process.terminal: a pty of the container's own devpts, its master sent to the console socket or to berth.
@@ -263,11 +271,7 @@ fn process_setup<'a>(args: &'a InitArgs) -> super::setup::Setup<'a> {
 /// Blocks until `start` connects, then runs the last steps and execs. Returns an exit code only on failure, after
 /// telling `start` why.
 fn wait_and_exec(args: &InitArgs, prepared: Prepared) -> i32 {
-    let Prepared {
-        program,
-        stub,
-        state,
-    } = prepared;
+    let Prepared { program, state } = prepared;
     let mut conn = loop {
         match args.start_listener.accept() {
             Ok((c, _)) => break c,
@@ -279,15 +283,17 @@ fn wait_and_exec(args: &InitArgs, prepared: Prepared) -> i32 {
     if conn.read_exact(&mut byte).is_err() {
         return 1;
     }
-    let result = (|| -> Result<()> {
-        args.hooks
-            .run_phase(crate::container::hooks::Phase::StartContainer, &state)?;
-        process_setup(args).seccomp_with_nnp(&state, state.pid)
-    })();
-    if let Err(e) = result {
-        let _ = conn.write_all(crate::logging::chain(&e).as_bytes());
+    if let Err(e) = args
+        .hooks
+        .run_phase(crate::container::hooks::Phase::StartContainer, &state)
+    {
+        let _ = conn.write_all(crate::logging::chain(&e.into()).as_bytes());
         return 1;
     }
+    // Made only now, so that the created container holds no descriptor of it (and only where the seccomp filter,
+    // on by now, lets the calls that make it through).
+    let process = args.spec.process().as_ref().expect("validated");
+    let stub = super::exec_stub::Stub::for_process_under_filter(process, args.seccomp);
     // The connection is close-on-exec: `start` sees EOF the moment execve succeeds.
     let report = super::setup::exec(&program, stub.as_ref(), conn.as_raw_fd());
     let _ = conn.write_all(report.as_bytes());

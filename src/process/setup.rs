@@ -52,6 +52,14 @@ impl Setup<'_> {
         Ok(())
     }
 
+    /// Step 1, the init's part: besides the sweep, every descriptor above stdio and the preserved ones but `keep`
+    /// (the init's own sockets, all close-on-exec) is closed now, so a created container holds nothing of its
+    /// caller's until `start` (exec's process execs at once: the sweep is enough there).
+    pub fn close_unkept(&self, keep: &[RawFd]) -> Result<()> {
+        let first = preserved_end(self.preserve_fds)?;
+        crate::sys::close_fds_from_except(first, keep).context("close_range")
+    }
+
     /// Step 2: the cwd, resolved inside the root (no magic links such as /proc/self/fd/N and no `..` above the
     /// root, so no descriptor of berth nor a host directory can become the cwd).
     pub fn enter_cwd(&self) -> Result<()> {
@@ -88,8 +96,9 @@ impl Setup<'_> {
     }
 
     /// Step 6: seccomp (without noNewPrivileges), bounding set, ids, capabilities, no_new_privs, umask. `state`
-    /// and `pid` are what a seccomp listener is told.
-    pub fn credentials(&self, state: &OciState, pid: i32) -> Result<()> {
+    /// and `pid` are what a seccomp listener is told. Returns warnings for berth's caller (ambient capabilities the
+    /// kernel refused, as runc goes on without them).
+    pub fn credentials(&self, state: &OciState, pid: i32) -> Result<Vec<String>> {
         let p = self.process;
         let caps = super::caps::CapSets::from_spec(p.capabilities().as_ref())?;
         if !self.nnp() {
@@ -100,12 +109,12 @@ impl Setup<'_> {
         }
         caps.drop_bounding()?;
         super::identity::switch(p.user(), setgroups_allowed())?;
-        caps.apply_after_setuid()?;
+        let warnings = caps.apply_after_setuid()?;
         if self.nnp() {
             nix::sys::prctl::set_no_new_privs().context("prctl(PR_SET_NO_NEW_PRIVS)")?;
         }
         crate::sys::set_umask(p.user().umask().unwrap_or(0o022));
-        Ok(())
+        Ok(warnings)
     }
 
     /// Step 7: the program, looked up as the user.

@@ -39,6 +39,8 @@ pub enum Message {
     Detached,
     /// Setup failed; the text names what and where.
     Error(String),
+    /// Something the parent logs as a warning, setup going on (an ambient capability the kernel refused).
+    Warning(String),
     /// The init needs the idmapped mount of config mount #N (index into `mounts`): only the host's berth may set
     /// MOUNT_ATTR_IDMAP on a mount of a filesystem the container's user namespace does not own.
     IdmapRequest(usize),

@@ -2,7 +2,8 @@
 
 use serde_json::json;
 
-pub fn default_config(rootless: bool, uid: u32, gid: u32) -> String {
+/// `cgroup_ns`: add a cgroup namespace, which runc's default has only on a pure cgroup v2 host.
+pub fn default_config(rootless: bool, cgroup_ns: bool, uid: u32, gid: u32) -> String {
     let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     let mut namespaces = vec![
         json!({"type": "pid"}),
@@ -10,8 +11,10 @@ pub fn default_config(rootless: bool, uid: u32, gid: u32) -> String {
         json!({"type": "ipc"}),
         json!({"type": "uts"}),
         json!({"type": "mount"}),
-        json!({"type": "cgroup"}),
     ];
+    if cgroup_ns {
+        namespaces.push(json!({"type": "cgroup"}));
+    }
     let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc"}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
@@ -90,8 +93,8 @@ mod tests {
 
     #[test]
     fn default_config_is_a_valid_spec() {
-        for rootless in [false, true] {
-            let text = default_config(rootless, 1000, 1000);
+        for (rootless, cgroup_ns) in [(false, true), (true, true), (false, false)] {
+            let text = default_config(rootless, cgroup_ns, 1000, 1000);
             let spec = crate::spec::parse(std::path::Path::new("c"), text.as_bytes()).unwrap();
             crate::spec::validate_for_tests(&spec).unwrap();
             let nss = spec
@@ -102,7 +105,11 @@ mod tests {
                 .as_ref()
                 .unwrap()
                 .len();
-            assert_eq!(nss, 6, "rootless swaps network for user");
+            assert_eq!(
+                nss,
+                5 + cgroup_ns as usize,
+                "rootless swaps network for user"
+            );
         }
     }
 }

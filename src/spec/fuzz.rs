@@ -218,7 +218,7 @@ fn damage_bytes(rng: &mut Rng, text: &mut Vec<u8>) {
 }
 
 fn seeds() -> Vec<Value> {
-    let mut rich: Value = serde_json::from_str(&super::default_config(false, 0, 0)).unwrap();
+    let mut rich: Value = serde_json::from_str(&super::default_config(false, true, 0, 0)).unwrap();
     rich["process"]["capabilities"]["ambient"] = json!(["CAP_KILL"]);
     rich["process"]["capabilities"]["inheritable"] = json!(["CAP_KILL", "CAP_CHOWN"]);
     rich["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]);
@@ -257,7 +257,8 @@ fn seeds() -> Vec<Value> {
             {"names": ["sync"], "action": "SCMP_ACT_TRACE", "errnoRet": 3}
         ]
     });
-    let rootless: Value = serde_json::from_str(&super::default_config(true, 1000, 1000)).unwrap();
+    let rootless: Value =
+        serde_json::from_str(&super::default_config(true, true, 1000, 1000)).unwrap();
     vec![rich, rootless]
 }
 

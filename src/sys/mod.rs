@@ -181,6 +181,37 @@ pub fn cloexec_fds_from(first: RawFd) -> nix::Result<()> {
     Errno::result(ret).map(drop)
 }
 
+/// Closes every fd from `first` upwards except those in `keep`.
+pub fn close_fds_from_except(first: RawFd, keep: &[RawFd]) -> nix::Result<()> {
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&k| k >= first).collect();
+    keep.sort_unstable();
+    let mut lo = first as u32;
+    for hi in keep.iter().map(|&k| k as u32).chain([u32::MAX]) {
+        if hi > lo {
+            let last = if hi == u32::MAX { u32::MAX } else { hi - 1 };
+            // SAFETY: closes a range of descriptors none of which is owned by live Rust objects but `keep`'s.
+            Errno::result(unsafe { libc::syscall(libc::SYS_close_range, lo, last, 0u32) })?;
+        }
+        lo = hi.saturating_add(1);
+    }
+    Ok(())
+}
+
+/// PR_CAP_AMBIENT_RAISE of one capability (the kernel refuses one that is not both permitted and inheritable).
+pub fn ambient_raise(cap: u8) -> nix::Result<()> {
+    // SAFETY: integer-only prctl.
+    let ret = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_RAISE,
+            libc::c_ulong::from(cap),
+            0,
+            0,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
 /// prctl(PR_SET_DUMPABLE, 0): no /proc/self/exe or ptrace handle on berth for container processes.
 pub fn set_not_dumpable() -> nix::Result<()> {
     // SAFETY: integer-only prctl.
@@ -193,6 +224,38 @@ pub fn join_session_keyring(name: &CStr) -> nix::Result<()> {
     // SAFETY: keyctl with a valid NUL-terminated name pointer that outlives the call.
     let ret =
         unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    Errno::result(ret).map(drop)
+}
+
+/// capset(2) of the calling thread: effective, permitted and inheritable (64-bit masks) in one call, so the
+/// kernel checks the new sets against the old ones together (set one by one, an inheritable capability outside
+/// the new permitted set would be refused).
+pub fn capset_all(effective: u64, permitted: u64, inheritable: u64) -> nix::Result<()> {
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let header = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let half = |v: u64, hi: bool| if hi { (v >> 32) as u32 } else { v as u32 };
+    let data: [Data; 2] = [false, true].map(|hi| Data {
+        effective: half(effective, hi),
+        permitted: half(permitted, hi),
+        inheritable: half(inheritable, hi),
+    });
+    // SAFETY: capset reads one header and two data structs (version 3), both valid for the call.
+    let ret = unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) };
     Errno::result(ret).map(drop)
 }
 
