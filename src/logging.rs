@@ -106,6 +106,11 @@ pub fn warn(msg: &str) {
     }
 }
 
+/// Whether debug lines are wanted (to skip gathering what only a debug line would show).
+pub fn debug_enabled() -> bool {
+    CONFIG.get().is_some_and(|c| c.debug)
+}
+
 pub fn debug(msg: &str) {
     if CONFIG.get().is_some_and(|c| c.debug) {
         write("debug", msg);

@@ -27,6 +27,8 @@ pub struct ExecArgs<'a> {
     pub seccomp: Option<&'a super::seccomp::Filter>,
     /// The connection to linux.seccomp.listenerPath that the parent opened on the host (SCMP_ACT_NOTIFY only).
     pub seccomp_listener: Option<UnixStream>,
+    /// The container's `linux`: its personality and memory policy apply to `exec` too, as in runc.
+    pub linux: Option<&'a oci_spec::runtime::Linux>,
 }
 
 /// Runs the child; never returns.
@@ -44,6 +46,7 @@ pub fn run(args: ExecArgs) -> ! {
 }
 
 fn setup_and_exec(args: &ExecArgs) -> Result<i32> {
+    super::affinity::log_start();
     crate::container::foreground::reset_signals_for_container().context("reset signal mask")?;
     let (state, host_pid) = match args.channel.recv(None).context("waiting for the parent")? {
         Message::GoExec { state, pid } => (state, pid),
@@ -73,6 +76,7 @@ fn setup_and_exec(args: &ExecArgs) -> Result<i32> {
     if let Some(rl) = p.rlimits() {
         super::rlimits::apply(rl)?;
     }
+    super::attrs::apply_exec(p, args.linux)?;
     let cwd = p.cwd();
     nix::unistd::chdir(cwd).with_context(|| format!("chdir to cwd {}", cwd.display()))?;
 

@@ -150,8 +150,7 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
             other => anyhow::bail!("unexpected message from the parent: {other:?}"),
         }
     }
-    args.hooks
-        .run_phase(crate::container::hooks::Phase::CreateContainer, &state)?;
+    args.hooks.create_container(&state, process, &args.rootfs)?;
 
     rootfs::enter_root(spec, &args.rootfs, args.no_pivot)?;
     if let Some(socket) = &args.console_socket {
@@ -176,6 +175,7 @@ fn setup(args: &InitArgs) -> Result<Prepared> {
     if let Some(rl) = process.rlimits() {
         super::rlimits::apply(rl)?;
     }
+    super::attrs::apply_init(spec)?;
 
     enter_cwd(cwd)?;
 
@@ -303,8 +303,7 @@ fn wait_and_exec(args: &InitArgs, prepared: Prepared) -> i32 {
         return 1;
     }
     let result = (|| -> Result<()> {
-        args.hooks
-            .run_phase(crate::container::hooks::Phase::StartContainer, &state)?;
+        args.hooks.start_container(&state, program.env_strings())?;
         if args
             .spec
             .process()
