@@ -130,7 +130,8 @@ pub fn document() -> Value {
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": true } }
+            "mountExtensions": { "idmap": { "enabled": true } },
+            "memoryPolicy": crate::process::mempolicy::features()
         },
         "annotations": {
             "io.github.berth.version": env!("CARGO_PKG_VERSION")

@@ -50,6 +50,26 @@ fn node_mask(list: &str) -> Result<Vec<u64>, String> {
     Ok(mask)
 }
 
+const MODES: [&str; 7] = [
+    "MPOL_DEFAULT",
+    "MPOL_BIND",
+    "MPOL_INTERLEAVE",
+    "MPOL_WEIGHTED_INTERLEAVE",
+    "MPOL_PREFERRED",
+    "MPOL_PREFERRED_MANY",
+    "MPOL_LOCAL",
+];
+const FLAGS: [&str; 3] = [
+    "MPOL_F_NUMA_BALANCING",
+    "MPOL_F_RELATIVE_NODES",
+    "MPOL_F_STATIC_NODES",
+];
+
+/// What `berth features` reports under linux.memoryPolicy.
+pub fn features() -> serde_json::Value {
+    serde_json::json!({ "modes": MODES, "flags": FLAGS })
+}
+
 pub fn validate(p: &LinuxMemoryPolicy) -> Result<(), String> {
     use MemoryPolicyModeType::*;
     let mask = node_mask(p.nodes().as_deref().unwrap_or(""))
@@ -93,6 +113,15 @@ mod tests {
 
     fn policy(v: serde_json::Value) -> LinuxMemoryPolicy {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn every_mode_and_flag_features_reports_is_decoded() {
+        for m in MODES {
+            let p = policy(serde_json::json!({"mode": m, "flags": FLAGS}));
+            assert_eq!(p.mode().to_string(), m);
+            assert_eq!(p.flags().as_ref().map(Vec::len), Some(FLAGS.len()));
+        }
     }
 
     #[test]
