@@ -83,26 +83,24 @@ pub fn home_for(uid: u32) -> String {
 }
 
 /// The environment as runc hands it over: one entry per name, the last definition kept, in the order of the last
-/// definitions; an empty HOME is dropped like a missing one.
+/// definitions.
 pub fn dedup_env(env: &[String]) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     let mut out: Vec<String> = env
         .iter()
         .rev()
-        .filter(|kv| {
-            let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
-            seen.insert(key) && kv.as_str() != "HOME="
-        })
+        .filter(|kv| seen.insert(kv.split_once('=').map_or(kv.as_str(), |(k, _)| k)))
         .cloned()
         .collect();
     out.reverse();
     out
 }
 
-/// The program's environment: [`dedup_env`], plus HOME from the container's /etc/passwd when the config sets none
+/// The program's environment: [`dedup_env`], with HOME from the container's /etc/passwd when the config sets none
 /// or an empty one (runc too).
 pub fn program_env(env: &[String], uid: u32) -> Vec<String> {
     let mut out = dedup_env(env);
+    out.retain(|kv| kv != "HOME=");
     if env_get(&out, "HOME").is_none() {
         out.push(format!("HOME={}", home_for(uid)));
     }
@@ -171,7 +169,7 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        assert_eq!(dedup_env(&env), ["A=3", "C=", "B=4"]);
+        assert_eq!(dedup_env(&env), ["HOME=", "A=3", "C=", "B=4"]);
         let full = program_env(&env, 4242);
         assert_eq!(full.last().map(String::as_str), Some("HOME=/"));
         let set: Vec<String> = vec!["HOME=/x".into(), "HOME=/y".into()];
