@@ -106,6 +106,11 @@ pub fn warn(msg: &str) {
     }
 }
 
+/// Whether debug lines are wanted (to skip gathering what only a debug line would show).
+pub fn debug_enabled() -> bool {
+    CONFIG.get().is_some_and(|c| c.debug)
+}
+
 /// With --debug: to the log file, or without one to stderr in the log format (as runc prints them).
 pub fn debug(msg: &str) {
     let Some(cfg) = CONFIG.get().filter(|c| c.debug) else {

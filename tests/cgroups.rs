@@ -1101,3 +1101,112 @@ fn exec_cwd_never_reaches_the_cgroup_directory_descriptor() {
     }
     berth.ok(&["delete", "--force", &id]);
 }
+
+#[test]
+fn update_memory_unlimited_also_lifts_memory_plus_swap_on_v1() {
+    if v2() || !Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() {
+        skipped(
+            "update_memory_unlimited_also_lifts_memory_plus_swap_on_v1",
+            "needs cgroup v1 with swap accounting (memory.memsw.*)",
+        );
+        return;
+    }
+    let id = unique("cg-memunl");
+    let mut b = Bundle::new(&id);
+    b.args(&["sleep", "1000"]).edit(|c| {
+        c["linux"]["resources"] = json!({"memory": {"limit": 64 << 20, "swap": 128 << 20}})
+    });
+    let berth = Berth::new();
+    start(&berth, &b, &id);
+    berth.ok(&["update", "--memory", "-1", &id]);
+    // The kernel's "unlimited", as the hierarchy's root shows it.
+    let root = std::fs::read_to_string("/sys/fs/cgroup/memory/memory.limit_in_bytes").unwrap();
+    assert_eq!(cg_read(&berth, &id, "memory.limit_in_bytes"), root.trim());
+    assert_eq!(
+        cg_read(&berth, &id, "memory.memsw.limit_in_bytes"),
+        root.trim()
+    );
+    berth.ok(&["delete", "--force", &id]);
+}
+
+/// Removes what a test made under berth-tests/<name> in every hierarchy, deepest first.
+struct TreeGuard(Vec<PathBuf>);
+
+impl Drop for TreeGuard {
+    fn drop(&mut self) {
+        for top in &self.0 {
+            let _ = std::process::Command::new("find")
+                .arg(top)
+                .args(["-depth", "-type", "d", "-exec", "rmdir", "{}", ";"])
+                .stderr(Stdio::null())
+                .status();
+        }
+        remove_test_cgroup_parents();
+    }
+}
+
+#[test]
+fn a_nested_cgroups_path_under_an_empty_cpuset_parent_starts() {
+    // berth-tests/<id>/a exists already, made by someone else, with empty cpuset.cpus/mems: berth must fill it (and
+    // b) from their parents, or the init cannot join c (ENOSPC).
+    let own_cpuset = own_cgroup_dirs()
+        .into_iter()
+        .find(|d| d.join("cpuset.cpus").exists());
+    let Some(own_cpuset) = own_cpuset.filter(|_| !v2()) else {
+        skipped(
+            "a_nested_cgroups_path_under_an_empty_cpuset_parent_starts",
+            "no cgroup v1 cpuset hierarchy (v2 cpusets inherit when empty)",
+        );
+        return;
+    };
+    let id = unique("cg-nested");
+    let top = format!("berth-tests/{id}");
+    let _guard = TreeGuard(own_cgroup_dirs().iter().map(|d| d.join(&top)).collect());
+    let a = own_cpuset.join(&top).join("a");
+    std::fs::create_dir_all(&a).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(a.join("cpuset.cpus"))
+            .unwrap()
+            .trim(),
+        ""
+    );
+    let mut b = Bundle::new(&id);
+    b.args(&["cat", "/proc/self/status"]).edit(|c| {
+        c["linux"]["cgroupsPath"] = json!(format!("{top}/a/b/c"));
+        c["linux"]["resources"] = json!({"cpu": {"cpus": "0"}});
+    });
+    let berth = Berth::new();
+    let (code, out, err) = berth.run_bundle(&b, &id);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Cpus_allowed_list:\t0\n"), "{out}");
+    for dir in [a.clone(), a.join("b")] {
+        let cpus = std::fs::read_to_string(dir.join("cpuset.cpus")).unwrap();
+        assert!(!cpus.trim().is_empty(), "{} left empty", dir.display());
+    }
+    assert!(
+        !a.join("b/c").exists(),
+        "the container's own cgroup is removed"
+    );
+}
+
+#[test]
+fn delete_removes_sub_cgroups_the_container_made_in_every_hierarchy() {
+    let id = unique("cg-subcg");
+    let mut b = Bundle::new(&id);
+    b.args(&["sleep", "1000"]);
+    let berth = Berth::new();
+    start(&berth, &b, &id);
+    let dirs = berth.cgroup_dirs(&id);
+    let init = berth.state(&id)["pid"].as_i64().unwrap();
+    for d in &dirs {
+        std::fs::create_dir_all(d.join("foo/bar")).unwrap();
+        // The init moves into a sub-cgroup where the hierarchy lets it (what a container with a writable cgroup
+        // mount does).
+        let _ = std::fs::write(d.join("foo/cgroup.procs"), init.to_string());
+    }
+    berth.ok(&["delete", "--force", &id]);
+    for d in &dirs {
+        assert!(!d.exists(), "{} left after delete", d.display());
+    }
+    assert_nothing_left(&berth, &id, &b);
+}

@@ -296,3 +296,37 @@ fn a_hook_that_hangs_past_its_timeout_is_killed_and_fails_create() {
     assert!(!alive(hook_pid), "the hung hook was not killed");
     assert_gone(&berth, &id, &cgroups_of(&b), None);
 }
+
+#[test]
+fn container_hooks_without_env_get_the_process_env_and_create_container_runs_in_the_rootfs() {
+    // As runc: startContainer sees the program's environment (HOME included), createContainer the process's env
+    // and the rootfs as its cwd. A hook with its own env gets exactly that.
+    let id = unique("hook-env");
+    let mut b = Bundle::new(&id);
+    let create_out = b.dir.join("create.out");
+    b.args(&["true"]).edit(|c| {
+        c["root"]["readonly"] = json!(false);
+        c["process"]["env"] = json!(["PATH=/bin", "ONE=one", "HOME=", "ONE=two", "FOO=bar"]);
+        c["hooks"] = json!({
+            "createContainer": [
+                {"path": "/bin/sh", "args": ["sh", "-c",
+                    format!("{{ pwd; echo ONE=$ONE; env | grep ^HOME; }} > {}", create_out.display())]},
+            ],
+            "startContainer": [
+                {"path": "/bin/sh", "args": ["sh", "-c", "echo ONE=$ONE FOO=$FOO HOME=$HOME > /start.out"]},
+                {"path": "/bin/sh", "args": ["sh", "-c", "echo ONE=$ONE > /own.out"], "env": ["X=1"]},
+            ],
+        });
+    });
+    let berth = Berth::new();
+    let (code, _, err) = berth.run_bundle(&b, &id);
+    assert_eq!(code, 0, "{err}");
+    let created = std::fs::read_to_string(&create_out).unwrap();
+    let rootfs = std::fs::canonicalize(b.rootfs()).unwrap();
+    // runc 1.1 on this host: the process's env as configured (HOME still empty) before pivot_root.
+    assert_eq!(created, format!("{}\nONE=two\nHOME=\n", rootfs.display()));
+    let started = std::fs::read_to_string(b.rootfs().join("start.out")).unwrap();
+    assert_eq!(started, "ONE=two FOO=bar HOME=/root\n");
+    let own = std::fs::read_to_string(b.rootfs().join("own.out")).unwrap();
+    assert_eq!(own, "ONE=\n");
+}

@@ -322,3 +322,321 @@ fn joined_pid_namespace_makes_the_program_a_member_of_it() {
         "pid 1 is the other container's init"
     );
 }
+
+/// Field `n` (1-based, as proc(5) numbers them) of a /proc/<pid>/stat line.
+fn stat_field(line: &str, n: usize) -> String {
+    let rest = &line[line.rfind(')').expect("stat has (comm)") + 2..];
+    rest.split(' ').nth(n - 3).unwrap().to_string()
+}
+
+fn exec_in(berth: &Berth, args: &[&str]) -> (i32, String, String) {
+    captured(
+        berth
+            .cmd()
+            .arg("exec")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap(),
+    )
+}
+
+/// A created-and-started container sleeping, configured by `setup`.
+fn sleeping(
+    berth: &Berth,
+    name: &str,
+    setup: impl FnOnce(&mut serde_json::Value),
+) -> (String, Bundle) {
+    let id = unique(name);
+    let mut b = Bundle::new(&id);
+    b.args(&["sleep", "1000"]).edit(setup);
+    berth.create_ok(&b, &id);
+    berth.ok(&["start", &id]);
+    (id, b)
+}
+
+#[test]
+fn scheduler_policy_and_nice_reach_the_init_its_children_and_exec() {
+    // SCHED_BATCH = 3; the spec's flag name must be accepted (oci-spec spells it differently).
+    let berth = Berth::new();
+    let (id, _b) = sleeping(&berth, "sched", |c| {
+        c["process"]["scheduler"] =
+            json!({"policy": "SCHED_BATCH", "nice": 7, "flags": ["SCHED_FLAG_RESET_ON_FORK"]});
+    });
+    let (code, out, err) = exec_in(
+        &berth,
+        &[&id, "sh", "-c", "cat /proc/1/stat; cat /proc/self/stat"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    for (who, line) in [("init", lines[0]), ("exec child", lines[1])] {
+        assert_eq!(stat_field(line, 41), "3", "{who}: policy in {line}");
+        assert_eq!(stat_field(line, 19), "7", "{who}: nice in {line}");
+    }
+}
+
+#[test]
+fn bad_scheduler_combinations_are_refused_before_anything_is_made() {
+    let berth = Berth::new();
+    for (sched, want) in [
+        (
+            json!({"policy": "SCHED_OTHER", "priority": 5}),
+            "process.scheduler.priority",
+        ),
+        (
+            json!({"policy": "SCHED_BATCH", "nice": 40}),
+            "process.scheduler.nice",
+        ),
+        (json!({"policy": "SCHED_NOPE"}), "SCHED_NOPE"),
+    ] {
+        let id = unique("badsched");
+        let mut b = Bundle::new(&id);
+        b.edit(|c| c["process"]["scheduler"] = sched);
+        let err = berth.fails(&["create", "--bundle", b.dir.to_str().unwrap(), &id]);
+        assert!(err.contains(want), "{err}");
+        assert!(!berth.root.join(&id).exists(), "state dir left behind");
+    }
+}
+
+#[test]
+fn io_priority_applies_to_the_init_and_exec() {
+    // The real-time class needs CAP_SYS_ADMIN: set while berth still holds it, even for a capability-less user.
+    let berth = Berth::new();
+    let (id, _b) = sleeping(&berth, "ioprio", |c| {
+        c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_RT", "priority": 3});
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    });
+    let (code, out, err) = exec_in(&berth, &[&id, "sh", "-c", "ionice -p 1; ionice"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "realtime: prio 3\nrealtime: prio 3\n");
+    let id2 = unique("ioprio-bad");
+    let mut b = Bundle::new(&id2);
+    b.edit(|c| c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 8}));
+    let err = berth.fails(&["create", "--bundle", b.dir.to_str().unwrap(), &id2]);
+    assert!(err.contains("process.ioPriority.priority 8"), "{err}");
+}
+
+#[test]
+fn personality_linux32_shows_in_uname_for_init_and_exec_and_flags_are_refused() {
+    if std::env::consts::ARCH != "x86_64" {
+        skipped(
+            "personality_linux32_shows_in_uname_for_init_and_exec_and_flags_are_refused",
+            "LINUX32 is checked as i686 on x86_64 only",
+        );
+        return;
+    }
+    let berth = Berth::new();
+    let (id, _b) = sleeping(&berth, "pers", |c| {
+        c["linux"]["personality"] = json!({"domain": "LINUX32"});
+    });
+    let (code, out, err) = exec_in(&berth, &[&id, "uname", "-m"]);
+    assert_eq!((code, out.trim()), (0, "i686"), "{err}");
+    let init = berth.state(&id)["pid"].as_i64().unwrap();
+    let persona = std::fs::read_to_string(format!("/proc/{init}/personality")).unwrap();
+    assert_eq!(persona.trim(), "00000008", "PER_LINUX32 on the init");
+
+    let id2 = unique("pers-flags");
+    let mut b = Bundle::new(&id2);
+    b.edit(|c| {
+        c["linux"]["personality"] = json!({"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"]})
+    });
+    let err = berth.fails(&["create", "--bundle", b.dir.to_str().unwrap(), &id2]);
+    assert!(err.contains("linux.personality.flags"), "{err}");
+}
+
+fn cpus_allowed(status: &str) -> String {
+    field(status, "Cpus_allowed_list:").to_string()
+}
+
+fn host_cpus() -> String {
+    cpus_allowed(&std::fs::read_to_string("/proc/self/status").unwrap())
+}
+
+#[test]
+fn exec_cpu_affinity_initial_and_final_for_exec_not_for_the_init() {
+    if host_cpus() != "0-1" && !host_cpus().starts_with("0-") {
+        skipped(
+            "exec_cpu_affinity_initial_and_final_for_exec_not_for_the_init",
+            &format!("needs CPUs 0 and 1 (this host: {})", host_cpus()),
+        );
+        return;
+    }
+    let berth = Berth::new();
+    let (id, b) = sleeping(&berth, "affinity", |c| {
+        c["process"]["execCPUAffinity"] = json!({"initial": "0", "final": "1"});
+    });
+    let (code, out, err) = exec_in(&berth, &[&id, "cat", "/proc/self/status"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(cpus_allowed(&out), "1", "final");
+    let init = berth.state(&id)["pid"].as_i64().unwrap();
+    let init_status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+    assert_eq!(
+        cpus_allowed(&init_status),
+        host_cpus(),
+        "the init keeps every CPU"
+    );
+
+    // Only `initial`: the process starts on it (berth's debug log shows it, as runc's does: joining a cpuset
+    // cgroup resets the affinity, and the spec then leaves it to the kernel).
+    let file = b.dir.join("proc.json");
+    let log = b.dir.join("debug.log");
+    let mut p = b.config["process"].clone();
+    p["args"] = json!(["cat", "/proc/self/status"]);
+    p["execCPUAffinity"] = json!({"initial": "1"});
+    std::fs::write(&file, p.to_string()).unwrap();
+    let (code, _, err) = captured(
+        berth
+            .cmd()
+            .arg("--log")
+            .arg(&log)
+            .args(["--debug", "exec", "--process", file.to_str().unwrap(), &id])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("CPU affinity before joining the cgroup: 1\""),
+        "initial only: {logged}"
+    );
+    // An initial set the machine cannot run on is an error naming the field.
+    p["execCPUAffinity"] = json!({"initial": "1000"});
+    std::fs::write(&file, p.to_string()).unwrap();
+    let (code, _, err) = exec_in(&berth, &["--process", file.to_str().unwrap(), &id]);
+    // exec exits 255 when the process could not be run, as runc's.
+    assert_eq!(code, 255, "{err}");
+    assert!(err.contains("process.execCPUAffinity.initial"), "{err}");
+
+    // Neither: every CPU again, even from a berth pinned to CPU 0 (runc resets too).
+    p["execCPUAffinity"] = json!(null);
+    std::fs::write(&file, p.to_string()).unwrap();
+    let out = std::process::Command::new("taskset")
+        .args(["-c", "0", BERTH, "--root"])
+        .arg(&berth.root)
+        .args(["exec", "--process", file.to_str().unwrap(), &id])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let (code, out, err) = captured(out);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        cpus_allowed(&out),
+        host_cpus(),
+        "no affinity inherited from berth"
+    );
+}
+
+#[test]
+fn the_init_does_not_inherit_the_affinity_of_berth() {
+    let id = unique("affinity-init");
+    let mut b = Bundle::new(&id);
+    b.args(&["cat", "/proc/self/status"]);
+    let berth = Berth::new();
+    let out = std::process::Command::new("taskset")
+        .args(["-c", "0", BERTH, "--root"])
+        .arg(&berth.root)
+        .args(["run", "--bundle", b.dir.to_str().unwrap(), &id])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let (code, out, err) = captured(out);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(cpus_allowed(&out), host_cpus());
+}
+
+#[test]
+fn intel_rdt_without_resctrl_is_refused_as_runc_does() {
+    let mounted = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(" - resctrl ");
+    let id = unique("rdt");
+    let mut b = Bundle::new(&id);
+    b.edit(|c| c["linux"]["intelRdt"] = json!({"closID": "berth-test"}));
+    let berth = Berth::new();
+    let err = berth.fails(&["create", "--bundle", b.dir.to_str().unwrap(), &id]);
+    let want = if mounted {
+        "linux.intelRdt: not supported"
+    } else {
+        "intelRdt is specified in config, but Intel RDT is not enabled"
+    };
+    assert!(err.contains(want) && err.contains(&id), "{err}");
+    assert!(!berth.root.join(&id).exists(), "state dir left behind");
+}
+
+/// A change to a config.
+type Edit = fn(&mut serde_json::Value);
+
+#[test]
+fn fields_berth_does_not_apply_are_refused_by_name() {
+    let berth = Berth::new();
+    let cases: [(&str, Edit); 3] = [
+        ("linux.netDevices", |c| {
+            c["linux"]["netDevices"] = json!({"eth9": {"name": "eth9"}})
+        }),
+        ("process.commandLine", |c| {
+            c["process"]["commandLine"] = json!("sh")
+        }),
+        ("windows", |c| c["windows"] = json!({"layerFolders": []})),
+    ];
+    for (want, edit) in cases {
+        let id = unique("unapplied");
+        let mut b = Bundle::new(&id);
+        b.edit(edit);
+        let err = berth.fails(&["create", "--bundle", b.dir.to_str().unwrap(), &id]);
+        assert!(err.contains(want), "{err}");
+        assert!(!berth.root.join(&id).exists(), "state dir left behind");
+    }
+}
+
+#[test]
+fn duplicate_env_entries_keep_the_last_and_an_empty_home_is_replaced() {
+    // `env` prints the environment the program got: one entry per name, HOME from /etc/passwd (as runc).
+    let (code, out, err) = inside("envdup", "env", |c| {
+        c["process"]["env"] = json!(["PATH=/bin", "A=1", "HOME=", "A=2"]);
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    });
+    assert_eq!(code, 0, "{err}");
+    let mut lines: Vec<&str> = out
+        .lines()
+        .filter(|l| !["PWD=", "SHLVL=", "_="].iter().any(|p| l.starts_with(p)))
+        .collect();
+    lines.sort();
+    assert_eq!(lines, ["A=2", "HOME=/home/user", "PATH=/bin"], "{out}");
+}
+
+#[test]
+fn memory_policy_binds_the_init_and_exec_to_node_0() {
+    if !std::path::Path::new("/sys/devices/system/node/node0").exists() {
+        skipped(
+            "memory_policy_binds_the_init_and_exec_to_node_0",
+            "no NUMA node 0 in sysfs",
+        );
+        return;
+    }
+    // numa_maps shows the task's policy for mappings without their own.
+    let berth = Berth::new();
+    let (id, _b) = sleeping(&berth, "mempol", |c| {
+        c["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "0"});
+    });
+    let (code, out, err) = exec_in(
+        &berth,
+        &[
+            &id,
+            "sh",
+            "-c",
+            "head -1 /proc/1/numa_maps; head -1 /proc/self/numa_maps",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    for l in lines {
+        assert_eq!(l.split(' ').nth(1), Some("bind:0"), "{out}");
+    }
+    let id2 = unique("mempol-bad");
+    let mut b = Bundle::new(&id2);
+    b.edit(|c| c["linux"]["memoryPolicy"] = json!({"mode": "MPOL_LOCAL", "nodes": "0"}));
+    let err = berth.fails(&["create", "--bundle", b.dir.to_str().unwrap(), &id2]);
+    assert!(err.contains("linux.memoryPolicy"), "{err}");
+}

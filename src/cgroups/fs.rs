@@ -162,6 +162,28 @@ pub fn rmdir_patiently(dir: &Path) -> Result<()> {
     })
 }
 
+/// Removes a cgroup directory and every cgroup below it, deepest first (each with [`rmdir_patiently`]). Only
+/// directories are visited: a cgroupfs holds nothing else that rmdir could take, and no symlinks.
+pub fn rmdir_tree(dir: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(Error::Io {
+                op: "read directory",
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            rmdir_tree(&entry.path())?;
+        }
+    }
+    rmdir_patiently(dir)
+}
+
 /// Is `path` the root of (or inside) a cgroup2 filesystem?
 pub fn is_cgroup2(path: &Path) -> nix::Result<bool> {
     let st = nix::sys::statfs::statfs(path)?;

@@ -132,7 +132,8 @@ pub fn document() -> Value {
             "apparmor": { "enabled": true },
             "selinux": { "enabled": true },
             "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": true } }
+            "mountExtensions": { "idmap": { "enabled": true } },
+            "memoryPolicy": crate::process::mempolicy::features()
         },
         "annotations": {
             "io.github.berth.version": env!("CARGO_PKG_VERSION")

@@ -201,7 +201,9 @@ pub fn build_process(
     if v.get("cwd").is_none() {
         v["cwd"] = json!("/");
     }
+    crate::spec::translate_scheduler_flags(&mut v);
     let p: Process = serde_json::from_value(v).map_err(|e| format!("process: {e}"))?;
+    crate::process::attrs::validate(&p)?;
     if p.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err("process.args is empty: give a command".into());
     }
@@ -229,7 +231,10 @@ pub fn parse_user(s: &str) -> std::result::Result<(u32, Option<u32>), Error> {
 fn load_process(dir: &StateDir, opts: &ExecOptions) -> Result<(Spec, Process)> {
     let raw = std::fs::read(dir.file(state::CONFIG_FILE))
         .with_context(|| format!("read {}", dir.file(state::CONFIG_FILE).display()))?;
-    let config: Value = serde_json::from_slice(&raw).context("saved config.json")?;
+    let mut config: Value = serde_json::from_slice(&raw).context("saved config.json")?;
+    if let Some(p) = config.get_mut("process") {
+        crate::spec::translate_scheduler_flags(p);
+    }
     let spec: Spec = serde_json::from_value(config.clone()).context("saved config.json")?;
     let (base, from_file) = match &opts.process_file {
         Some(path) => {
@@ -347,6 +352,7 @@ pub fn exec(dir: &StateDir, opts: &ExecOptions) -> Result<i32> {
     // Our children are forked from us: non-dumpable here means non-dumpable from their birth until the execve.
     crate::sys::set_not_dumpable().context("prctl(PR_SET_DUMPABLE, 0)")?;
     let (parent_chan, child_chan) = sync::pair()?;
+    let initial_affinity = crate::process::affinity::Initial::enter(&process)?;
     let forked = clone3_fork(0, cgroup_fd.as_ref().map(|f| f.as_fd()));
     if let Ok(Forked::Child) = forked {
         drop(parent_chan);
@@ -361,8 +367,11 @@ pub fn exec(dir: &StateDir, opts: &ExecOptions) -> Result<i32> {
             seccomp: seccomp.as_ref(),
             seccomp_listener,
             close_fds: cgroup_fd.iter().map(|f| f.as_raw_fd()).collect(),
+            linux: spec.linux().as_ref(),
         });
     }
+    // Only here, on the parent's side: the child keeps the initial affinity.
+    drop(initial_affinity);
     let intermediate = match forked {
         Ok(Forked::Parent(pid)) => pid,
         Ok(Forked::Child) => unreachable!("the child never returns"),

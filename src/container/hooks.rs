@@ -96,6 +96,36 @@ impl Hooks {
 
     /// Runs a phase's hooks in order; the first failure stops the phase and is returned.
     pub fn run_phase(&self, phase: Phase, state: &OciState) -> Result<(), Error> {
+        self.run_in(phase, state, &Inherit::default())
+    }
+
+    /// createContainer, run by the init in the container's namespaces before pivot_root: as runc, in the rootfs,
+    /// and a hook without `env` gets the process's environment (runc's init has it by then).
+    pub fn create_container(
+        &self,
+        state: &OciState,
+        process: &oci_spec::runtime::Process,
+        rootfs: &std::path::Path,
+    ) -> Result<(), Error> {
+        let env = process.env().as_deref().unwrap_or_default();
+        let inherit = Inherit {
+            env: Some(crate::process::exec::dedup_env(env)),
+            cwd: Some(rootfs.to_path_buf()),
+        };
+        self.run_in(Phase::CreateContainer, state, &inherit)
+    }
+
+    /// startContainer, run by the init in the process's cwd: a hook without `env` gets the program's environment
+    /// (HOME included), as in runc.
+    pub fn start_container(&self, state: &OciState, program_env: Vec<String>) -> Result<(), Error> {
+        let inherit = Inherit {
+            env: Some(program_env),
+            cwd: None,
+        };
+        self.run_in(Phase::StartContainer, state, &inherit)
+    }
+
+    fn run_in(&self, phase: Phase, state: &OciState, inherit: &Inherit) -> Result<(), Error> {
         let hooks = self.of(phase);
         if hooks.is_empty() {
             return Ok(());
@@ -104,7 +134,7 @@ impl Hooks {
         state.status = phase.status();
         let json = serde_json::to_vec(&state).expect("state serialises");
         for hook in hooks {
-            run_one(phase, hook, &json)?;
+            run_one(phase, hook, &json, inherit)?;
         }
         Ok(())
     }
@@ -121,12 +151,19 @@ impl Hooks {
         let json = serde_json::to_vec(&state).expect("state serialises");
         hooks
             .iter()
-            .filter_map(|hook| run_one(phase, hook, &json).err())
+            .filter_map(|hook| run_one(phase, hook, &json, &Inherit::default()).err())
             .collect()
     }
 }
 
-fn run_one(phase: Phase, hook: &Hook, state: &[u8]) -> Result<(), Error> {
+/// What a hook gets when its config says nothing: the environment (none by default) and the cwd (berth's).
+#[derive(Default)]
+struct Inherit {
+    env: Option<Vec<String>>,
+    cwd: Option<std::path::PathBuf>,
+}
+
+fn run_one(phase: Phase, hook: &Hook, state: &[u8], inherit: &Inherit) -> Result<(), Error> {
     let path = hook.path().display().to_string();
     let fail = |reason: String| Error::Failed {
         phase: phase.name(),
@@ -140,10 +177,14 @@ fn run_one(phase: Phase, hook: &Hook, state: &[u8]) -> Result<(), Error> {
         }
     }
     cmd.env_clear();
-    for kv in hook.env().iter().flatten() {
+    let env = hook.env().as_ref().or(inherit.env.as_ref());
+    for kv in env.iter().copied().flatten() {
         if let Some((k, v)) = kv.split_once('=') {
             cmd.env(k, v);
         }
+    }
+    if let Some(dir) = &inherit.cwd {
+        cmd.current_dir(dir);
     }
     cmd.stdin(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| fail(format!("spawn: {e}")))?;

@@ -82,12 +82,37 @@ pub fn home_for(uid: u32) -> String {
         .unwrap_or_else(|| "/".into())
 }
 
+/// The environment as runc hands it over: one entry per name, the last definition kept, in the order of the last
+/// definitions.
+pub fn dedup_env(env: &[String]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<String> = env
+        .iter()
+        .rev()
+        .filter(|kv| seen.insert(kv.split_once('=').map_or(kv.as_str(), |(k, _)| k)))
+        .cloned()
+        .collect();
+    out.reverse();
+    out
+}
+
+/// The program's environment: [`dedup_env`], with HOME from the container's /etc/passwd when the config sets none
+/// or an empty one (runc too).
+pub fn program_env(env: &[String], uid: u32) -> Vec<String> {
+    let mut out = dedup_env(env);
+    out.retain(|kv| kv != "HOME=");
+    if env_get(&out, "HOME").is_none() {
+        out.push(format!("HOME={}", home_for(uid)));
+    }
+    out
+}
+
 pub fn prepare(path: PathBuf, args: &[String], env: &[String], uid: u32) -> Result<Program, Error> {
     let cstr = |s: &str| CString::new(s).map_err(|_| Error::Nul);
-    let mut envp = env.iter().map(|e| cstr(e)).collect::<Result<Vec<_>, _>>()?;
-    if env_get(env, "HOME").is_none() {
-        envp.push(cstr(&format!("HOME={}", home_for(uid)))?);
-    }
+    let envp = program_env(env, uid)
+        .iter()
+        .map(|e| cstr(e))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Program {
         path: CString::new(path.into_os_string().into_encoded_bytes()).map_err(|_| Error::Nul)?,
         argv: args.iter().map(|a| cstr(a)).collect::<Result<_, _>>()?,
@@ -96,6 +121,14 @@ pub fn prepare(path: PathBuf, args: &[String], env: &[String], uid: u32) -> Resu
 }
 
 impl Program {
+    /// The program's environment as strings (what a startContainer hook without `env` gets).
+    pub fn env_strings(&self) -> Vec<String> {
+        self.envp
+            .iter()
+            .map(|e| e.to_string_lossy().into_owned())
+            .collect()
+    }
+
     /// execve, through the sealed stub when there is one (see exec_stub); returns only on failure, with the reason.
     /// `report_fd` is the close-on-exec descriptor whose EOF tells the waiting side that the program runs.
     pub fn exec(
@@ -128,6 +161,19 @@ mod tests {
         assert_eq!(env_get(&env, "A"), Some("3"));
         assert_eq!(env_get(&env, "PATH"), Some("/x"));
         assert_eq!(env_get(&env, "B"), None);
+    }
+
+    #[test]
+    fn duplicates_keep_the_last_definition_and_an_empty_home_is_replaced() {
+        let env: Vec<String> = ["A=1", "HOME=", "B=2", "A=3", "C=", "B=4"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(dedup_env(&env), ["HOME=", "A=3", "C=", "B=4"]);
+        let full = program_env(&env, 4242);
+        assert_eq!(full.last().map(String::as_str), Some("HOME=/"));
+        let set: Vec<String> = vec!["HOME=/x".into(), "HOME=/y".into()];
+        assert_eq!(program_env(&set, 0), ["HOME=/y"]);
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct ExecArgs<'a> {
     pub seccomp_listener: Option<UnixStream>,
     /// Descriptors of the parent that nothing in the container may inherit (the cgroup directory).
     pub close_fds: Vec<RawFd>,
+    /// The container's `linux`: its personality and memory policy apply to `exec` too, as in runc.
+    pub linux: Option<&'a oci_spec::runtime::Linux>,
 }
 
 /// Runs the intermediate (and, in the fork, the process); never returns.
@@ -56,6 +58,8 @@ pub fn run(mut args: ExecArgs) -> ! {
 
 /// The intermediate: join, fork the process, report its pid.
 fn join_and_fork(args: &mut ExecArgs) -> Result<()> {
+    // Born with execCPUAffinity.initial (berth held it around the clone), before the cgroup can change it.
+    super::affinity::log_start();
     for fd in &args.close_fds {
         let _ = nix::unistd::close(*fd);
     }
@@ -130,6 +134,7 @@ fn setup_and_exec(args: &ExecArgs) -> Result<i32> {
     setup.enter_cwd()?;
     setup.lsm()?;
     setup.rlimits()?;
+    super::attrs::apply_exec(p, args.linux)?;
     let stub = setup.stub();
     for w in setup.credentials(&state, host_pid)? {
         args.channel.send(&Message::Warning(w))?;

@@ -144,8 +144,7 @@ fn setup(args: &mut InitArgs) -> Result<Prepared> {
             other => anyhow::bail!("unexpected message from the parent: {other:?}"),
         }
     }
-    args.hooks
-        .run_phase(crate::container::hooks::Phase::CreateContainer, &state)?;
+    args.hooks.create_container(&state, process, &args.rootfs)?;
 
     rootfs::enter_root(spec, &args.rootfs, args.no_pivot)?;
     setup_terminal(args, process)?;
@@ -173,6 +172,7 @@ fn setup(args: &mut InitArgs) -> Result<Prepared> {
     setup.enter_cwd()?;
     setup.lsm()?;
     setup.rlimits()?;
+    super::attrs::apply_init(spec)?;
     for w in setup.credentials(&state, state.pid)? {
         args.channel.send(&Message::Warning(w))?;
     }
@@ -283,11 +283,8 @@ fn wait_and_exec(args: &InitArgs, prepared: Prepared) -> i32 {
     if conn.read_exact(&mut byte).is_err() {
         return 1;
     }
-    if let Err(e) = args
-        .hooks
-        .run_phase(crate::container::hooks::Phase::StartContainer, &state)
-    {
-        let _ = conn.write_all(crate::logging::chain(&e.into()).as_bytes());
+    if let Err(e) = args.hooks.start_container(&state, program.env_strings()) {
+        let _ = conn.write_all(crate::logging::chain(&anyhow::Error::from(e)).as_bytes());
         return 1;
     }
     // Made only now, so that the created container holds no descriptor of it (and only where the seccomp filter,

@@ -1,6 +1,7 @@
 //! config.json: loading, version check and validation. Everything later in berth may assume a `Bundle` is sane.
 
 mod default;
+mod fields;
 #[cfg(test)]
 mod fuzz;
 mod id;
@@ -107,10 +108,20 @@ pub fn parse(path: &Path, raw: &[u8]) -> Result<Spec, Error> {
             reason: "the top level must be a JSON object".into(),
         });
     }
-    serde_json::from_slice(raw).map_err(|e| Error::Parse {
+    let err = |e: serde_json::Error| Error::Parse {
         path: path.to_path_buf(),
         reason: e.to_string(),
-    })
+    };
+    // Only a config naming the two scheduler flags oci-spec spells differently takes the slower path.
+    let renamed = |name: &[u8]| raw.windows(name.len()).any(|w| w == name);
+    if renamed(b"SCHED_FLAG_RESET_ON_FORK") || renamed(b"SCHED_FLAG_DL_OVERRUN") {
+        let mut v: serde_json::Value = serde_json::from_slice(raw).map_err(err)?;
+        if let Some(p) = v.get_mut("process") {
+            translate_scheduler_flags(p);
+        }
+        return serde_json::from_value(v).map_err(err);
+    }
+    serde_json::from_slice(raw).map_err(err)
 }
 
 /// Is `version` a 1.0.x ..= 1.3.x release (pre-release suffixes such as `-dev` allowed)?
@@ -127,6 +138,27 @@ pub fn version_supported(version: &str) -> bool {
     let major: u32 = parts[0].parse().unwrap_or(0);
     let minor: u32 = parts[1].parse().unwrap_or(99);
     major == 1 && minor <= 3
+}
+
+/// The runtime-spec's flag names (SCHED_FLAG_RESET_ON_FORK, SCHED_FLAG_DL_OVERRUN, ...) differ from the ones
+/// oci-spec 0.10 decodes (SCHED_RESET_ON_FORK, SCHED_FLAG_D_L_OVERRUN, ...): rewrite them in a `process` object
+/// before it is decoded, so the spec's names are the ones accepted.
+pub fn translate_scheduler_flags(process: &mut serde_json::Value) {
+    let Some(flags) = process
+        .get_mut("scheduler")
+        .and_then(|s| s.get_mut("flags"))
+        .and_then(|f| f.as_array_mut())
+    else {
+        return;
+    };
+    for f in flags.iter_mut() {
+        let decoded = match f.as_str() {
+            Some("SCHED_FLAG_RESET_ON_FORK") => "SCHED_RESET_ON_FORK",
+            Some("SCHED_FLAG_DL_OVERRUN") => "SCHED_FLAG_D_L_OVERRUN",
+            _ => continue,
+        };
+        *f = serde_json::Value::from(decoded);
+    }
 }
 
 fn validate(path: &Path, spec: &Spec) -> Result<(), Error> {
@@ -162,7 +194,10 @@ fn validate(path: &Path, spec: &Spec) -> Result<(), Error> {
         )));
     }
     if let Some(env) = process.env() {
-        if let Some(bad) = env.iter().find(|e| !e.contains('=') || e.contains('\0')) {
+        if let Some(bad) = env
+            .iter()
+            .find(|e| !e.contains('=') || e.starts_with('=') || e.contains('\0'))
+        {
             return Err(invalid(format!(
                 "process.env entry {bad:?} is not KEY=value"
             )));
@@ -191,6 +226,7 @@ fn validate(path: &Path, spec: &Spec) -> Result<(), Error> {
         }
     }
     crate::namespaces::validate(spec).map_err(invalid)?;
+    fields::check(spec).map_err(invalid)?;
     Ok(())
 }
 

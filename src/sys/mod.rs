@@ -583,3 +583,53 @@ pub fn open_tree_clone_fd(fd: BorrowedFd<'_>, recursive: bool) -> nix::Result<Ow
     }
     Ok(adopt_fd(ret as RawFd))
 }
+
+/// `struct sched_attr` from linux/sched/types.h (SCHED_ATTR_SIZE_VER1, with the utilization clamps).
+#[repr(C)]
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+    pub util_min: u32,
+    pub util_max: u32,
+}
+
+/// sched_setattr(2) on the calling thread.
+pub fn sched_setattr_self(attr: &SchedAttr) -> nix::Result<()> {
+    let mut attr = *attr;
+    attr.size = std::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: `attr` is a valid, fully initialised sched_attr whose size field matches the struct; it outlives
+    // the call, which only reads it.
+    let ret = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// ioprio_set(IOPRIO_WHO_PROCESS, 0, value): the I/O priority of the calling process (inherited by its children).
+pub fn ioprio_set_self(value: u32) -> nix::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    // SAFETY: integer-only syscall.
+    let ret = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, value) };
+    Errno::result(ret).map(drop)
+}
+
+/// personality(2): sets the execution domain of the calling process (kept across execve).
+pub fn set_personality(persona: libc::c_ulong) -> nix::Result<()> {
+    // SAFETY: integer-only libc call.
+    let ret = unsafe { libc::personality(persona) };
+    Errno::result(ret).map(drop)
+}
+
+/// set_mempolicy(2) for the calling thread: `mode` (with its MPOL_F_* flags) over the node bits in `mask`.
+pub fn set_mempolicy(mode: i32, mask: &[u64]) -> nix::Result<()> {
+    // The kernel reads maxnode - 1 bits (its historic off-by-one, which libnuma also allows for).
+    let maxnode = mask.len() as libc::c_ulong * 64 + 1;
+    // SAFETY: `mask` is a live slice of exactly maxnode - 1 bits that the kernel only reads during the call.
+    let ret = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, mask.as_ptr(), maxnode) };
+    Errno::result(ret).map(drop)
+}

@@ -35,6 +35,12 @@ pub fn apply(m: &Manager, mem: &LinuxMemory) -> Result<()> {
         }
     }
     let has_memsw = dir.join("memory.memsw.limit_in_bytes").exists();
+    // An unlimited memory limit with no word on swap lifts the memory+swap limit too (runc does the same): a
+    // memsw limit below it would make the kernel refuse the new memory limit.
+    let swap = match (limit, swap) {
+        (Some(-1), None) if has_memsw => Some(-1),
+        _ => swap,
+    };
     match swap {
         Some(s) if !has_memsw && s > 0 => {
             return Err(Error::NotAvailable {

@@ -84,14 +84,20 @@ impl Manager {
             .or_else(|| self.paths.values().next().map(PathBuf::as_path))
     }
 
-    /// A new cpuset cgroup starts with empty cpus/mems, which makes adding tasks fail: copy them down from the
-    /// parent for every directory we made.
-    fn inherit_cpuset(made: &[PathBuf]) -> Result<()> {
-        for dir in made {
-            let parent = dir.parent().unwrap_or(dir);
+    /// A cpuset cgroup starts with empty cpus/mems, and a task cannot join one (ENOSPC): fill every empty
+    /// directory from the hierarchy's root down to the container's from its parent, as runc does. Directories that
+    /// already existed count too (one made by hand, or by a concurrent create that has not filled it yet).
+    fn inherit_cpuset(mountpoint: &Path, dir: &Path) -> Result<()> {
+        let Ok(below) = dir.strip_prefix(mountpoint) else {
+            return Ok(());
+        };
+        let mut cur = mountpoint.to_path_buf();
+        for part in below.components() {
+            let parent = cur.clone();
+            cur.push(part);
             for file in ["cpuset.cpus", "cpuset.mems"] {
-                if fs::read(dir, file)?.trim().is_empty() {
-                    fs::write(dir, file, fs::read(parent, file)?.trim())?;
+                if fs::read(&cur, file)?.trim().is_empty() {
+                    fs::write(&cur, file, fs::read(&parent, file)?.trim())?;
                 }
             }
         }
@@ -105,10 +111,10 @@ impl super::Manager for Manager {
     }
 
     fn create(&self) -> Result<()> {
-        for dir in self.paths.values() {
-            let made = fs::mkdir_all(dir)?;
+        for (mountpoint, dir) in &self.paths {
+            fs::mkdir_all(dir)?;
             if dir.join("cpuset.cpus").exists() {
-                Self::inherit_cpuset(&made)?;
+                Self::inherit_cpuset(Path::new(mountpoint), dir)?;
             }
         }
         Ok(())
@@ -216,7 +222,8 @@ impl super::Manager for Manager {
     fn destroy(&self) -> Result<()> {
         let mut first_err = None;
         for dir in self.paths.values() {
-            match fs::rmdir_patiently(dir) {
+            // Sub-cgroups the container made (cgroup namespace, writable cgroup mount) go first, deepest first.
+            match fs::rmdir_tree(dir) {
                 Ok(()) => fs::remove_default_parent(dir),
                 Err(e) => {
                     first_err.get_or_insert(e);

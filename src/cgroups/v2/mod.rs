@@ -227,7 +227,7 @@ impl super::Manager for Manager {
         if dir.join("cgroup.kill").exists() {
             let _ = fs::write(dir, "cgroup.kill", "1");
         }
-        fs::rmdir_patiently(dir)?;
+        fs::rmdir_tree(dir)?;
         fs::remove_default_parent(dir);
         Ok(())
     }

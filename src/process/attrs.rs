@@ -1,0 +1,53 @@
+//! The process attributes the kernel keeps across execve, set as the last root-privileged step before the
+//! capabilities drop (real-time classes need CAP_SYS_NICE/CAP_SYS_ADMIN), for the init and for `exec`:
+//! CPU affinity, then the scheduler (SCHED_DEADLINE checks the affinity), the I/O priority, the personality and
+//! the memory policy (runc's order).
+
+use anyhow::Result;
+use oci_spec::runtime::{Linux, Process, Spec};
+
+/// The init: every CPU (execCPUAffinity is for `exec` only), then the container's process attributes.
+pub fn apply_init(spec: &Spec) -> Result<()> {
+    super::affinity::apply_init();
+    apply(
+        spec.process().as_ref().expect("validated"),
+        spec.linux().as_ref(),
+    )
+}
+
+/// An `exec` process, already in the container's cgroup: execCPUAffinity.final, then the attributes.
+pub fn apply_exec(p: &Process, linux: Option<&Linux>) -> Result<()> {
+    super::affinity::apply_exec(p)?;
+    apply(p, linux)
+}
+
+/// The container-wide ones (personality, memory policy) come from `linux`.
+fn apply(p: &Process, linux: Option<&Linux>) -> Result<()> {
+    if let Some(s) = p.scheduler() {
+        super::sched::apply(s)?;
+    }
+    if let Some(io) = p.io_priority() {
+        super::ioprio::apply(io)?;
+    }
+    if let Some(per) = linux.and_then(|l| l.personality().as_ref()) {
+        super::personality::apply(per)?;
+    }
+    if let Some(mp) = linux.and_then(|l| l.memory_policy().as_ref()) {
+        super::mempolicy::apply(mp)?;
+    }
+    Ok(())
+}
+
+/// The checks that need no kernel, for config.json and for an `exec --process` file.
+pub fn validate(p: &Process) -> Result<(), String> {
+    if let Some(s) = p.scheduler() {
+        super::sched::validate(s)?;
+    }
+    if let Some(io) = p.io_priority() {
+        super::ioprio::validate(io)?;
+    }
+    if let Some(a) = p.exec_cpu_affinity() {
+        super::affinity::validate(a)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! process.scheduler → sched_setattr(2), with runc's checks of the combination before anything is made.
+
+use oci_spec::runtime::{LinuxSchedulerFlag, LinuxSchedulerPolicy, Scheduler};
+
+use crate::sys::SchedAttr;
+
+/// The kernel's number for a policy (linux/sched.h).
+fn policy_number(p: LinuxSchedulerPolicy) -> u32 {
+    use LinuxSchedulerPolicy::*;
+    match p {
+        SchedOther => 0,
+        SchedFifo => 1,
+        SchedRr => 2,
+        SchedBatch => 3,
+        SchedIso => 4,
+        SchedIdle => 5,
+        SchedDeadline => 6,
+    }
+}
+
+fn flag_bit(f: LinuxSchedulerFlag) -> u64 {
+    use LinuxSchedulerFlag::*;
+    match f {
+        SchedResetOnFork => 0x01,
+        SchedFlagReclaim => 0x02,
+        SchedFlagDLOverrun => 0x04,
+        SchedFlagKeepPolicy => 0x08,
+        SchedFlagKeepParams => 0x10,
+        SchedFlagUtilClampMin => 0x20,
+        SchedFlagUtilClampMax => 0x40,
+    }
+}
+
+/// The config's policy name, for messages.
+fn policy_name(p: LinuxSchedulerPolicy) -> String {
+    format!(
+        "SCHED_{}",
+        format!("{p:?}").trim_start_matches("Sched").to_uppercase()
+    )
+}
+
+/// runc's rules: nice in -20..=19 for SCHED_OTHER/SCHED_BATCH, a priority only for the real-time policies,
+/// runtime/deadline/period only for SCHED_DEADLINE.
+pub fn validate(s: &Scheduler) -> Result<(), String> {
+    use LinuxSchedulerPolicy::*;
+    let policy = *s.policy();
+    let nice = s.nice().unwrap_or(0);
+    if matches!(policy, SchedOther | SchedBatch) && !(-20..=19).contains(&nice) {
+        return Err(format!(
+            "process.scheduler.nice {nice} is out of range -20..19 for {}",
+            policy_name(policy)
+        ));
+    }
+    if s.priority().unwrap_or(0) != 0 && !matches!(policy, SchedFifo | SchedRr) {
+        return Err(format!(
+            "process.scheduler.priority is only for SCHED_FIFO and SCHED_RR, not {}",
+            policy_name(policy)
+        ));
+    }
+    let deadline_params = [s.runtime(), s.deadline(), s.period()]
+        .iter()
+        .any(|v| v.unwrap_or(0) != 0);
+    if deadline_params && policy != SchedDeadline {
+        return Err(format!(
+            "process.scheduler runtime/deadline/period are only for SCHED_DEADLINE, not {}",
+            policy_name(policy)
+        ));
+    }
+    Ok(())
+}
+
+pub fn attr(s: &Scheduler) -> SchedAttr {
+    SchedAttr {
+        policy: policy_number(*s.policy()),
+        flags: s
+            .flags()
+            .iter()
+            .flatten()
+            .fold(0, |acc, f| acc | flag_bit(*f)),
+        nice: s.nice().unwrap_or(0),
+        priority: s.priority().unwrap_or(0) as u32,
+        runtime: s.runtime().unwrap_or(0),
+        deadline: s.deadline().unwrap_or(0),
+        period: s.period().unwrap_or(0),
+        ..Default::default()
+    }
+}
+
+/// Applies the scheduler to the calling process (its children and the program inherit it).
+pub fn apply(s: &Scheduler) -> anyhow::Result<()> {
+    crate::sys::sched_setattr_self(&attr(s)).map_err(|e| {
+        let hint = if e == nix::errno::Errno::EPERM && *s.policy() == LinuxSchedulerPolicy::SchedDeadline {
+            " (SCHED_DEADLINE needs the process's CPU affinity to span its whole root domain: no cpuset limit)"
+        } else if e == nix::errno::Errno::EPERM {
+            " (real-time policies need CAP_SYS_NICE and, on cgroup v1 with RT group scheduling, a \
+             linux.resources.cpu.realtimeRuntime for the container's cgroup)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!(
+            "process.scheduler: sched_setattr {}: {}{hint}",
+            policy_name(*s.policy()),
+            e.desc()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sched(v: serde_json::Value) -> Scheduler {
+        let mut p = serde_json::json!({ "scheduler": v });
+        crate::spec::translate_scheduler_flags(&mut p);
+        serde_json::from_value(p["scheduler"].take()).unwrap()
+    }
+
+    #[test]
+    fn spec_flag_names_decode_to_their_bits() {
+        let s = sched(
+            serde_json::json!({"policy": "SCHED_BATCH", "nice": 3, "flags": [
+            "SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_RECLAIM", "SCHED_FLAG_DL_OVERRUN", "SCHED_FLAG_KEEP_POLICY",
+            "SCHED_FLAG_KEEP_PARAMS", "SCHED_FLAG_UTIL_CLAMP_MIN", "SCHED_FLAG_UTIL_CLAMP_MAX"]}),
+        );
+        let a = attr(&s);
+        assert_eq!((a.policy, a.flags, a.nice), (3, 0x7f, 3));
+    }
+
+    #[test]
+    fn runc_rules_for_combinations() {
+        let ok = [
+            serde_json::json!({"policy": "SCHED_OTHER", "nice": -20}),
+            serde_json::json!({"policy": "SCHED_FIFO", "priority": 10}),
+            serde_json::json!({"policy": "SCHED_DEADLINE", "runtime": 1, "deadline": 2, "period": 3}),
+        ];
+        for v in ok {
+            validate(&sched(v.clone())).unwrap_or_else(|e| panic!("{v}: {e}"));
+        }
+        let bad = [
+            (
+                serde_json::json!({"policy": "SCHED_BATCH", "nice": 20}),
+                "nice",
+            ),
+            (
+                serde_json::json!({"policy": "SCHED_OTHER", "priority": 1}),
+                "priority",
+            ),
+            (
+                serde_json::json!({"policy": "SCHED_RR", "period": 5}),
+                "SCHED_DEADLINE",
+            ),
+        ];
+        for (v, want) in bad {
+            let e = validate(&sched(v.clone())).unwrap_err();
+            assert!(e.contains(want), "{v}: {e}");
+        }
+        assert_eq!(policy_name(LinuxSchedulerPolicy::SchedRr), "SCHED_RR");
+    }
+}
