@@ -865,3 +865,38 @@ fn no_pivot_gives_no_full_proc_to_mount_from() {
     assert!(wait_for("output", || !berth.stdout_of(&b, &id).is_empty()));
     assert_eq!(berth.stdout_of(&b, &id), "REFUSED\n");
 }
+
+/// A relative bind source is relative to the bundle (runtime-spec), not to the directory berth runs in: runc runs
+/// from the bundle; berth is started from `/` here. The same holds for an idmapped bind.
+#[test]
+fn a_relative_bind_source_is_taken_from_the_bundle() {
+    let id = unique("rootfs-relsrc");
+    let mut b = Bundle::new(&id);
+    std::fs::create_dir_all(b.dir.join("data")).unwrap();
+    std::fs::write(b.dir.join("data/marker"), "from the bundle\n").unwrap();
+    b.sh("cat /mnt/data/marker /mnt/idmapped/marker").edit(|c| {
+        add_mount(
+            c,
+            json!({"destination": "/mnt/data", "type": "bind", "source": "data", "options": ["rbind", "ro"]}),
+        );
+        add_mount(
+            c,
+            json!({"destination": "/mnt/idmapped", "type": "bind", "source": "./data",
+                   "options": ["bind", "ro", "idmap"],
+                   "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+                   "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]}),
+        );
+    });
+    let berth = Berth::new();
+    let mut c = berth.cmd();
+    c.current_dir("/")
+        .args(["run", "--bundle"])
+        .arg(&b.dir)
+        .arg(&id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let (code, out, err) = captured(bounded(c, "berth run from /"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "from the bundle\nfrom the bundle\n", "{err}");
+}

@@ -70,8 +70,9 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle, Error> {
         path: config.clone(),
         source,
     })?;
-    let spec = parse(&config, &raw)?;
+    let mut spec = parse(&config, &raw)?;
     validate(&config, &spec)?;
+    anchor_bind_sources(&mut spec, &dir);
     let root = spec.root().as_ref().expect("validated");
     let rootfs = if root.path().is_absolute() {
         root.path().clone()
@@ -94,6 +95,27 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle, Error> {
         spec,
         raw,
     })
+}
+
+/// A relative bind source (idmapped ones included) is relative to the bundle (runtime-spec; runc runs from the
+/// bundle directory), whatever berth's own working directory: made absolute once, here. Other filesystems' sources
+/// are names (`proc`, `tmpfs`), left as they are.
+fn anchor_bind_sources(spec: &mut Spec, bundle: &Path) {
+    let Some(mut mounts) = spec.mounts().clone() else {
+        return;
+    };
+    for m in &mut mounts {
+        let bind = m.typ().as_deref() == Some("bind")
+            || m.options()
+                .iter()
+                .flatten()
+                .any(|o| o == "bind" || o == "rbind");
+        if let Some(src) = m.source().as_ref().filter(|s| bind && s.is_relative()) {
+            let anchored = bundle.join(src);
+            m.set_source(Some(anchored));
+        }
+    }
+    spec.set_mounts(Some(mounts));
 }
 
 /// Parses config.json bytes in one pass; serde's message carries the line and column of the fault (`null`, `[]`
