@@ -419,7 +419,13 @@ fn exec_sends_its_own_notify_fd_to_the_listener() {
         assert_eq!(state["metadata"], "meta-data");
         // The agent is gone (its listener closed with it): exec fails before anything runs, with one clear line.
         let err = berth.fails(&["exec", &id, "true"]);
-        assert!(err.contains("listenerPath") && err.contains(&id), "{err}");
+        // runc's words ("failed to connect with seccomp agent"), the path and the container.
+        assert!(
+            err.contains("failed to connect with seccomp agent")
+                && err.contains("listenerPath")
+                && err.contains(&id),
+            "{err}"
+        );
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         berth.ok(&["delete", "--force", &id]);
     }

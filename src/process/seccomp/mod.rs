@@ -31,7 +31,7 @@ pub enum Error {
         source: nix::Error,
         hint: &'static str,
     },
-    #[error("seccomp: connect to listenerPath {path}: {source}")]
+    #[error("seccomp: failed to connect with seccomp agent at listenerPath {path}: {source}")]
     Connect {
         path: PathBuf,
         source: std::io::Error,
