@@ -128,6 +128,11 @@ fn program_that_vanishes_before_start_fails_start() {
     std::fs::remove_file(b.rootfs().join("bin/prog")).unwrap();
     let err = berth.fails(&["start", &id]);
     assert!(err.contains("/bin/prog") && err.contains(&id), "{err}");
+    // runc's words (Go's lower-case errno text), which clients and runc's suite match.
+    assert!(
+        err.contains("exec /bin/prog: no such file or directory"),
+        "{err}"
+    );
     assert_eq!(berth.status(&id), "stopped");
     let cgroups = berth.cgroup_dirs(&id);
     berth.ok(&["delete", &id]);

@@ -26,6 +26,12 @@ pub struct Program {
 }
 
 /// Value of `key` in a KEY=value list.
+/// A failed execve in runc's words (Go's errno texts are glibc's in lower case), which clients and runc's suite
+/// match: `exec /run.sh: no such file or directory`.
+pub fn exec_failure(path: &str, errno: nix::errno::Errno) -> String {
+    format!("exec {path}: {}", errno.desc().to_lowercase())
+}
+
 pub fn env_get<'a>(env: &'a [String], key: &str) -> Option<&'a str> {
     env.iter()
         .rev()

@@ -85,9 +85,9 @@ pub fn decode_failure(report: &[u8]) -> Option<String> {
     let rest = report.strip_prefix(FAILURE_MAGIC)?;
     let errno = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?);
     let path = String::from_utf8_lossy(&rest[4..]);
-    Some(format!(
-        "exec {path}: {}",
-        Errno::from_raw(errno as i32).desc()
+    Some(super::exec::exec_failure(
+        &path,
+        Errno::from_raw(errno as i32),
     ))
 }
 
@@ -213,7 +213,7 @@ mod tests {
         rec.extend_from_slice(b"/bin/x");
         assert_eq!(
             decode_failure(&rec).as_deref(),
-            Some("exec /bin/x: Exec format error")
+            Some("exec /bin/x: exec format error")
         );
         assert_eq!(decode_failure(b"exec /x: not found"), None);
         assert_eq!(decode_failure(&rec[..7]), None);

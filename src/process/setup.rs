@@ -141,7 +141,7 @@ impl Setup<'_> {
 /// otherwise.
 pub fn exec(program: &Program, stub: Option<&Stub>, report_fd: RawFd) -> String {
     let errno = program.exec(stub, report_fd);
-    format!("exec {}: {}", program.path.to_string_lossy(), errno.desc())
+    super::exec::exec_failure(&program.path.to_string_lossy(), errno)
 }
 
 /// 3 + N: the first descriptor that is not kept. N was bounded by the caller's descriptors (commands); checked

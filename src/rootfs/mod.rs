@@ -276,7 +276,7 @@ fn mount_one(
         if let Ok(fd) = root.open_in_root(dest, OFlag::O_NOFOLLOW) {
             if is_symlink(&fd) {
                 return Err(invalid(format!(
-                    "{fstype} must be mounted on an ordinary directory, not a symlink"
+                    "{fstype} must be mounted on ordinary directory (a symlink is in the way)"
                 )));
             }
         }
