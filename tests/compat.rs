@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::process::Stdio;
 use std::time::Duration;
@@ -236,27 +235,7 @@ fn the_created_init_holds_no_descriptor_of_its_caller() {
 fn receive_notify_fd(listener: UnixListener) -> std::sync::mpsc::Receiver<(Value, OwnedFd)> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let (conn, _) = listener.accept().unwrap();
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let msg = nix::sys::socket::recvmsg::<()>(
-            conn.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            nix::sys::socket::MsgFlags::empty(),
-        )
-        .unwrap();
-        let mut fd = None;
-        for c in msg.cmsgs().unwrap() {
-            if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
-                // SAFETY (test): the fd was just received and is owned by nobody else.
-                fd = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
-            }
-        }
-        let n = msg.bytes;
-        let state: Value = serde_json::from_slice(&buf[..n]).unwrap();
-        let _ = tx.send((state, fd.expect("no fd with the state")));
+        let _ = tx.send(receive_state_and_notify_fd(&listener));
     });
     rx
 }

@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 
 use common::*;
@@ -285,27 +284,7 @@ fn every_operator_with_64_bit_arguments() {
 /// state it received.
 fn notify_agent(listener: UnixListener) -> std::thread::JoinHandle<Value> {
     std::thread::spawn(move || {
-        let (conn, _) = listener.accept().unwrap();
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let msg = nix::sys::socket::recvmsg::<()>(
-            conn.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            nix::sys::socket::MsgFlags::empty(),
-        )
-        .unwrap();
-        let mut fd = None;
-        for c in msg.cmsgs().unwrap() {
-            if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
-                // SAFETY (test): the fd was just received and is owned by nobody else.
-                fd = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
-            }
-        }
-        let n = msg.bytes;
-        let state: Value = serde_json::from_slice(&buf[..n]).unwrap();
-        let fd = fd.expect("no fd with the state");
+        let (state, fd) = receive_state_and_notify_fd(&listener);
 
         // SAFETY (test): zeroed plain-data structs for the notify ioctls.
         let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };

@@ -15,24 +15,25 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-/// xorshift64*: enough randomness for mutations, no dependency.
-struct Rng(u64);
+/// xorshift64*: enough randomness for mutations, no dependency; deterministic, so a failure names a case that can
+/// be replayed. The seccomp differential test draws from it too.
+pub(crate) struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
-    fn below(&mut self, n: usize) -> usize {
+    pub fn below(&mut self, n: usize) -> usize {
         if n == 0 {
             0
         } else {
             (self.next() % n as u64) as usize
         }
     }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
     }
 }

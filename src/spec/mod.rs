@@ -3,7 +3,7 @@
 mod default;
 mod fields;
 #[cfg(test)]
-mod fuzz;
+pub(crate) mod fuzz;
 mod id;
 
 pub use default::default_config;

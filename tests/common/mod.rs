@@ -537,3 +537,32 @@ impl Bundle {
         self
     }
 }
+
+/// A seccomp agent's first step: accepts berth's connection on `listener` and receives the container process
+/// state (JSON) with the notify fd (SCM_RIGHTS), as runc sends them.
+pub fn receive_state_and_notify_fd(
+    listener: &std::os::unix::net::UnixListener,
+) -> (Value, std::os::fd::OwnedFd) {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let (conn, _) = listener.accept().unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let msg = nix::sys::socket::recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .unwrap();
+    let mut fd = None;
+    for c in msg.cmsgs().unwrap() {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY (test): the fd was just received and is owned by nobody else.
+            fd = Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[0]) });
+        }
+    }
+    let n = msg.bytes;
+    let state: Value = serde_json::from_slice(&buf[..n]).unwrap();
+    (state, fd.expect("no fd with the state"))
+}

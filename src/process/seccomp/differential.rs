@@ -12,32 +12,16 @@ use seccompiler::{
 use serde_json::{json, Value};
 
 use super::compile::{self, Abi, Program, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, RET_ERRNO};
+use crate::spec::fuzz::Rng;
 
-/// xorshift64*: deterministic, so a failure names a case that can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-    /// Values that make comparisons interesting: small, at the 32-bit edges, with a high word, or anything.
-    fn value(&mut self) -> u64 {
-        match self.below(5) {
-            0 => self.below(8),
-            1 => 0xffff_ffff - self.below(2),
-            2 => (self.below(3) << 32) | self.below(4),
-            3 => u64::MAX - self.below(2),
-            _ => self.next(),
-        }
+/// Values that make comparisons interesting: small, at the 32-bit edges, with a high word, or anything.
+fn interesting(rng: &mut Rng) -> u64 {
+    match rng.below(5) {
+        0 => rng.below(8) as u64,
+        1 => 0xffff_ffff - rng.below(2) as u64,
+        2 => ((rng.below(3) as u64) << 32) | rng.below(4) as u64,
+        3 => u64::MAX - rng.below(2) as u64,
+        _ => rng.next(),
     }
 }
 
@@ -93,7 +77,7 @@ fn action(rng: &mut Rng, allow_kill_thread: bool) -> Act {
 
 /// One argument comparison in both vocabularies.
 fn condition(rng: &mut Rng, index: u8) -> (Value, SeccompCondition) {
-    let value = rng.value();
+    let value = interesting(rng);
     let (op, value_two, theirs, their_value) = match rng.below(7) {
         0 => ("SCMP_CMP_EQ", 0, SeccompCmpOp::Eq, value),
         1 => ("SCMP_CMP_NE", 0, SeccompCmpOp::Ne, value),
@@ -103,7 +87,7 @@ fn condition(rng: &mut Rng, index: u8) -> (Value, SeccompCondition) {
         5 => ("SCMP_CMP_GE", 0, SeccompCmpOp::Ge, value),
         _ => {
             // OCI: value is the mask, valueTwo the datum (libseccomp's order); seccompiler: the mask in the op.
-            let datum = value & rng.value();
+            let datum = value & interesting(rng);
             (
                 "SCMP_CMP_MASKED_EQ",
                 datum,
@@ -178,7 +162,7 @@ fn generate(rng: &mut Rng) -> Case {
             let mut args = Vec::new();
             let mut conds = Vec::new();
             for _ in 0..1 + rng.below(3) {
-                let index = indices.remove(rng.below(indices.len() as u64) as usize);
+                let index = indices.remove(rng.below(indices.len()));
                 let (oci, cond) = condition(rng, index);
                 let v = oci["value"].as_u64().unwrap();
                 let two = oci["valueTwo"].as_u64().unwrap();
@@ -260,7 +244,7 @@ fn berth_and_seccompiler_agree_on_generated_profiles() {
                 let mut args = [0u64; 6];
                 for a in &mut args {
                     *a = if rng.below(4) == 0 {
-                        rng.value()
+                        interesting(&mut rng)
                     } else {
                         *rng.pick(&case.probes)
                     };
