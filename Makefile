@@ -37,9 +37,9 @@ lint:
 
 # The whole suite: unit tests, then real containers (tests/).
 test: deps build test-cgv2 test-systemd test-integration
-	rm -f target/tmp/skipped.txt
+	rm -f target/$(CARGO_TARGET)/tmp/skipped.txt
 	cargo test --release -- --test-threads=2
-	@if [ -s target/tmp/skipped.txt ]; then echo "Tests that could not run on this host:"; cat target/tmp/skipped.txt; fi
+	@if [ -s target/$(CARGO_TARGET)/tmp/skipped.txt ]; then echo "Tests that could not run on this host:"; cat target/$(CARGO_TARGET)/tmp/skipped.txt; fi
 
 # The cgroup tests again on a pure cgroup v2 host: a throw-away QEMU VM (integration/cgv2/run-in-vm.sh installs
 # qemu-system-x86, cpio and xz-utils with apt-get when they are missing, and fetches a Debian kernel).

@@ -350,7 +350,8 @@ pub fn bounded_within(cmd: &mut Command, what: &str, limit: Duration) -> Output 
 }
 
 /// A test that cannot run on this host says so where a person reads it (libtest hides the `eprintln!` of a
-/// passing test, not a write to fd 2) and in target/tmp/skipped.txt, which `make test` prints at the end.
+/// passing test, not a write to fd 2) and in CARGO_TARGET_TMPDIR/skipped.txt (target/<triple>/tmp), which `make test`
+/// prints at the end.
 pub fn skipped(test: &str, reason: &str) {
     use std::io::Write;
     let line = format!("SKIPPED {test}: {reason}\n");
