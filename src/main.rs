@@ -3,13 +3,13 @@
 mod cgroups;
 mod cli;
 mod commands;
+mod config;
 mod container;
 mod logging;
 mod mountinfo;
 mod namespaces;
 mod process;
 mod rootfs;
-mod spec;
 mod sys;
 mod time;
 

@@ -118,8 +118,8 @@ pub fn document() -> Value {
     .map(Phase::name)
     .collect();
     json!({
-        "ociVersionMin": crate::spec::OCI_VERSION_MIN,
-        "ociVersionMax": crate::spec::OCI_VERSION,
+        "ociVersionMin": crate::config::OCI_VERSION_MIN,
+        "ociVersionMax": crate::config::OCI_VERSION,
         "hooks": hooks,
         "mountOptions": mount_options(),
         "linux": {

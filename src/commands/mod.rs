@@ -57,7 +57,7 @@ pub fn version_text() -> String {
         "berth version {}\ncommit: {}\nspec: {}\nrust: {}\nseccomp: built in (no libseccomp)\n",
         env!("CARGO_PKG_VERSION"),
         option_env!("BERTH_COMMIT").unwrap_or("unknown"),
-        crate::spec::OCI_VERSION,
+        crate::config::OCI_VERSION,
         option_env!("BERTH_RUSTC").unwrap_or("unknown"),
     )
 }
@@ -107,6 +107,6 @@ fn inherited_fds() -> Result<std::collections::BTreeSet<i32>> {
 
 /// The state dir of an existing container id (the id is validated first: it becomes a path).
 pub fn existing(cli: &Cli, id: &str) -> Result<StateDir> {
-    crate::spec::validate_id(id)?;
+    crate::config::validate_id(id)?;
     Ok(StateDir::new(&cli.root, id))
 }

@@ -10,7 +10,7 @@ pub fn run(a: &SpecArgs) -> Result<i32> {
     // be rooted at the container's cgroup inside it anyway).
     let pure_v2 =
         crate::cgroups::fs::is_cgroup2(std::path::Path::new("/sys/fs/cgroup")).unwrap_or(false);
-    let text = crate::spec::default_config(
+    let text = crate::config::default_config(
         a.rootless,
         pure_v2,
         nix::unistd::getuid().as_raw(),

@@ -16,10 +16,10 @@ use nix::unistd::Pid;
 use super::hooks::{Hooks, Phase};
 use super::state::{self, State, StateDir, Status};
 use crate::cgroups;
+use crate::config;
 use crate::namespaces::{self, idmap, Plan};
 use crate::process::init::{self, InitArgs};
 use crate::process::sync::{self, Message};
-use crate::spec;
 use crate::sys::{clone3_fork, Forked};
 
 /// How long the parent waits for any one step of the init (hooks have their own, longer, timeouts).
@@ -96,8 +96,8 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
 
 /// [`create`], also handing back a foreground terminal (see [`CreateOptions::foreground`]).
 pub fn create_container(opts: &CreateOptions) -> Result<Created> {
-    spec::validate_id(&opts.id)?;
-    let bundle = spec::load_bundle(&opts.bundle)?;
+    config::validate_id(&opts.id)?;
+    let bundle = config::load_bundle(&opts.bundle)?;
     let spec = &bundle.spec;
     crate::rootfs::validate(spec)?;
     let linux = spec.linux().as_ref().expect("validated");

@@ -201,7 +201,7 @@ pub fn build_process(
     if v.get("cwd").is_none() {
         v["cwd"] = json!("/");
     }
-    crate::spec::translate_scheduler_flags(&mut v);
+    crate::config::translate_scheduler_flags(&mut v);
     let p: Process = serde_json::from_value(v).map_err(|e| format!("process: {e}"))?;
     crate::process::attrs::validate(&p)?;
     if p.args().as_ref().is_none_or(|a| a.is_empty()) {
@@ -233,7 +233,7 @@ fn load_process(dir: &StateDir, opts: &ExecOptions) -> Result<(Spec, Process)> {
         .with_context(|| format!("read {}", dir.file(state::CONFIG_FILE).display()))?;
     let mut config: Value = serde_json::from_slice(&raw).context("saved config.json")?;
     if let Some(p) = config.get_mut("process") {
-        crate::spec::translate_scheduler_flags(p);
+        crate::config::translate_scheduler_flags(p);
     }
     let spec: Spec = serde_json::from_value(config.clone()).context("saved config.json")?;
     let (base, from_file) = match &opts.process_file {
@@ -460,7 +460,7 @@ fn receive_master(chan: &sync::Channel, pid: Pid) -> Result<OwnedFd> {
 
 /// The state dir of a container that must exist.
 pub fn existing(root: &Path, id: &str) -> Result<StateDir> {
-    crate::spec::validate_id(id)?;
+    crate::config::validate_id(id)?;
     let dir = StateDir::new(root, id);
     if !dir.file(state::STATE_FILE).exists() {
         bail!("container {id} does not exist");

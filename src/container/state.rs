@@ -297,7 +297,7 @@ impl State {
 
     pub fn oci(&self, status: Status) -> OciState {
         OciState {
-            oci_version: crate::spec::OCI_VERSION.to_string(),
+            oci_version: crate::config::OCI_VERSION.to_string(),
             id: self.id.clone(),
             pid: if status == Status::Stopped {
                 0

@@ -111,7 +111,7 @@ mod tests {
 
     fn sched(v: serde_json::Value) -> Scheduler {
         let mut p = serde_json::json!({ "scheduler": v });
-        crate::spec::translate_scheduler_flags(&mut p);
+        crate::config::translate_scheduler_flags(&mut p);
         serde_json::from_value(p["scheduler"].take()).unwrap()
     }
 

@@ -12,7 +12,7 @@ use seccompiler::{
 use serde_json::{json, Value};
 
 use super::compile::{self, Abi, Program, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, RET_ERRNO};
-use crate::spec::fuzz::Rng;
+use crate::config::fuzz::Rng;
 
 /// Values that make comparisons interesting: small, at the 32-bit edges, with a high word, or anything.
 fn interesting(rng: &mut Rng) -> u64 {

@@ -95,8 +95,8 @@ mod tests {
     fn default_config_is_a_valid_spec() {
         for (rootless, cgroup_ns) in [(false, true), (true, true), (false, false)] {
             let text = default_config(rootless, cgroup_ns, 1000, 1000);
-            let spec = crate::spec::parse(std::path::Path::new("c"), text.as_bytes()).unwrap();
-            crate::spec::validate_for_tests(&spec).unwrap();
+            let spec = crate::config::parse(std::path::Path::new("c"), text.as_bytes()).unwrap();
+            crate::config::validate_for_tests(&spec).unwrap();
             let nss = spec
                 .linux()
                 .as_ref()
