@@ -96,15 +96,8 @@ mod tests {
         for (rootless, cgroup_ns) in [(false, true), (true, true), (false, false)] {
             let text = default_config(rootless, cgroup_ns, 1000, 1000);
             let spec = crate::config::parse(std::path::Path::new("c"), text.as_bytes()).unwrap();
-            crate::config::validate_for_tests(&spec).unwrap();
-            let nss = spec
-                .linux()
-                .as_ref()
-                .unwrap()
-                .namespaces()
-                .as_ref()
-                .unwrap()
-                .len();
+            let config = crate::config::Config::from_spec(std::path::Path::new("c"), spec).unwrap();
+            let nss = config.linux.namespaces().as_ref().unwrap().len();
             assert_eq!(
                 nss,
                 5 + cgroup_ns as usize,

@@ -2,9 +2,9 @@
 //! field accepted must have an effect (README, "Config fields"). Also the checks of the process attributes that
 //! need no kernel.
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{Linux, Process, Spec};
 
-pub fn check(spec: &Spec) -> Result<(), String> {
+pub fn check(spec: &Spec, p: &Process, linux: &Linux) -> Result<(), String> {
     let other_platform = [
         ("solaris", spec.solaris().is_some()),
         ("windows", spec.windows().is_some()),
@@ -16,18 +16,13 @@ pub fn check(spec: &Spec) -> Result<(), String> {
             "{name} is set: berth runs Linux containers and applies no {name} settings"
         ));
     }
-    if let Some(p) = spec.process() {
-        if p.command_line().is_some() {
-            return Err("process.commandLine is Windows-only: give process.args".into());
-        }
-        if p.user().username().is_some() {
-            return Err("process.user.username is Windows-only: give process.user.uid/gid".into());
-        }
-        crate::process::attrs::validate(p)?;
+    if p.command_line().is_some() {
+        return Err("process.commandLine is Windows-only: give process.args".into());
     }
-    let Some(linux) = spec.linux() else {
-        return Ok(());
-    };
+    if p.user().username().is_some() {
+        return Err("process.user.username is Windows-only: give process.user.uid/gid".into());
+    }
+    crate::process::attrs::validate(p)?;
     if linux.intel_rdt().is_some() {
         return Err(if resctrl_mounted() {
             "linux.intelRdt: not supported by berth (resctrl is mounted on this host, but berth does not manage \
@@ -65,17 +60,22 @@ fn resctrl_mounted() -> bool {
 mod tests {
     use super::*;
 
-    fn spec(extra: &str) -> Spec {
+    fn check_linux(extra: &str) -> Result<(), String> {
         let raw = format!(
             r#"{{"ociVersion":"1.3.0","root":{{"path":"r"}},"process":{{"cwd":"/","args":["sh"],
             "user":{{"uid":0,"gid":0}}}},"linux":{{{extra}}}}}"#
         );
-        serde_json::from_str(&raw).unwrap()
+        let spec: Spec = serde_json::from_str(&raw).unwrap();
+        check(
+            &spec,
+            spec.process().as_ref().unwrap(),
+            spec.linux().as_ref().unwrap(),
+        )
     }
 
     #[test]
     fn unapplied_fields_are_refused_by_name() {
-        check(&spec("")).unwrap();
+        check_linux("").unwrap();
         for (extra, name) in [
             (
                 r#""memoryPolicy":{"mode":"MPOL_BIND"}"#,
@@ -88,9 +88,9 @@ mod tests {
             ),
             (r#""intelRdt":{"closID":"x"}"#, "ntel"),
         ] {
-            let e = check(&spec(extra)).unwrap_err();
+            let e = check_linux(extra).unwrap_err();
             assert!(e.contains(name), "{extra}: {e}");
         }
-        check(&spec(r#""personality":{"domain":"LINUX32"}"#)).unwrap();
+        check_linux(r#""personality":{"domain":"LINUX32"}"#).unwrap();
     }
 }

@@ -270,8 +270,10 @@ fn translate(raw: &[u8]) -> bool {
     let Ok(spec) = super::parse(path, raw) else {
         return false;
     };
-    let valid = super::validate_for_tests(&spec).is_ok();
-    let _ = crate::namespaces::Plan::from_spec(&spec);
+    let valid = super::Config::from_spec(path, spec.clone()).is_ok();
+    if let Some(linux) = spec.linux() {
+        let _ = crate::namespaces::Plan::from_linux(linux);
+    }
     let _ = crate::container::hooks::Hooks::from_spec(&spec);
     for m in spec.mounts().iter().flatten() {
         let _ = crate::rootfs::options::parse(m.options().as_deref().unwrap_or(&[]));

@@ -1,17 +1,21 @@
-//! config.json: loading, version check and validation. Everything later in berth may assume a `Bundle` is sane.
+//! config.json: loading, and its translation into berth's own validated [`Config`], once, before anything is made.
+//! Every refusal names the config field; everything later in berth takes the translated types and may assume
+//! they are sane. A leaf: checks that need the kernel stay with the module that touches it.
 
 mod default;
 mod fields;
 #[cfg(test)]
 pub(crate) mod fuzz;
 mod id;
+mod validate;
 
 pub use default::default_config;
 pub use id::validate_id;
+pub use validate::namespace_kind;
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{Linux, Process, Root, Spec};
 
 /// The oldest and newest runtime-spec versions whose configs berth accepts (1.0.0 ..= 1.3.x).
 pub const OCI_VERSION_MIN: &str = "1.0.0";
@@ -54,7 +58,7 @@ pub struct Bundle {
     pub dir: PathBuf,
     /// Absolute rootfs path (root.path resolved against the bundle).
     pub rootfs: PathBuf,
-    pub spec: Spec,
+    pub config: Config,
     /// config.json exactly as read: saved into the state dir so later commands see what create saw.
     pub raw: Vec<u8>,
 }
@@ -70,14 +74,14 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle, Error> {
         path: config.clone(),
         source,
     })?;
-    let mut spec = parse(&config, &raw)?;
-    validate(&config, &spec)?;
-    anchor_bind_sources(&mut spec, &dir);
-    let root = spec.root().as_ref().expect("validated");
-    let rootfs = if root.path().is_absolute() {
-        root.path().clone()
+    let spec = parse(&config, &raw)?;
+    let mut translated = Config::from_spec(&config, spec)?;
+    anchor_bind_sources(&mut translated.spec, &dir);
+    let root = translated.root.path();
+    let rootfs = if root.is_absolute() {
+        root.clone()
     } else {
-        dir.join(root.path())
+        dir.join(root)
     };
     let meta = std::fs::metadata(&rootfs).map_err(|source| Error::Rootfs {
         path: rootfs.clone(),
@@ -92,9 +96,55 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle, Error> {
     Ok(Bundle {
         dir,
         rootfs,
-        spec,
+        config: translated,
         raw,
     })
+}
+
+/// config.json translated for `create`: what validation guaranteed, the types say.
+#[derive(Debug)]
+pub struct Config {
+    /// The rest of config.json as decoded. `root`, `process` and `linux` are moved out of it into the fields
+    /// below (they are `None` here): read them there.
+    pub spec: Spec,
+    pub root: Root,
+    pub process: Process,
+    pub linux: Linux,
+}
+
+impl Config {
+    /// Validates a decoded config.json (at `path`, for the errors) and moves its parts into place.
+    pub fn from_spec(path: &Path, mut spec: Spec) -> Result<Config, Error> {
+        let invalid = |reason: String| Error::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if !version_supported(spec.version()) {
+            return Err(Error::Version {
+                path: path.to_path_buf(),
+                version: spec.version().clone(),
+            });
+        }
+        let root = spec
+            .root_mut()
+            .take()
+            .ok_or_else(|| invalid("root is missing".into()))?;
+        let process = spec
+            .process_mut()
+            .take()
+            .ok_or_else(|| invalid("process is missing".into()))?;
+        let linux = spec
+            .linux_mut()
+            .take()
+            .ok_or_else(|| invalid("linux is missing: berth runs Linux containers".into()))?;
+        validate::check(&spec, &root, &process, &linux).map_err(invalid)?;
+        Ok(Config {
+            spec,
+            root,
+            process,
+            linux,
+        })
+    }
 }
 
 /// A relative bind source (idmapped ones included) is relative to the bundle (runtime-spec; runc runs from the
@@ -183,80 +233,6 @@ pub fn translate_scheduler_flags(process: &mut serde_json::Value) {
     }
 }
 
-fn validate(path: &Path, spec: &Spec) -> Result<(), Error> {
-    let invalid = |reason: String| Error::Invalid {
-        path: path.to_path_buf(),
-        reason,
-    };
-    if !version_supported(spec.version()) {
-        return Err(Error::Version {
-            path: path.to_path_buf(),
-            version: spec.version().clone(),
-        });
-    }
-    match spec.root() {
-        None => return Err(invalid("root is missing".into())),
-        Some(root) if root.path().as_os_str().is_empty() => {
-            return Err(invalid("root.path is empty".into()))
-        }
-        Some(_) => {}
-    }
-    let process = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| invalid("process is missing".into()))?;
-    match process.args() {
-        Some(args) if !args.is_empty() && !args[0].is_empty() => {}
-        _ => return Err(invalid("process.args must name a program".into())),
-    }
-    if !process.cwd().is_absolute() {
-        return Err(invalid(format!(
-            "process.cwd {:?} must be an absolute path",
-            process.cwd()
-        )));
-    }
-    if let Some(env) = process.env() {
-        if let Some(bad) = env
-            .iter()
-            .find(|e| !e.contains('=') || e.starts_with('=') || e.contains('\0'))
-        {
-            return Err(invalid(format!(
-                "process.env entry {bad:?} is not KEY=value"
-            )));
-        }
-    }
-    if spec.linux().is_none() {
-        return Err(invalid(
-            "linux is missing: berth runs Linux containers".into(),
-        ));
-    }
-    if let Some(host) = spec.hostname() {
-        // The kernel limit (HOST_NAME_MAX); caught here so the error names the config, not sethostname.
-        if host.len() > 64 {
-            return Err(invalid(format!(
-                "hostname is {} bytes long; the limit is 64",
-                host.len()
-            )));
-        }
-    }
-    if let Some(mounts) = spec.mounts() {
-        if let Some(m) = mounts.iter().find(|m| !m.destination().is_absolute()) {
-            return Err(invalid(format!(
-                "mount destination {:?} must be absolute",
-                m.destination()
-            )));
-        }
-    }
-    crate::namespaces::validate(spec).map_err(invalid)?;
-    fields::check(spec).map_err(invalid)?;
-    Ok(())
-}
-
-#[cfg(test)]
-pub fn validate_for_tests(spec: &Spec) -> Result<(), Error> {
-    validate(Path::new("config.json"), spec)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,7 +267,7 @@ mod tests {
             assert!(err.to_string().contains("JSON object"), "{raw}: {err}");
         }
         let empty = parse(Path::new("c"), b"{}").unwrap();
-        let err = validate(Path::new("c"), &empty).unwrap_err();
+        let err = Config::from_spec(Path::new("c"), empty).unwrap_err();
         assert!(err.to_string().contains("ociVersion"), "{err}");
     }
 
@@ -305,9 +281,9 @@ mod tests {
         assert!(msg.contains("column"), "{msg}");
     }
 
-    fn validate_str(raw: &str) -> Result<(), Error> {
+    fn validate_str(raw: &str) -> Result<Config, Error> {
         let spec = parse(Path::new("c"), raw.as_bytes())?;
-        validate(Path::new("c"), &spec)
+        Config::from_spec(Path::new("c"), spec)
     }
 
     #[test]
@@ -347,5 +323,76 @@ mod tests {
         );
         let msg = validate_str(&raw).unwrap_err().to_string();
         assert!(msg.contains("hostname"), "{msg}");
+    }
+
+    #[test]
+    fn a_valid_config_translates_with_its_parts_moved_out() {
+        let c = validate_str(MINIMAL).unwrap();
+        assert_eq!(c.root.path(), Path::new("rootfs"));
+        assert_eq!(c.process.args().as_deref(), Some(&["sh".to_string()][..]));
+        assert_eq!(c.linux.namespaces().as_ref().map(Vec::len), Some(1));
+        // Read them in the Config, never in the spec.
+        assert!(c.spec.root().is_none() && c.spec.process().is_none() && c.spec.linux().is_none());
+    }
+
+    #[test]
+    fn each_refusal_names_its_field() {
+        let linux = |json: &str| {
+            MINIMAL.replace(
+                r#""linux":{"namespaces":[{"type":"mount"}]}"#,
+                &format!(r#""linux":{json}"#),
+            )
+        };
+        let cases = [
+            (
+                MINIMAL.replace(r#""cwd":"/""#, r#""cwd":"rel""#),
+                "process.cwd \"rel\": must be an absolute path",
+            ),
+            (
+                MINIMAL.replace(r#""args":["sh"]"#, r#""args":["sh"],"env":["A=1","B"]"#),
+                "process.env[1] \"B\": not KEY=value",
+            ),
+            (
+                MINIMAL.replace(
+                    r#""root":"#,
+                    r#""mounts":[{"destination":"/a"},{"destination":"b"}],"root":"#,
+                ),
+                "mounts[1].destination \"b\": must be absolute",
+            ),
+            (
+                linux(r#"{"namespaces":[{"type":"pid"},{"type":"pid"}]}"#),
+                "linux.namespaces[1]: lists the pid namespace twice",
+            ),
+            (
+                linux(r#"{"namespaces":[{"type":"network","path":"ns"}]}"#),
+                "linux.namespaces[0].path \"ns\"",
+            ),
+            (
+                linux(
+                    r#"{"namespaces":[{"type":"mount"}],"uidMappings":[{"containerID":0,"hostID":1000,"size":1}]}"#,
+                ),
+                "linux.uidMappings/gidMappings: need a user namespace",
+            ),
+            (
+                linux(r#"{"namespaces":[{"type":"mount"},{"type":"user"}]}"#),
+                "a new user namespace needs both",
+            ),
+            (
+                linux(
+                    r#"{"namespaces":[{"type":"mount"}],"timeOffsets":{"monotonic":{"secs":1}}}"#,
+                ),
+                "linux.timeOffsets: needs a time namespace",
+            ),
+            (
+                MINIMAL.replace(r#""root":"#, r#""hostname":"h","root":"#),
+                "hostname: needs a new uts namespace",
+            ),
+        ];
+        for (raw, want) in cases {
+            let msg = validate_str(&raw).unwrap_err().to_string();
+            assert!(msg.contains(want), "{msg} should contain {want}");
+        }
+        // Without a mount namespace the container is chrooted into its rootfs (as runc does).
+        validate_str(&linux(r#"{"namespaces":[{"type":"pid"}]}"#)).unwrap();
     }
 }

@@ -98,10 +98,11 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
 pub fn create_container(opts: &CreateOptions) -> Result<Created> {
     config::validate_id(&opts.id)?;
     let bundle = config::load_bundle(&opts.bundle)?;
-    let spec = &bundle.spec;
-    crate::rootfs::validate(spec)?;
-    let linux = spec.linux().as_ref().expect("validated");
-    let process = spec.process().as_ref().expect("validated");
+    let config = &bundle.config;
+    let spec = &config.spec;
+    crate::rootfs::validate(config)?;
+    let linux = &config.linux;
+    let process = &config.process;
     let terminal = process.terminal().unwrap_or(false);
     check_terminal(terminal, !opts.foreground, opts.console_socket.is_some())?;
     let relay_terminal = terminal && opts.foreground;
@@ -119,7 +120,7 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
         process.selinux_label().as_deref(),
         linux.mount_label().as_deref(),
     )?;
-    let plan = Plan::from_spec(spec)?;
+    let plan = Plan::from_linux(linux)?;
     let hooks = Hooks::from_spec(spec);
     // Connected before anything exists, so that a missing or non-listening socket fails cleanly.
     let console_socket = match (&opts.console_socket, terminal) {
@@ -131,7 +132,7 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
     dir.create()?;
     let mut undo = Undo {
         dir: &dir,
-        host_mounts: (!crate::rootfs::has_mount_ns(spec)).then(|| bundle.rootfs.clone()),
+        host_mounts: (!crate::rootfs::has_mount_ns(linux)).then(|| bundle.rootfs.clone()),
         cgroup: None,
         pid: None,
         armed: true,
@@ -165,7 +166,7 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
             .collect(),
         cgroup_paths: cgroup.paths().clone(),
         own_pid_ns: plan.new_pid,
-        host_mounts: !crate::rootfs::has_mount_ns(spec),
+        host_mounts: !crate::rootfs::has_mount_ns(linux),
         has_hooks: spec.hooks().is_some(),
         systemd: cgroup
             .systemd_unit()
@@ -198,7 +199,7 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
     } else {
         plan.clone_flags
     };
-    let restore = PreClone::enter(&plan, spec)?;
+    let restore = PreClone::enter(&plan, linux)?;
     let forked = clone3_fork(
         clone_flags.bits() as u64,
         cgroup_fd.as_ref().map(|f| f.as_fd()),
@@ -206,7 +207,7 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
     let forked = match forked {
         Ok(Forked::Child) => {
             init::run(InitArgs {
-                spec,
+                config,
                 rootfs: bundle.rootfs.clone(),
                 plan: &plan,
                 channel: init_chan,
@@ -286,7 +287,7 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
             }
             // The init cannot idmap a host filesystem from its user namespace: berth makes the mount for it.
             Message::IdmapRequest(index) => {
-                let tree = idmapped.tree(spec, index, pid)?;
+                let tree = idmapped.tree(config, index, pid)?;
                 send_fd(&parent_chan, &Message::IdmapFd, tree.as_fd(), pid)?;
             }
             Message::Console if relay_terminal && fd.is_some() => master = fd,
@@ -400,7 +401,7 @@ struct PreClone {
 }
 
 impl PreClone {
-    fn enter(plan: &Plan, spec: &oci_spec::runtime::Spec) -> Result<PreClone> {
+    fn enter(plan: &Plan, linux: &oci_spec::runtime::Linux) -> Result<PreClone> {
         let mut saved = Vec::new();
         let own = |name: &str, flag: CloneFlags| -> Result<(OwnedFd, CloneFlags)> {
             let path = format!("/proc/self/ns/{name}");
@@ -419,7 +420,7 @@ impl PreClone {
             let flag = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
             saved.push(own("time", flag)?);
             namespaces::unshare(flag, "time namespace")?;
-            namespaces::write_time_offsets(spec)?;
+            namespaces::write_time_offsets(linux)?;
         }
         Ok(PreClone { saved })
     }

@@ -13,7 +13,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
-use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType, Spec};
+use oci_spec::runtime::{Linux, LinuxNamespaceType};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -37,18 +37,7 @@ pub enum Error {
     },
 }
 
-pub fn kind_name(t: LinuxNamespaceType) -> &'static str {
-    match t {
-        LinuxNamespaceType::Mount => "mount",
-        LinuxNamespaceType::Cgroup => "cgroup",
-        LinuxNamespaceType::Uts => "uts",
-        LinuxNamespaceType::Ipc => "ipc",
-        LinuxNamespaceType::User => "user",
-        LinuxNamespaceType::Pid => "pid",
-        LinuxNamespaceType::Network => "network",
-        LinuxNamespaceType::Time => "time",
-    }
-}
+pub use crate::config::namespace_kind as kind_name;
 
 pub fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
     match t {
@@ -61,57 +50,6 @@ pub fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
         LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
         LinuxNamespaceType::Time => CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
     }
-}
-
-/// Config checks that need no kernel: no type twice, id mappings only with a user namespace, and so on.
-pub fn validate(spec: &Spec) -> Result<(), String> {
-    let linux = match spec.linux() {
-        Some(l) => l,
-        None => return Ok(()),
-    };
-    let empty = Vec::new();
-    let nss = linux.namespaces().as_ref().unwrap_or(&empty);
-    let mut seen = Vec::new();
-    for ns in nss {
-        if seen.contains(&ns.typ()) {
-            return Err(format!(
-                "linux.namespaces lists the {} namespace twice",
-                kind_name(ns.typ())
-            ));
-        }
-        seen.push(ns.typ());
-        if let Some(p) = ns.path() {
-            if !p.is_absolute() {
-                return Err(format!(
-                    "{} namespace path {p:?} must be absolute",
-                    kind_name(ns.typ())
-                ));
-            }
-        }
-    }
-    let has = |t| nss.iter().any(|n: &LinuxNamespace| n.typ() == t);
-    let new_user = nss
-        .iter()
-        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
-    let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
-        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
-    if maps && !has(LinuxNamespaceType::User) {
-        return Err("uidMappings/gidMappings need a user namespace".into());
-    }
-    if new_user {
-        let uid = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty());
-        let gid = linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
-        if !uid || !gid {
-            return Err("a new user namespace needs both uidMappings and gidMappings".into());
-        }
-    }
-    if linux.time_offsets().is_some() && !has(LinuxNamespaceType::Time) {
-        return Err("linux.timeOffsets needs a time namespace".into());
-    }
-    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
-        return Err("hostname needs a new uts namespace".into());
-    }
-    Ok(())
 }
 
 /// A namespace to join, opened before the clone so that a bad path fails the create cleanly.
@@ -138,13 +76,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn from_spec(spec: &Spec) -> Result<Plan, Error> {
-        let empty = Vec::new();
-        let nss = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.namespaces().as_ref())
-            .unwrap_or(&empty);
+    pub fn from_linux(linux: &Linux) -> Result<Plan, Error> {
+        let nss = linux.namespaces().as_deref().unwrap_or_default();
         let mut plan = Plan {
             clone_flags: CloneFlags::empty(),
             joins: Vec::new(),
@@ -230,12 +163,8 @@ pub fn unshare(flags: CloneFlags, what: &str) -> Result<(), Error> {
 }
 
 /// Writes `linux.timeOffsets` for a time namespace nobody has entered yet (/proc/self/timens_offsets).
-pub fn write_time_offsets(spec: &Spec) -> Result<(), Error> {
-    let Some(offsets) = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.time_offsets().as_ref())
-    else {
+pub fn write_time_offsets(linux: &Linux) -> Result<(), Error> {
+    let Some(offsets) = linux.time_offsets().as_ref() else {
         return Ok(());
     };
     let mut text = String::new();
@@ -269,11 +198,8 @@ pub fn write_time_offsets(spec: &Spec) -> Result<(), Error> {
 mod tests {
     use super::*;
 
-    fn spec(json: &str) -> Spec {
-        let raw = format!(
-            r#"{{"ociVersion":"1.0.2","root":{{"path":"r"}},"process":{{"cwd":"/","args":["a"],"user":{{"uid":0,"gid":0}}}},"linux":{json}}}"#
-        );
-        serde_json::from_str(&raw).unwrap()
+    fn spec(json: &str) -> Linux {
+        serde_json::from_str(json).unwrap()
     }
 
     #[test]
@@ -281,7 +207,7 @@ mod tests {
         let s = spec(
             r#"{"namespaces":[{"type":"pid"},{"type":"network"},{"type":"ipc"},{"type":"uts"},{"type":"mount"},{"type":"cgroup"},{"type":"time"}]}"#,
         );
-        let p = Plan::from_spec(&s).unwrap();
+        let p = Plan::from_linux(&s).unwrap();
         assert_eq!(
             p.clone_flags,
             CloneFlags::CLONE_NEWPID
@@ -299,7 +225,7 @@ mod tests {
         let s = spec(
             r#"{"namespaces":[{"type":"mount","path":"/proc/self/ns/mnt"},{"type":"network","path":"/proc/self/ns/net"},{"type":"user","path":"/proc/self/ns/user"},{"type":"pid","path":"/proc/self/ns/pid"}]}"#,
         );
-        let p = Plan::from_spec(&s).unwrap();
+        let p = Plan::from_linux(&s).unwrap();
         let kinds: Vec<_> = p.joins.iter().map(|j| j.kind).collect();
         assert_eq!(
             kinds,
@@ -316,24 +242,7 @@ mod tests {
     #[test]
     fn missing_namespace_path_is_an_error_naming_it() {
         let s = spec(r#"{"namespaces":[{"type":"network","path":"/nonexistent/ns"}]}"#);
-        let err = Plan::from_spec(&s).err().unwrap().to_string();
+        let err = Plan::from_linux(&s).err().unwrap().to_string();
         assert!(err.contains("/nonexistent/ns"), "{err}");
-    }
-
-    #[test]
-    fn validation() {
-        let dup = spec(r#"{"namespaces":[{"type":"pid"},{"type":"pid"},{"type":"mount"}]}"#);
-        assert!(validate(&dup).unwrap_err().contains("twice"));
-        let maps = spec(
-            r#"{"namespaces":[{"type":"mount"}],"uidMappings":[{"containerID":0,"hostID":1000,"size":1}]}"#,
-        );
-        assert!(validate(&maps).unwrap_err().contains("user namespace"));
-        let nomaps = spec(r#"{"namespaces":[{"type":"mount"},{"type":"user"}]}"#);
-        assert!(validate(&nomaps).unwrap_err().contains("uidMappings"));
-        let nomnt = spec(r#"{"namespaces":[{"type":"pid"}]}"#);
-        // Without a mount namespace the container is chrooted into its rootfs (as runc does).
-        validate(&nomnt).unwrap();
-        let ok = spec(r#"{"namespaces":[{"type":"mount"},{"type":"pid"}]}"#);
-        validate(&ok).unwrap();
     }
 }

@@ -4,15 +4,14 @@
 //! the memory policy (runc's order).
 
 use anyhow::Result;
-use oci_spec::runtime::{Linux, Process, Spec};
+use oci_spec::runtime::{Linux, Process};
+
+use crate::config::Config;
 
 /// The init: every CPU (execCPUAffinity is for `exec` only), then the container's process attributes.
-pub fn apply_init(spec: &Spec) -> Result<()> {
+pub fn apply_init(config: &Config) -> Result<()> {
     super::affinity::apply_init();
-    apply(
-        spec.process().as_ref().expect("validated"),
-        spec.linux().as_ref(),
-    )
+    apply(&config.process, Some(&config.linux))
 }
 
 /// An `exec` process, already in the container's cgroup: execCPUAffinity.final, then the attributes.

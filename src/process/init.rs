@@ -12,16 +12,16 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-use oci_spec::runtime::Spec;
 
 use super::sync::{Channel, Message};
+use crate::config::Config;
 use crate::container::state::{OciState, Status};
 use crate::namespaces::{self, Plan};
 use crate::rootfs;
 
 /// Everything the init needs, prepared by the parent before the clone.
 pub struct InitArgs<'a> {
-    pub spec: &'a Spec,
+    pub config: &'a Config,
     pub rootfs: PathBuf,
     pub plan: &'a Plan,
     pub channel: Channel,
@@ -84,8 +84,8 @@ fn setup(args: &mut InitArgs) -> Result<Prepared> {
         let _ = nix::unistd::close(*fd);
     }
     crate::container::foreground::reset_signals_for_container().context("reset signal mask")?;
-    let spec = args.spec;
-    let process = spec.process().as_ref().expect("validated");
+    let config = args.config;
+    let process = &config.process;
 
     let mut state = match args.channel.recv(None).context("waiting for the parent")? {
         Message::Go(state) => state,
@@ -129,7 +129,7 @@ fn setup(args: &mut InitArgs) -> Result<Prepared> {
 
     let host_tree = |index: usize| ask_host_tree(&args.channel, index);
     let ctx = rootfs::Context {
-        spec,
+        config,
         rootfs: &args.rootfs,
         cgroup_paths: args.cgroup_paths,
         in_user_ns,
@@ -146,17 +146,22 @@ fn setup(args: &mut InitArgs) -> Result<Prepared> {
     }
     args.hooks.create_container(&state, process, &args.rootfs)?;
 
-    rootfs::enter_root(spec, &args.rootfs, args.no_pivot)?;
+    rootfs::enter_root(&config.linux, &args.rootfs, args.no_pivot)?;
     setup_terminal(args, process)?;
     // The cwd is made (when missing) before the root may turn read-only, as runc does.
     let cwd = process.cwd();
     make_cwd(cwd)?;
-    rootfs::finish(spec, mounted)?;
+    rootfs::finish(config, mounted)?;
 
-    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+    if let Some(h) = config.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).with_context(|| format!("sethostname {h:?}"))?;
     }
-    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+    if let Some(d) = config
+        .spec
+        .domainname()
+        .as_deref()
+        .filter(|d| !d.is_empty())
+    {
         crate::sys::setdomainname(d).with_context(|| format!("setdomainname {d:?}"))?;
     }
     // Becoming the container's process: the steps exec shares (process::setup), in its order.
@@ -172,7 +177,7 @@ fn setup(args: &mut InitArgs) -> Result<Prepared> {
     setup.enter_cwd()?;
     setup.lsm()?;
     setup.rlimits()?;
-    super::attrs::apply_init(spec)?;
+    super::attrs::apply_init(config)?;
     for w in setup.credentials(&state, state.pid)? {
         args.channel.send(&Message::Warning(w))?;
     }
@@ -261,7 +266,7 @@ fn ask_host_tree(channel: &Channel, index: usize) -> Result<std::os::fd::OwnedFd
 /// The shared process setup for the container's process.
 fn process_setup<'a>(args: &'a InitArgs) -> super::setup::Setup<'a> {
     super::setup::Setup {
-        process: args.spec.process().as_ref().expect("validated"),
+        process: &args.config.process,
         preserve_fds: args.preserve_fds,
         seccomp: args.seccomp,
         seccomp_listener: args.seccomp_listener.as_ref(),
@@ -289,8 +294,7 @@ fn wait_and_exec(args: &InitArgs, prepared: Prepared) -> i32 {
     }
     // Made only now, so that the created container holds no descriptor of it (and only where the seccomp filter,
     // on by now, lets the calls that make it through).
-    let process = args.spec.process().as_ref().expect("validated");
-    let stub = super::exec_stub::Stub::for_process_under_filter(process, args.seccomp);
+    let stub = super::exec_stub::Stub::for_process_under_filter(&args.config.process, args.seccomp);
     // The connection is close-on-exec: `start` sees EOF the moment execve succeeds.
     let report = super::setup::exec(&program, stub.as_ref(), conn.as_raw_fd());
     let _ = conn.write_all(report.as_bytes());

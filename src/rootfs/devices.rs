@@ -8,7 +8,7 @@ use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
 use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
 use nix::unistd::{fchownat, Gid, Uid};
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Spec};
+use oci_spec::runtime::{Linux, LinuxDevice, LinuxDeviceType};
 
 use super::resolve::{fd_path, Root};
 
@@ -96,18 +96,14 @@ pub fn node_from_spec(d: &LinuxDevice) -> Result<Node, Error> {
 }
 
 /// linux.devices of the config.
-pub fn of_spec(spec: &Spec) -> impl Iterator<Item = &oci_spec::runtime::LinuxDevice> {
-    spec.linux()
-        .as_ref()
-        .and_then(|l| l.devices().as_ref())
-        .into_iter()
-        .flatten()
+pub fn of(linux: &Linux) -> impl Iterator<Item = &oci_spec::runtime::LinuxDevice> {
+    linux.devices().iter().flatten()
 }
 
 /// Creates every device and link in the container's /dev (before pivot_root; `root` is the rootfs).
-pub fn populate(root: &Root, spec: &Spec, in_user_ns: bool) -> Result<(), Error> {
+pub fn populate(root: &Root, linux: &Linux, in_user_ns: bool) -> Result<(), Error> {
     let mut nodes = default_nodes();
-    for d in of_spec(spec) {
+    for d in of(linux) {
         let n = node_from_spec(d)?;
         nodes.retain(|o| o.path != n.path);
         nodes.push(n);

@@ -21,7 +21,9 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
-use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Mount, Spec};
+use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType, Mount};
+
+use crate::config::Config;
 
 use super::options::{self, MountOptions};
 
@@ -73,7 +75,7 @@ fn has_own(v: &Option<Vec<LinuxIdMapping>>) -> bool {
 }
 
 /// The mappings of an idmapped mount: its own, else the container's user namespace.
-pub fn mapping_for(spec: &Spec, m: &Mount) -> Result<Mapping, String> {
+pub fn mapping_for(linux: &Linux, m: &Mount) -> Result<Mapping, String> {
     match (m.uid_mappings(), m.gid_mappings()) {
         (Some(u), Some(g)) if !u.is_empty() && !g.is_empty() => {
             check_ranges("uidMappings", u)?;
@@ -86,7 +88,7 @@ pub fn mapping_for(spec: &Spec, m: &Mount) -> Result<Mapping, String> {
         (u, g) if has_own(u) || has_own(g) => {
             Err("uidMappings and gidMappings must be given together".into())
         }
-        _ if has_user_ns(spec) => Ok(Mapping::Container),
+        _ if has_user_ns(linux) => Ok(Mapping::Container),
         _ => Err(
             "an idmapped mount needs uidMappings and gidMappings, on the mount or through a container user \
              namespace"
@@ -95,10 +97,10 @@ pub fn mapping_for(spec: &Spec, m: &Mount) -> Result<Mapping, String> {
     }
 }
 
-fn has_user_ns(spec: &Spec) -> bool {
-    spec.linux()
+fn has_user_ns(linux: &Linux) -> bool {
+    linux
+        .namespaces()
         .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
         .is_some_and(|nss| nss.iter().any(|n| n.typ() == LinuxNamespaceType::User))
 }
 
@@ -154,8 +156,9 @@ impl Maker {
     /// The detached copy of the source of config mount `index` (idmapped when the mount says so), for the init
     /// `init` to attach. Also asked for every bind of an init in a user namespace: the source is then opened with
     /// the host's credentials, which the container's user may lack (runc passes such sources from the host too).
-    pub fn tree(&mut self, spec: &Spec, index: usize, init: Pid) -> Result<OwnedFd, Error> {
-        let m = spec
+    pub fn tree(&mut self, config: &Config, index: usize, init: Pid) -> Result<OwnedFd, Error> {
+        let m = config
+            .spec
             .mounts()
             .as_ref()
             .and_then(|ms| ms.get(index))
@@ -189,7 +192,7 @@ impl Maker {
             )));
         }
         let userns = if is_idmapped(m, &opts) {
-            let mapping = mapping_for(spec, m).map_err(&invalid)?;
+            let mapping = mapping_for(&config.linux, m).map_err(&invalid)?;
             let fd = self
                 .userns_for(mapping, init)
                 .map_err(|(what, e)| sys(what, e))?;
@@ -200,7 +203,7 @@ impl Maker {
         let c_src = CString::new(src.as_os_str().as_bytes())
             .map_err(|_| invalid("NUL in source".into()))?;
         // As runc: the copy is recursive for rbind, the id mapping for ridmap.
-        let trip = if super::has_mount_ns(spec) {
+        let trip = if super::has_mount_ns(&config.linux) {
             Some(MountNsTrip::enter(init).map_err(|(what, e)| sys(what, e))?)
         } else {
             None
@@ -343,7 +346,7 @@ fn io_errno(e: std::io::Error) -> Errno {
 mod tests {
     use super::*;
 
-    fn spec(v: serde_json::Value) -> Spec {
+    fn linux(v: serde_json::Value) -> Linux {
         serde_json::from_value(v).unwrap()
     }
 
@@ -362,7 +365,7 @@ mod tests {
             "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}],
             "gidMappings": [{"containerID": 0, "hostID": 2000, "size": 5}]
         }));
-        let s = spec(serde_json::json!({"ociVersion": "1.0.2"}));
+        let s = linux(serde_json::json!({}));
         assert_eq!(
             mapping_for(&s, &m).unwrap(),
             Mapping::Own {
@@ -376,16 +379,16 @@ mod tests {
         assert!(mapping_for(&s, &bare)
             .unwrap_err()
             .contains("user namespace"));
-        let new_userns = spec(serde_json::json!({"ociVersion": "1.0.2", "linux": {
+        let new_userns = linux(serde_json::json!({
             "namespaces": [{"type": "user"}, {"type": "mount"}],
             "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
             "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]
-        }}));
+        }));
         assert_eq!(mapping_for(&new_userns, &bare).unwrap(), Mapping::Container);
         // A joined user namespace carries its mappings too (runc passes its path).
-        let joined = spec(serde_json::json!({"ociVersion": "1.0.2", "linux": {
+        let joined = linux(serde_json::json!({
             "namespaces": [{"type": "user", "path": "/proc/1/ns/user"}, {"type": "mount"}]
-        }}));
+        }));
         assert_eq!(mapping_for(&joined, &bare).unwrap(), Mapping::Container);
         let half = mount(serde_json::json!({
             "destination": "/m", "type": "bind", "source": "/tmp", "options": ["bind"],

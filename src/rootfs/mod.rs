@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use oci_spec::runtime::{Mount, Spec};
+use oci_spec::runtime::{Linux, Mount};
+
+use crate::config::Config;
 
 use resolve::{fd_path, Root};
 
@@ -53,7 +55,7 @@ fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> Error {
 
 /// What rootfs setup needs besides the config.
 pub struct Context<'a> {
-    pub spec: &'a Spec,
+    pub config: &'a Config,
     pub rootfs: &'a Path,
     /// The container's cgroup directories per hierarchy mount point (for `cgroup` mounts on v1).
     pub cgroup_paths: &'a std::collections::BTreeMap<String, PathBuf>,
@@ -65,23 +67,16 @@ pub struct Context<'a> {
 
 /// Does the container get a mount namespace (new or joined)? Without one, its mounts are made in berth's own
 /// namespace, under the rootfs, and `delete` takes them down.
-pub fn has_mount_ns(spec: &Spec) -> bool {
-    spec.linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|nss| {
-            nss.iter()
-                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Mount)
-        })
+pub fn has_mount_ns(linux: &Linux) -> bool {
+    linux.namespaces().as_ref().is_some_and(|nss| {
+        nss.iter()
+            .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Mount)
+    })
 }
 
 /// linux.rootfsPropagation as mount flags; rslave when unset.
-pub fn root_propagation(spec: &Spec) -> Result<MsFlags, Error> {
-    match spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.rootfs_propagation().as_deref())
-    {
+pub fn root_propagation(linux: &Linux) -> Result<MsFlags, Error> {
+    match linux.rootfs_propagation().as_deref() {
         None | Some("") => Ok(MsFlags::MS_SLAVE | MsFlags::MS_REC),
         Some(p) => options::propagation(p).ok_or_else(|| Error::Invalid {
             dest: "/".into(),
@@ -92,9 +87,10 @@ pub fn root_propagation(spec: &Spec) -> Result<MsFlags, Error> {
 
 /// Checks of the rootfs part of the config that need no kernel, run by `create` before anything exists: the
 /// propagation, every mount's options, idmap mappings, devices and sysctls.
-pub fn validate(spec: &Spec) -> Result<(), Error> {
-    root_propagation(spec)?;
-    for m in spec.mounts().as_deref().unwrap_or_default() {
+pub fn validate(config: &Config) -> Result<(), Error> {
+    let linux = &config.linux;
+    root_propagation(linux)?;
+    for m in config.spec.mounts().as_deref().unwrap_or_default() {
         let dest = m.destination();
         let invalid = |reason: String| Error::Invalid {
             dest: dest.clone(),
@@ -111,16 +107,16 @@ pub fn validate(spec: &Spec) -> Result<(), Error> {
                     "idmap and uidMappings/gidMappings need a bind mount".into(),
                 ));
             }
-            idmap::mapping_for(spec, m).map_err(invalid)?;
+            idmap::mapping_for(linux, m).map_err(invalid)?;
         }
         if opts.tmpcopyup && m.typ().as_deref() != Some("tmpfs") {
             return Err(invalid("tmpcopyup is only valid for tmpfs".into()));
         }
     }
-    for d in devices::of_spec(spec) {
+    for d in devices::of(linux) {
         devices::node_from_spec(d)?;
     }
-    sysctl::validate(spec)?;
+    sysctl::validate(linux)?;
     Ok(())
 }
 
@@ -132,9 +128,10 @@ pub struct Mounted {
 
 /// Before pivot_root: propagation, the rootfs bind, every configured mount, /dev.
 pub fn prepare(ctx: &Context) -> Result<Mounted, Error> {
-    let mount_ns = has_mount_ns(ctx.spec);
+    let linux = &ctx.config.linux;
+    let mount_ns = has_mount_ns(linux);
     if mount_ns {
-        let prop = root_propagation(ctx.spec)?;
+        let prop = root_propagation(linux)?;
         // No mount event of ours may reach the host: everything becomes a slave, or what the config asks. An
         // unbindable / would forbid the rootfs bind below, so that one waits until after pivot_root.
         let before = if prop.contains(MsFlags::MS_UNBINDABLE) {
@@ -168,7 +165,7 @@ pub fn prepare(ctx: &Context) -> Result<Mounted, Error> {
     }
     // pivot_root needs the new root to be a mount point; without a mount namespace only a read-only root needs
     // one (the remount must not reach the host mount that holds the rootfs).
-    if mount_ns || readonly_root(ctx.spec) {
+    if mount_ns || readonly_root(ctx.config) {
         mount(
             Some(ctx.rootfs),
             ctx.rootfs,
@@ -185,7 +182,7 @@ pub fn prepare(ctx: &Context) -> Result<Mounted, Error> {
     }
     let root = Root::open(ctx.rootfs)?;
     let empty = Vec::new();
-    let mounts = ctx.spec.mounts().as_ref().unwrap_or(&empty);
+    let mounts = ctx.config.spec.mounts().as_ref().unwrap_or(&empty);
     let mut done = Mounted::default();
     for (i, m) in mounts.iter().enumerate() {
         if let Some(fd) = mount_one(ctx, &root, m, Some(i))? {
@@ -210,26 +207,23 @@ pub fn prepare(ctx: &Context) -> Result<Mounted, Error> {
         ]));
         mount_one(ctx, &root, &dev, None)?;
     }
-    devices::populate(&root, ctx.spec, ctx.in_user_ns)?;
+    devices::populate(&root, linux, ctx.in_user_ns)?;
     if !mounts.iter().any(|m| m.typ().as_deref() == Some("devpts")) {
         devices::mount_devpts(&root)?;
     }
     Ok(done)
 }
 
-fn readonly_root(spec: &Spec) -> bool {
-    spec.root()
-        .as_ref()
-        .and_then(|r| r.readonly())
-        .unwrap_or(false)
+fn readonly_root(config: &Config) -> bool {
+    config.root.readonly().unwrap_or(false)
 }
 
 /// linux.mountLabel, where SELinux is on: the label of the filesystems berth mounts (not of binds, procfs, sysfs,
 /// cgroups or mqueue, as runc). Without SELinux it is ignored, as runc ignores it.
-fn mount_label(spec: &Spec) -> Option<&str> {
-    spec.linux()
-        .as_ref()
-        .and_then(|l| l.mount_label().as_deref())
+fn mount_label(linux: &Linux) -> Option<&str> {
+    linux
+        .mount_label()
+        .as_deref()
         .filter(|l| !l.is_empty())
         .filter(|_| crate::process::lsm::selinux_enabled())
 }
@@ -368,7 +362,7 @@ fn mount_one(
             return Ok(None);
         }
         None => {
-            let labelled = mount_label(ctx.spec)
+            let labelled = mount_label(&ctx.config.linux)
                 .filter(|_| fstype != "mqueue")
                 .map(|label| crate::process::lsm::with_mount_label(&opts.data, label));
             let mut data = labelled.unwrap_or_else(|| opts.data.clone());
@@ -699,8 +693,8 @@ fn pivot(rootfs: &Path) -> Result<(), Error> {
 
 /// Makes the rootfs the container's `/`: pivot_root, or with --no-pivot MS_MOVE + chroot, or without a mount
 /// namespace of its own a plain chroot (the mounts stay in berth's namespace, under the rootfs).
-pub fn enter_root(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<(), Error> {
-    if !has_mount_ns(spec) {
+pub fn enter_root(linux: &Linux, rootfs: &Path, no_pivot: bool) -> Result<(), Error> {
+    if !has_mount_ns(linux) {
         chroot_into(rootfs)
     } else if no_pivot {
         move_root(rootfs)
@@ -763,28 +757,20 @@ fn move_root(rootfs: &Path) -> Result<(), Error> {
 }
 
 /// After pivot_root: the root's propagation, masked and read-only paths, a read-only /dev, then the read-only root.
-pub fn finish(spec: &Spec, mounted: Mounted) -> Result<(), Error> {
-    let linux = spec.linux().as_ref();
-    if has_mount_ns(spec) {
+pub fn finish(config: &Config, mounted: Mounted) -> Result<(), Error> {
+    let linux = &config.linux;
+    if has_mount_ns(linux) {
         // Only / itself: the recursive part was applied before the mounts, which have their own propagation.
-        let prop = root_propagation(spec)? - MsFlags::MS_REC;
+        let prop = root_propagation(linux)? - MsFlags::MS_REC;
         mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
             .map_err(sys(format!("make the container's / {prop:?}")))?;
     }
     // Before the read-only and masked paths (which may cover /proc/sys), as runc does.
-    sysctl::apply(spec)?;
-    for p in linux
-        .and_then(|l| l.masked_paths().as_ref())
-        .into_iter()
-        .flatten()
-    {
+    sysctl::apply(linux)?;
+    for p in linux.masked_paths().iter().flatten() {
         mask_path(Path::new(p))?;
     }
-    for p in linux
-        .and_then(|l| l.readonly_paths().as_ref())
-        .into_iter()
-        .flatten()
-    {
+    for p in linux.readonly_paths().iter().flatten() {
         readonly_path(Path::new(p))?;
     }
     if let Some(dev) = mounted.dev_readonly {
@@ -794,7 +780,7 @@ pub fn finish(spec: &Spec, mounted: Mounted) -> Result<(), Error> {
         };
         crate::sys::mount_setattr(dev.as_fd(), false, &attr).map_err(sys("make /dev read-only"))?;
     }
-    if readonly_root(spec) {
+    if readonly_root(config) {
         mount(
             None::<&str>,
             "/",

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{Linux, LinuxNamespaceType};
 
 use crate::process::procfs::Proc;
 
@@ -84,10 +84,7 @@ pub fn proc_path(key: &str) -> Result<PathBuf, Error> {
 /// Checks every sysctl against the namespaces the container gets, as runc does: ipc sysctls need an ipc namespace,
 /// net.* a network namespace that is not berth's own, kernel.domainname a uts namespace; kernel.hostname conflicts
 /// with the `hostname` field; everything else is the host's and refused.
-pub fn validate(spec: &Spec) -> Result<(), Error> {
-    let Some(linux) = spec.linux() else {
-        return Ok(());
-    };
+pub fn validate(linux: &Linux) -> Result<(), Error> {
     let Some(sysctl) = linux.sysctl() else {
         return Ok(());
     };
@@ -153,8 +150,8 @@ fn is_own_netns(path: &Path) -> bool {
 /// Writes every sysctl of the config through the container's /proc/sys (after pivot_root), with the checked
 /// procfs writer (crate::process::procfs): /proc must be a procfs root, and no symlink, magic link or mount
 /// crossing is followed on the way to the file.
-pub fn apply(spec: &Spec) -> Result<(), Error> {
-    let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+pub fn apply(linux: &Linux) -> Result<(), Error> {
+    let Some(sysctl) = linux.sysctl().as_ref() else {
         return Ok(());
     };
     let Some(first) = sysctl.keys().next() else {
@@ -179,7 +176,7 @@ pub fn apply(spec: &Spec) -> Result<(), Error> {
 mod tests {
     use super::*;
 
-    fn spec_with(nss: &[&str], keys: &[&str]) -> Spec {
+    fn spec_with(nss: &[&str], keys: &[&str]) -> Linux {
         let nss: Vec<_> = nss
             .iter()
             .map(|t| serde_json::json!({ "type": t }))
@@ -188,11 +185,7 @@ mod tests {
             .iter()
             .map(|k| (k.to_string(), serde_json::json!("1")))
             .collect();
-        serde_json::from_value(serde_json::json!({
-            "ociVersion": "1.0.2",
-            "linux": { "namespaces": nss, "sysctl": sysctl }
-        }))
-        .unwrap()
+        serde_json::from_value(serde_json::json!({ "namespaces": nss, "sysctl": sysctl })).unwrap()
     }
 
     #[test]
@@ -237,15 +230,12 @@ mod tests {
 
     #[test]
     fn joining_berths_own_netns_is_refused() {
-        let spec: Spec = serde_json::from_value(serde_json::json!({
-            "ociVersion": "1.0.2",
-            "linux": {
-                "namespaces": [{ "type": "network", "path": "/proc/self/ns/net" }],
-                "sysctl": { "net.ipv4.ip_forward": "1" }
-            }
+        let linux: Linux = serde_json::from_value(serde_json::json!({
+            "namespaces": [{ "type": "network", "path": "/proc/self/ns/net" }],
+            "sysctl": { "net.ipv4.ip_forward": "1" }
         }))
         .unwrap();
-        assert!(validate(&spec).is_err());
+        assert!(validate(&linux).is_err());
     }
 
     #[test]
