@@ -8,6 +8,7 @@ mod container;
 mod logging;
 mod mountinfo;
 mod namespaces;
+mod oci_state;
 mod process;
 mod rootfs;
 mod sys;

@@ -13,11 +13,11 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
-use super::hooks::{Hooks, Phase};
 use super::state::{self, State, StateDir, Status};
 use crate::cgroups;
 use crate::config;
 use crate::namespaces::{self, idmap, Plan};
+use crate::process::hooks::{Hooks, Phase};
 use crate::process::init::{self, InitArgs};
 use crate::process::sync::{self, Message};
 use crate::sys::{clone3_fork, Forked};

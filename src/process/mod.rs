@@ -6,6 +6,7 @@ pub mod caps;
 pub mod exec;
 pub mod exec_into;
 pub mod exec_stub;
+pub mod hooks;
 pub mod identity;
 pub mod init;
 pub mod ioprio;

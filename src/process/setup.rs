@@ -26,7 +26,7 @@ use oci_spec::runtime::Process;
 use super::exec::Program;
 use super::exec_stub::Stub;
 use super::seccomp::Filter;
-use crate::container::state::OciState;
+use crate::oci_state::OciState;
 
 /// What both the init and exec know about the process they become.
 pub struct Setup<'a> {
@@ -171,6 +171,17 @@ fn setgroups_allowed() -> bool {
     std::fs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() != "deny")
         .unwrap_or(true)
+}
+
+/// The first act of the init and of exec's process: an empty signal mask and default SIGPIPE (Rust ignores it; that would leak into the
+/// container program through execve).
+pub fn reset_signals_for_container() -> nix::Result<()> {
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    )?;
+    crate::sys::default_sigpipe()
 }
 
 #[cfg(test)]
