@@ -298,7 +298,7 @@ fn wait_and_exec(args: &InitArgs, prepared: Prepared) -> i32 {
 }
 
 fn make_cwd(cwd: &std::path::Path) -> Result<()> {
-    let root = rootfs::resolve::Root::open(std::path::Path::new("/")).context("open /")?;
+    let root = crate::resolve::Root::open(std::path::Path::new("/")).context("open /")?;
     root.mkdir_all(cwd, 0o755)
         .map(drop)
         .with_context(|| format!("create cwd {}", cwd.display()))

@@ -64,7 +64,7 @@ impl Setup<'_> {
     /// root, so no descriptor of berth nor a host directory can become the cwd).
     pub fn enter_cwd(&self) -> Result<()> {
         let cwd = self.process.cwd();
-        let root = crate::rootfs::resolve::Root::open(Path::new("/")).context("open /")?;
+        let root = crate::resolve::Root::open(Path::new("/")).context("open /")?;
         let dir = root
             .open_in_root(cwd, nix::fcntl::OFlag::O_DIRECTORY)
             .with_context(|| format!("cwd {}", cwd.display()))?;
@@ -75,7 +75,7 @@ impl Setup<'_> {
     /// Step 3: the LSM attributes for the next execve, while still root (our non-dumpable /proc files are root's).
     pub fn lsm(&self) -> Result<()> {
         let p = self.process;
-        super::lsm::apply_on_exec(
+        crate::lsm::apply_on_exec(
             p.apparmor_profile().as_deref(),
             p.selinux_label().as_deref(),
         )?;

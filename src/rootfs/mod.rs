@@ -5,7 +5,6 @@ pub mod devices;
 pub mod idmap;
 pub mod mountinfo;
 pub mod options;
-pub mod resolve;
 pub mod sysctl;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -15,7 +14,7 @@ use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use oci_spec::runtime::{Mount, Spec};
 
-use resolve::{fd_path, Root};
+use crate::resolve::{self, fd_path, Root};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -231,7 +230,7 @@ fn mount_label(spec: &Spec) -> Option<&str> {
         .as_ref()
         .and_then(|l| l.mount_label().as_deref())
         .filter(|l| !l.is_empty())
-        .filter(|_| crate::process::lsm::selinux_enabled())
+        .filter(|_| crate::lsm::selinux_enabled())
 }
 
 /// One mount; `index` is its place in config.json's `mounts` (None for the /dev berth adds).
@@ -370,7 +369,7 @@ fn mount_one(
         None => {
             let labelled = mount_label(ctx.spec)
                 .filter(|_| fstype != "mqueue")
-                .map(|label| crate::process::lsm::with_mount_label(&opts.data, label));
+                .map(|label| crate::lsm::with_mount_label(&opts.data, label));
             let mut data = labelled.unwrap_or_else(|| opts.data.clone());
             if let Some(mode) = inherit_mode {
                 data = [data, format!("mode={mode:o}")]
@@ -612,7 +611,7 @@ fn mount_cgroup(
         && ctx
             .cgroup_paths
             .keys()
-            .all(|k| crate::cgroups::fs::is_cgroup2(Path::new(k)).unwrap_or(false));
+            .all(|k| crate::sys::is_cgroup2(Path::new(k)).unwrap_or(false));
     let attach = |mnt: &OwnedFd, onto: &OwnedFd, fstype: &str| {
         crate::sys::move_mount_fd(mnt.as_fd(), onto.as_fd()).map_err(merr(fstype))
     };
