@@ -8,8 +8,8 @@ use nix::mount::MsFlags;
 use oci_spec::runtime::Mount;
 
 use super::mounts::{cstr, new_filesystem};
-use super::resolve::Root;
 use super::{options, Context, Error};
+use crate::resolve::Root;
 
 /// `cgroup` mounts: cgroup2 where the host is unified, else a tmpfs with the container's directory of each v1
 /// hierarchy bound below it (read-only unless the config says rw).
@@ -35,7 +35,7 @@ pub(super) fn mount_cgroup(
         && ctx
             .cgroup_paths
             .keys()
-            .all(|k| crate::cgroups::fs::is_cgroup2(Path::new(k)).unwrap_or(false));
+            .all(|k| crate::sys::is_cgroup2(Path::new(k)).unwrap_or(false));
     let attach = |mnt: &OwnedFd, onto: &OwnedFd, fstype: &str| {
         crate::sys::move_mount_fd(mnt.as_fd(), onto.as_fd()).map_err(merr(fstype))
     };

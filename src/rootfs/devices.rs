@@ -10,7 +10,7 @@ use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
 use nix::unistd::{fchownat, Gid, Uid};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Spec};
 
-use super::resolve::{fd_path, Root};
+use crate::resolve::{fd_path, Root};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -23,7 +23,7 @@ pub enum Error {
     #[error("device {path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
     #[error(transparent)]
-    Resolve(#[from] super::resolve::Error),
+    Resolve(#[from] crate::resolve::Error),
 }
 
 /// A device node to create: path in the container, kind, numbers, mode and owner.

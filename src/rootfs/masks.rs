@@ -8,8 +8,8 @@ use nix::mount::MsFlags;
 use oci_spec::runtime::Spec;
 
 use super::mounts::new_filesystem;
-use super::resolve::Root;
 use super::{devices, Error};
+use crate::resolve::Root;
 
 /// linux.maskedPaths, then linux.readonlyPaths.
 pub(super) fn apply(spec: &Spec) -> Result<(), Error> {

@@ -15,7 +15,6 @@ mod mounts;
 pub mod options;
 mod pivot;
 mod propagation;
-pub mod resolve;
 pub mod sysctl;
 mod tmpcopyup;
 mod unmount;
@@ -26,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 
-use resolve::Root;
+use crate::resolve::Root;
 
 pub use pivot::enter_root;
 pub use unmount::unmount_all_under;
@@ -42,7 +41,7 @@ pub enum Error {
         source: nix::Error,
     },
     #[error(transparent)]
-    Resolve(#[from] resolve::Error),
+    Resolve(#[from] crate::resolve::Error),
     #[error("{what}: {source}")]
     Sys { what: String, source: nix::Error },
     #[error("mount {dest}: {reason}")]

@@ -9,9 +9,9 @@ use nix::mount::{mount, MsFlags};
 use oci_spec::runtime::{Mount, Spec};
 
 use super::propagation::set_propagation;
-use super::resolve::{self, fd_path, Root};
 use super::tmpcopyup::copy_tree;
 use super::{cgroup_mount, idmap, options, sys, Context, Error, Mounted};
+use crate::resolve::{self, fd_path, Root};
 
 /// Every mount of config.json in order, then a tmpfs on /dev where the config mounts nothing there.
 pub(super) fn mount_all(ctx: &Context, root: &Root) -> Result<Mounted, Error> {
@@ -59,7 +59,7 @@ fn mount_label(spec: &Spec) -> Option<&str> {
         .as_ref()
         .and_then(|l| l.mount_label().as_deref())
         .filter(|l| !l.is_empty())
-        .filter(|_| crate::process::lsm::selinux_enabled())
+        .filter(|_| crate::lsm::selinux_enabled())
 }
 
 /// One mount; `index` is its place in config.json's `mounts` (None for the /dev berth adds).
@@ -198,7 +198,7 @@ fn mount_one(
         None => {
             let labelled = mount_label(ctx.spec)
                 .filter(|_| fstype != "mqueue")
-                .map(|label| crate::process::lsm::with_mount_label(&opts.data, label));
+                .map(|label| crate::lsm::with_mount_label(&opts.data, label));
             let mut data = labelled.unwrap_or_else(|| opts.data.clone());
             if let Some(mode) = inherit_mode {
                 data = [data, format!("mode={mode:o}")]
