@@ -198,7 +198,7 @@ pub fn from_paths(paths: &BTreeMap<String, PathBuf>) -> Box<dyn Manager> {
     let unified_only = paths.len() == 1
         && paths
             .keys()
-            .all(|mnt| fs::is_cgroup2(Path::new(mnt)).unwrap_or(false));
+            .all(|mnt| crate::sys::is_cgroup2(Path::new(mnt)).unwrap_or(false));
     if unified_only {
         let (mnt, dir) = paths.iter().next().expect("one entry");
         Box::new(v2::Manager::new(v2::Placement {

@@ -274,7 +274,7 @@ fn translate(raw: &[u8]) -> bool {
     if let Some(linux) = spec.linux() {
         let _ = crate::namespaces::Plan::from_linux(linux);
     }
-    let _ = crate::container::hooks::Hooks::from_spec(&spec);
+    let _ = crate::process::hooks::Hooks::from_spec(&spec);
     for m in spec.mounts().iter().flatten() {
         let _ = crate::rootfs::options::parse(m.options().as_deref().unwrap_or(&[]));
     }

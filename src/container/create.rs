@@ -13,11 +13,11 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
-use super::hooks::{Hooks, Phase};
 use super::state::{self, State, StateDir, Status};
 use crate::cgroups;
 use crate::config;
 use crate::namespaces::{self, idmap, Plan};
+use crate::process::hooks::{Hooks, Phase};
 use crate::process::init::{self, InitArgs};
 use crate::process::sync::{self, Message};
 use crate::sys::{clone3_fork, Forked};
@@ -115,7 +115,7 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
         .as_ref()
         .map(crate::process::seccomp::compile)
         .transpose()?;
-    crate::process::lsm::check(
+    crate::lsm::check(
         process.apparmor_profile().as_deref(),
         process.selinux_label().as_deref(),
         linux.mount_label().as_deref(),
@@ -258,7 +258,7 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
     // namespace the init could not write its own, its /proc files belonging to the host's root once it is
     // non-dumpable.
     if let Some(score) = process.oom_score_adj() {
-        crate::process::procfs::write_oom_score_adj(pid.as_raw(), score).with_context(|| {
+        crate::procfs::write_oom_score_adj(pid.as_raw(), score).with_context(|| {
             format!("set oom_score_adj to {score} (lowering it needs CAP_SYS_RESOURCE)")
         })?;
     }

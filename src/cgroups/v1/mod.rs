@@ -74,7 +74,7 @@ impl Manager {
     fn unified_dir(&self) -> Option<&Path> {
         self.paths
             .iter()
-            .find(|(mnt, _)| fs::is_cgroup2(Path::new(mnt)).unwrap_or(false))
+            .find(|(mnt, _)| crate::sys::is_cgroup2(Path::new(mnt)).unwrap_or(false))
             .map(|(_, d)| d.as_path())
     }
 
