@@ -272,9 +272,11 @@ fn translate(raw: &[u8]) -> bool {
     };
     let valid = super::Config::from_spec(path, spec.clone()).is_ok();
     if let Some(linux) = spec.linux() {
-        let _ = crate::namespaces::Plan::from_linux(linux);
+        if let Ok(ns) = super::Namespaces::from_linux(linux) {
+            let _ = crate::namespaces::Plan::open(&ns);
+        }
     }
-    let _ = crate::process::hooks::Hooks::from_spec(&spec);
+    let _ = super::Hooks::from_oci(spec.hooks().clone());
     for m in spec.mounts().iter().flatten() {
         let _ = crate::rootfs::options::parse(m.options().as_deref().unwrap_or(&[]));
     }

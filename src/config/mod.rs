@@ -6,11 +6,15 @@ mod default;
 mod fields;
 #[cfg(test)]
 pub(crate) mod fuzz;
+mod hooks;
 mod id;
+mod namespaces;
 mod validate;
 
 pub use default::default_config;
+pub use hooks::{Hook, Hooks, Phase};
 pub use id::validate_id;
+pub use namespaces::{clone_flag, Namespaces, NsPath};
 pub use validate::namespace_kind;
 
 use std::path::{Path, PathBuf};
@@ -104,12 +108,16 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle, Error> {
 /// config.json translated for `create`: what validation guaranteed, the types say.
 #[derive(Debug)]
 pub struct Config {
-    /// The rest of config.json as decoded. `root`, `process` and `linux` are moved out of it into the fields
-    /// below (they are `None` here): read them there.
+    /// The rest of config.json as decoded. `root`, `process`, `linux` and `hooks` are moved out of it into the
+    /// fields below (they are `None` here): read them there.
     pub spec: Spec,
     pub root: Root,
     pub process: Process,
     pub linux: Linux,
+    /// `hooks`, by phase.
+    pub hooks: Hooks,
+    /// The namespace plan of `linux.namespaces`.
+    pub namespaces: Namespaces,
 }
 
 impl Config {
@@ -138,11 +146,15 @@ impl Config {
             .take()
             .ok_or_else(|| invalid("linux is missing: berth runs Linux containers".into()))?;
         validate::check(&spec, &root, &process, &linux).map_err(invalid)?;
+        let namespaces = Namespaces::from_linux(&linux).map_err(invalid)?;
+        let hooks = Hooks::from_oci(spec.hooks_mut().take());
         Ok(Config {
             spec,
             root,
             process,
             linux,
+            hooks,
+            namespaces,
         })
     }
 }
@@ -333,6 +345,7 @@ mod tests {
         assert_eq!(c.linux.namespaces().as_ref().map(Vec::len), Some(1));
         // Read them in the Config, never in the spec.
         assert!(c.spec.root().is_none() && c.spec.process().is_none() && c.spec.linux().is_none());
+        assert!(c.spec.hooks().is_none() && c.hooks.is_empty());
     }
 
     #[test]

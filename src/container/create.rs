@@ -17,7 +17,7 @@ use super::state::{self, State, StateDir, Status};
 use crate::cgroups;
 use crate::config;
 use crate::namespaces::{self, idmap, Plan};
-use crate::process::hooks::{Hooks, Phase};
+use crate::process::hooks::Phase;
 use crate::process::init::{self, InitArgs};
 use crate::process::sync::{self, Message};
 use crate::sys::{clone3_fork, Forked};
@@ -120,8 +120,8 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
         process.selinux_label().as_deref(),
         linux.mount_label().as_deref(),
     )?;
-    let plan = Plan::from_linux(linux)?;
-    let hooks = Hooks::from_spec(spec);
+    let ns = &config.namespaces;
+    let plan = Plan::open(ns)?;
     // Connected before anything exists, so that a missing or non-listening socket fails cleanly.
     let console_socket = match (&opts.console_socket, terminal) {
         (Some(path), true) => Some(crate::process::tty::connect(path)?),
@@ -132,7 +132,7 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
     dir.create()?;
     let mut undo = Undo {
         dir: &dir,
-        host_mounts: (!crate::rootfs::has_mount_ns(linux)).then(|| bundle.rootfs.clone()),
+        host_mounts: (!ns.mount).then(|| bundle.rootfs.clone()),
         cgroup: None,
         pid: None,
         armed: true,
@@ -165,9 +165,9 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
             .into_iter()
             .collect(),
         cgroup_paths: cgroup.paths().clone(),
-        own_pid_ns: plan.new_pid,
-        host_mounts: !crate::rootfs::has_mount_ns(linux),
-        has_hooks: spec.hooks().is_some(),
+        own_pid_ns: ns.new_pid,
+        host_mounts: !ns.mount,
+        has_hooks: !config.hooks.is_empty(),
         systemd: cgroup
             .systemd_unit()
             .map(|(unit, slice)| state::SystemdUnit {
@@ -194,12 +194,12 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
         None => None,
     };
     // The fast path creates every namespace with the clone; the staged one creates them from inside the init.
-    let clone_flags = if plan.needs_staged_setup() {
+    let clone_flags = if ns.needs_staged_setup() {
         CloneFlags::empty()
     } else {
-        plan.clone_flags
+        ns.clone_flags
     };
-    let restore = PreClone::enter(&plan, linux)?;
+    let restore = PreClone::enter(&plan, ns)?;
     let forked = clone3_fork(
         clone_flags.bits() as u64,
         cgroup_fd.as_ref().map(|f| f.as_fd()),
@@ -225,7 +225,7 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
                 parent: me,
                 seccomp: seccomp.as_ref(),
                 seccomp_listener,
-                hooks: &hooks,
+                hooks: &config.hooks,
                 console_socket,
             });
         }
@@ -248,7 +248,7 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
     let empty = Vec::new();
     let uid_maps = linux.uid_mappings().as_ref().unwrap_or(&empty);
     let gid_maps = linux.gid_mappings().as_ref().unwrap_or(&empty);
-    if plan.new_user && !plan.needs_staged_setup() {
+    if ns.new_user && !ns.needs_staged_setup() {
         idmap::write_maps(pid, uid_maps, gid_maps)?;
     }
     if cgroup_fd.is_none() {
@@ -281,8 +281,8 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
             }
             Message::RunHooks => {
                 let oci = st.oci(Status::Creating);
-                hooks.run_phase(Phase::Prestart, &oci)?;
-                hooks.run_phase(Phase::CreateRuntime, &oci)?;
+                config.hooks.run_phase(Phase::Prestart, &oci)?;
+                config.hooks.run_phase(Phase::CreateRuntime, &oci)?;
                 send(&parent_chan, &Message::HooksDone, pid)?;
             }
             // The init cannot idmap a host filesystem from its user namespace: berth makes the mount for it.
@@ -401,7 +401,7 @@ struct PreClone {
 }
 
 impl PreClone {
-    fn enter(plan: &Plan, linux: &oci_spec::runtime::Linux) -> Result<PreClone> {
+    fn enter(plan: &Plan, ns: &crate::config::Namespaces) -> Result<PreClone> {
         let mut saved = Vec::new();
         let own = |name: &str, flag: CloneFlags| -> Result<(OwnedFd, CloneFlags)> {
             let path = format!("/proc/self/ns/{name}");
@@ -416,11 +416,13 @@ impl PreClone {
             saved.push(own(name, flag)?);
             namespaces::enter(j)?;
         }
-        if plan.new_time {
+        if ns.new_time {
             let flag = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
             saved.push(own("time", flag)?);
             namespaces::unshare(flag, "time namespace")?;
-            namespaces::write_time_offsets(linux)?;
+            if let Some(offsets) = &ns.time_offsets {
+                namespaces::write_time_offsets(offsets)?;
+            }
         }
         Ok(PreClone { saved })
     }

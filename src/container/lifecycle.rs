@@ -27,8 +27,8 @@ fn saved_hooks(dir: &StateDir, st: &State) -> Hooks {
     }
     std::fs::read(dir.file(state::CONFIG_FILE))
         .ok()
-        .and_then(|raw| serde_json::from_slice(&raw).ok())
-        .map(|spec| Hooks::from_spec(&spec))
+        .and_then(|raw| serde_json::from_slice::<oci_spec::runtime::Spec>(&raw).ok())
+        .map(|mut spec| Hooks::from_oci(spec.hooks_mut().take()))
         .unwrap_or_default()
 }
 
@@ -62,7 +62,7 @@ pub fn start(dir: &StateDir) -> Result<()> {
     let hook_time: u64 = hooks
         .start_container
         .iter()
-        .map(|h| h.timeout().unwrap_or(0).max(0) as u64)
+        .map(|h| h.timeout.map_or(0, |t| t.as_secs()))
         .sum();
     let limit = Duration::from_secs(60 + hook_time);
     wait_readable(&conn, limit).context("waiting for the container program to start")?;

@@ -5,43 +5,19 @@ use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use oci_spec::runtime::{Hook, Spec};
 
+pub use crate::config::{Hook, Hooks, Phase};
 use crate::oci_state::{OciState, Status};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Prestart,
-    CreateRuntime,
-    CreateContainer,
-    StartContainer,
-    Poststart,
-    Poststop,
-}
-
-impl Phase {
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Prestart => "prestart",
-            Phase::CreateRuntime => "createRuntime",
-            Phase::CreateContainer => "createContainer",
-            Phase::StartContainer => "startContainer",
-            Phase::Poststart => "poststart",
-            Phase::Poststop => "poststop",
-        }
-    }
-
-    /// The status a hook of this phase sees in the state on its stdin.
-    fn status(self) -> Status {
-        match self {
-            Phase::Prestart | Phase::CreateRuntime | Phase::CreateContainer => Status::Creating,
-            Phase::StartContainer => Status::Created,
-            Phase::Poststart => Status::Running,
-            Phase::Poststop => Status::Stopped,
-        }
+/// The status a hook of `phase` sees in the state on its stdin.
+fn status(phase: Phase) -> Status {
+    match phase {
+        Phase::Prestart | Phase::CreateRuntime | Phase::CreateContainer => Status::Creating,
+        Phase::StartContainer => Status::Created,
+        Phase::Poststart => Status::Running,
+        Phase::Poststop => Status::Stopped,
     }
 }
 
@@ -55,45 +31,9 @@ pub enum Error {
     },
 }
 
-#[derive(Debug, Default, Clone)]
-pub struct Hooks {
-    pub prestart: Vec<Hook>,
-    pub create_runtime: Vec<Hook>,
-    pub create_container: Vec<Hook>,
-    pub start_container: Vec<Hook>,
-    pub poststart: Vec<Hook>,
-    pub poststop: Vec<Hook>,
-}
-
+/// Running the translated hooks (the type is config's; its methods that run hooks live here, by the process
+/// code they need).
 impl Hooks {
-    pub fn from_spec(spec: &Spec) -> Hooks {
-        let Some(h) = spec.hooks() else {
-            return Hooks::default();
-        };
-        let get = |v: &Option<Vec<Hook>>| v.clone().unwrap_or_default();
-        #[allow(deprecated)]
-        let prestart = get(h.prestart());
-        Hooks {
-            prestart,
-            create_runtime: get(h.create_runtime()),
-            create_container: get(h.create_container()),
-            start_container: get(h.start_container()),
-            poststart: get(h.poststart()),
-            poststop: get(h.poststop()),
-        }
-    }
-
-    pub fn of(&self, phase: Phase) -> &[Hook] {
-        match phase {
-            Phase::Prestart => &self.prestart,
-            Phase::CreateRuntime => &self.create_runtime,
-            Phase::CreateContainer => &self.create_container,
-            Phase::StartContainer => &self.start_container,
-            Phase::Poststart => &self.poststart,
-            Phase::Poststop => &self.poststop,
-        }
-    }
-
     /// Runs a phase's hooks in order; the first failure stops the phase and is returned.
     pub fn run_phase(&self, phase: Phase, state: &OciState) -> Result<(), Error> {
         self.run_in(phase, state, &Inherit::default())
@@ -131,7 +71,7 @@ impl Hooks {
             return Ok(());
         }
         let mut state = state.clone();
-        state.status = phase.status();
+        state.status = status(phase);
         let json = serde_json::to_vec(&state).expect("state serialises");
         for hook in hooks {
             run_one(phase, hook, &json, inherit)?;
@@ -147,7 +87,7 @@ impl Hooks {
             return Vec::new();
         }
         let mut state = state.clone();
-        state.status = phase.status();
+        state.status = status(phase);
         let json = serde_json::to_vec(&state).expect("state serialises");
         hooks
             .iter()
@@ -164,20 +104,18 @@ struct Inherit {
 }
 
 fn run_one(phase: Phase, hook: &Hook, state: &[u8], inherit: &Inherit) -> Result<(), Error> {
-    let path = hook.path().display().to_string();
+    let path = hook.path.display().to_string();
     let fail = |reason: String| Error::Failed {
         phase: phase.name(),
         path: path.clone(),
         reason,
     };
-    let mut cmd = Command::new(hook.path());
-    if let Some(args) = hook.args() {
-        if let Some((first, rest)) = args.split_first() {
-            cmd.arg0(first).args(rest);
-        }
+    let mut cmd = Command::new(&hook.path);
+    if let Some((first, rest)) = hook.args.split_first() {
+        cmd.arg0(first).args(rest);
     }
     cmd.env_clear();
-    let env = hook.env().as_ref().or(inherit.env.as_ref());
+    let env = hook.env.as_ref().or(inherit.env.as_ref());
     for kv in env.iter().copied().flatten() {
         if let Some((k, v)) = kv.split_once('=') {
             cmd.env(k, v);
@@ -192,11 +130,7 @@ fn run_one(phase: Phase, hook: &Hook, state: &[u8], inherit: &Inherit) -> Result
         // A hook that does not read its stdin is fine (EPIPE is ignored).
         let _ = stdin.write_all(state);
     }
-    let timeout = hook
-        .timeout()
-        .filter(|t| *t > 0)
-        .map(|t| Duration::from_secs(t as u64));
-    if let Some(t) = timeout {
+    if let Some(t) = hook.timeout {
         let pidfd = crate::sys::pidfd_open(nix::unistd::Pid::from_raw(child.id() as i32))
             .map_err(|e| fail(format!("pidfd_open: {e}")))?;
         let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];

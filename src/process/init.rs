@@ -91,19 +91,15 @@ fn setup(args: &mut InitArgs) -> Result<Prepared> {
         Message::Go(state) => state,
         other => anyhow::bail!("unexpected message from the parent: {other:?}"),
     };
-    if args.plan.needs_staged_setup() {
+    let ns = &config.namespaces;
+    if ns.needs_staged_setup() {
         enter_namespaces_staged(args)?;
     } else {
         for join in &args.plan.joins {
             namespaces::enter(join)?;
         }
     }
-    let in_user_ns = args.plan.new_user
-        || args
-            .plan
-            .joins
-            .iter()
-            .any(|j| j.kind == oci_spec::runtime::LinuxNamespaceType::User);
+    let in_user_ns = ns.user;
     if in_user_ns {
         // Become root of the user namespace (new and mapped by the parent, or joined) for the setup that follows:
         // files made on filesystems mounted inside it need an id that is mapped there.
@@ -123,7 +119,7 @@ fn setup(args: &mut InitArgs) -> Result<Prepared> {
             }
         }
     }
-    if args.plan.new_cgroup {
+    if ns.new_cgroup {
         namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP, "cgroup namespace")?;
     }
 
@@ -146,7 +142,7 @@ fn setup(args: &mut InitArgs) -> Result<Prepared> {
     }
     args.hooks.create_container(&state, process, &args.rootfs)?;
 
-    rootfs::enter_root(&config.linux, &args.rootfs, args.no_pivot)?;
+    rootfs::enter_root(config, &args.rootfs, args.no_pivot)?;
     setup_terminal(args, process)?;
     // The cwd is made (when missing) before the root may turn read-only, as runc does.
     let cwd = process.cwd();
@@ -226,7 +222,7 @@ fn enter_namespaces_staged(args: &InitArgs) -> Result<()> {
     for join in &args.plan.joins {
         namespaces::enter(join)?;
     }
-    if args.plan.new_user {
+    if args.config.namespaces.new_user {
         namespaces::unshare(CloneFlags::CLONE_NEWUSER, "user namespace")?;
         args.channel.send(&Message::MapIds)?;
         match args.channel.recv(None).context("waiting for the id maps")? {
@@ -234,11 +230,12 @@ fn enter_namespaces_staged(args: &InitArgs) -> Result<()> {
             other => anyhow::bail!("unexpected message from the parent: {other:?}"),
         }
     }
-    let rest = args.plan.clone_flags - (CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID);
+    let rest =
+        args.config.namespaces.clone_flags - (CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID);
     if !rest.is_empty() {
         namespaces::unshare(rest, &format!("{rest:?}"))?;
     }
-    if args.plan.new_pid {
+    if args.config.namespaces.new_pid {
         namespaces::unshare(CloneFlags::CLONE_NEWPID, "pid namespace")?;
         match crate::sys::clone3_fork(libc::CLONE_PARENT as u64, None).context("fork the init")? {
             crate::sys::Forked::Child => die_with_parent(args.parent)?,

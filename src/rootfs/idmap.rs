@@ -203,7 +203,7 @@ impl Maker {
         let c_src = CString::new(src.as_os_str().as_bytes())
             .map_err(|_| invalid("NUL in source".into()))?;
         // As runc: the copy is recursive for rbind, the id mapping for ridmap.
-        let trip = if super::has_mount_ns(&config.linux) {
+        let trip = if config.namespaces.mount {
             Some(MountNsTrip::enter(init).map_err(|(what, e)| sys(what, e))?)
         } else {
             None

@@ -23,8 +23,6 @@ mod validate;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::Linux;
-
 use crate::config::Config;
 
 use crate::resolve::Root;
@@ -79,15 +77,6 @@ pub struct Context<'a> {
     pub host_tree: &'a dyn Fn(usize) -> Result<OwnedFd, String>,
 }
 
-/// Does the container get a mount namespace (new or joined)? Without one, its mounts are made in berth's own
-/// namespace, under the rootfs, and `delete` takes them down.
-pub fn has_mount_ns(linux: &Linux) -> bool {
-    linux.namespaces().as_ref().is_some_and(|nss| {
-        nss.iter()
-            .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Mount)
-    })
-}
-
 /// What `prepare` leaves for `finish`: the `/dev` mount whose read-only flag waits until /dev is populated.
 #[derive(Default)]
 pub struct Mounted {
@@ -97,7 +86,7 @@ pub struct Mounted {
 /// Before pivot_root: propagation, the rootfs bind, every configured mount, /dev.
 pub fn prepare(ctx: &Context) -> Result<Mounted, Error> {
     let linux = &ctx.config.linux;
-    let mount_ns = has_mount_ns(linux);
+    let mount_ns = ctx.config.namespaces.mount;
     if mount_ns {
         propagation::before_mounts(linux, ctx.rootfs)?;
     }
@@ -119,7 +108,7 @@ pub fn prepare(ctx: &Context) -> Result<Mounted, Error> {
 /// After pivot_root: the root's propagation, masked and read-only paths, a read-only /dev, then the read-only root.
 pub fn finish(config: &Config, mounted: Mounted) -> Result<(), Error> {
     let linux = &config.linux;
-    if has_mount_ns(linux) {
+    if config.namespaces.mount {
         propagation::after_pivot(linux)?;
     }
     // Before the read-only and masked paths (which may cover /proc/sys), as runc does.

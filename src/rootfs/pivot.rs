@@ -6,9 +6,9 @@ use std::path::Path;
 
 use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use oci_spec::runtime::Linux;
 
-use super::{has_mount_ns, mountinfo, sys, Error};
+use super::{mountinfo, sys, Error};
+use crate::config::Config;
 
 /// Binds the rootfs onto itself, recursively: pivot_root needs the new root to be a mount point.
 pub(super) fn bind_rootfs(rootfs: &Path) -> Result<(), Error> {
@@ -29,8 +29,8 @@ pub(super) fn bind_rootfs(rootfs: &Path) -> Result<(), Error> {
 
 /// Makes the rootfs the container's `/`: pivot_root, or with --no-pivot MS_MOVE + chroot, or without a mount
 /// namespace of its own a plain chroot (the mounts stay in berth's namespace, under the rootfs).
-pub fn enter_root(linux: &Linux, rootfs: &Path, no_pivot: bool) -> Result<(), Error> {
-    if !has_mount_ns(linux) {
+pub fn enter_root(config: &Config, rootfs: &Path, no_pivot: bool) -> Result<(), Error> {
+    if !config.namespaces.mount {
         chroot_into(rootfs)
     } else if no_pivot {
         move_root(rootfs)
