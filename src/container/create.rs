@@ -142,6 +142,7 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
 
     let cgroup = cgroups::for_container(
         linux.cgroups_path().as_deref(),
+        spec.annotations().as_ref(),
         &opts.id,
         opts.systemd_cgroup,
     )?;
