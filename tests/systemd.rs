@@ -7,32 +7,7 @@ use common::*;
 use serde_json::json;
 
 fn create_fails(berth: &Berth, b: &Bundle, id: &str, want: &[&str]) {
-    let err = berth.fails(&[
-        "--systemd-cgroup",
-        "create",
-        "--bundle",
-        b.dir.to_str().unwrap(),
-        id,
-    ]);
-    assert_eq!(err.trim().lines().count(), 1, "one line expected: {err}");
-    assert!(err.contains(id), "error must name the container: {err}");
-    for w in want {
-        assert!(err.contains(w), "error should mention {w:?}: {err}");
-    }
-    assert!(!berth.root.join(id).exists(), "{id}: state dir left behind");
-    for d in own_cgroup_dirs() {
-        for rel in ["system.slice", "berth-tests"] {
-            let p = d.join(rel);
-            if p.exists() {
-                let leftovers: Vec<_> = std::fs::read_dir(&p)
-                    .unwrap()
-                    .flatten()
-                    .filter(|e| e.file_name().to_string_lossy().contains(id))
-                    .collect();
-                assert!(leftovers.is_empty(), "{id}: cgroup left in {}", p.display());
-            }
-        }
-    }
+    create_fails_with(berth, &["--systemd-cgroup"], &b.dir, id, want);
 }
 
 #[test]
