@@ -58,6 +58,9 @@ pub struct Context<'a> {
     /// The container's cgroup directories per hierarchy mount point (for `cgroup` mounts on v1).
     pub cgroup_paths: &'a std::collections::BTreeMap<String, PathBuf>,
     pub in_user_ns: bool,
+    /// Whether `create` can make bind sources for the init (see `host_tree`): it needs CAP_SYS_ADMIN where it runs,
+    /// which a rootless caller lacks; the init, mapped to that same caller, then opens them itself.
+    pub host_binds: bool,
     /// Asks `create` for the detached copy of the source of config mount #N, made with the host's credentials
     /// (see [`idmap`]); called for idmapped binds, and for every bind in a user namespace.
     pub host_tree: &'a dyn Fn(usize) -> Result<OwnedFd, String>,
@@ -210,7 +213,10 @@ pub fn prepare(ctx: &Context) -> Result<Mounted, Error> {
         ]));
         mount_one(ctx, &root, &dev, None)?;
     }
-    devices::populate(&root, ctx.spec, ctx.in_user_ns)?;
+    // In any user namespace but the initial one (the container's, or the one a rootless podman runs berth in)
+    // mknod of a device is refused: bind the host's nodes.
+    let bind_devices = ctx.in_user_ns || crate::namespaces::running_in_user_ns();
+    devices::populate(&root, ctx.spec, bind_devices)?;
     if !mounts.iter().any(|m| m.typ().as_deref() == Some("devpts")) {
         devices::mount_devpts(&root)?;
     }
@@ -294,7 +300,7 @@ fn mount_one(
     let tree = if bind {
         let idmapped = idmap::is_idmapped(m, &opts);
         match index {
-            Some(i) if idmapped || ctx.in_user_ns => {
+            Some(i) if idmapped || (ctx.in_user_ns && ctx.host_binds) => {
                 Some((ctx.host_tree)(i).map_err(|reason| idmap::Error::Invalid {
                     src: source.clone(),
                     dest: dest.clone(),
