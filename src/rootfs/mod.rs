@@ -643,13 +643,12 @@ fn mount_cgroup(
             nix::sys::stat::Mode::from_bits_truncate(0o755),
         )
         .map_err(merr("tmpfs"))?;
-        let sub = nix::fcntl::openat(
-            Some(tmpfs.as_raw_fd()),
+        let sub = crate::sys::openat(
+            tmpfs.as_fd(),
             name,
             OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         )
-        .map(crate::sys::adopt_fd)
         .map_err(merr("tmpfs"))?;
         let c_dir = cstr(dir).map_err(|reason| Error::Invalid {
             dest: dest.clone(),
@@ -672,12 +671,11 @@ fn mount_cgroup(
 /// pivot_root into the rootfs and detach the old root. The pivot_root(".", ".") form needs no directory for the
 /// old root inside the container.
 fn pivot(rootfs: &Path) -> Result<(), Error> {
-    let old_root = nix::fcntl::open(
+    let old_root = crate::sys::open(
         "/",
         OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
-    .map(crate::sys::adopt_fd)
     .map_err(sys("open the old root"))?;
     nix::unistd::chdir(rootfs).map_err(sys(format!("chdir {}", rootfs.display())))?;
     nix::unistd::pivot_root(".", ".").map_err(sys(format!("pivot_root {}", rootfs.display())))?;
