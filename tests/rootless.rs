@@ -385,6 +385,25 @@ fn a_limit_needing_a_cgroup_the_user_may_not_write_is_refused() {
     assert_eq!(err.trim().lines().count(), 1, "one error line: {err}");
     user.assert_nothing_left();
     assert_no_cgroup(&b);
+    // Supplementary groups: setgroups(2) is denied in a rootless user namespace, so they cannot be applied.
+    b.edit(|c| {
+        c["linux"].as_object_mut().unwrap().remove("resources");
+        c["process"]["user"]["additionalGids"] = json!([5]);
+    });
+    let out = user.run(&["run", "--bundle", b.dir.to_str().unwrap(), &id]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("additionalGids [5]: setgroups is denied"),
+        "{err}"
+    );
+    user.assert_nothing_left();
+    b.edit(|c| {
+        c["process"]["user"]
+            .as_object_mut()
+            .unwrap()
+            .remove("additionalGids");
+    });
     // --rootless false: the cgroup is required, and its mkdir fails as it would for runc.
     b.edit(|c| {
         c["linux"].as_object_mut().unwrap().remove("resources");
