@@ -150,9 +150,11 @@ pub fn resources_for_update(r: &LinuxResources) -> LinuxResources {
 }
 
 /// Builds the manager for a new container from `linux.cgroupsPath` (or a default derived from the id); with
-/// `systemd`, the path has the form `slice:prefix:name` and systemd makes the cgroup.
+/// `systemd`, the path has the form `slice:prefix:name` and systemd makes the cgroup (with the unit properties
+/// of `annotations`' `org.systemd.property.*`).
 pub fn for_container(
     cgroups_path: Option<&Path>,
+    annotations: Option<&std::collections::HashMap<String, String>>,
     id: &str,
     systemd: bool,
 ) -> Result<Box<dyn Manager>> {
@@ -166,7 +168,13 @@ pub fn for_container(
         let raw = raw.transpose()?;
         let mounts = mountinfo::cgroup_mounts()?;
         let own = mountinfo::own_cgroups()?;
-        return Ok(Box::new(systemd::Manager::new(raw, id, &mounts, &own)?));
+        return Ok(Box::new(systemd::Manager::new(
+            raw,
+            annotations,
+            id,
+            &mounts,
+            &own,
+        )?));
     }
     let default = Path::new(fs::DEFAULT_PARENT).join(id);
     let path = match cgroups_path {
@@ -205,7 +213,7 @@ pub fn from_paths(paths: &BTreeMap<String, PathBuf>) -> Box<dyn Manager> {
     let unified_only = paths.len() == 1
         && paths
             .keys()
-            .all(|mnt| fs::is_cgroup2(Path::new(mnt)).unwrap_or(false));
+            .all(|mnt| crate::sys::is_cgroup2(Path::new(mnt)).unwrap_or(false));
     if unified_only {
         let (mnt, dir) = paths.iter().next().expect("one entry");
         Box::new(v2::Manager::new(v2::Placement {

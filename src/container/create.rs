@@ -13,11 +13,12 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
-use super::hooks::{Hooks, Phase};
 use super::state::{self, State, StateDir, Status};
 use crate::cgroups;
 use crate::config;
+use crate::namespaces::trip::Trip;
 use crate::namespaces::{self, idmap, Plan};
+use crate::process::hooks::{Hooks, Phase};
 use crate::process::init::{self, InitArgs};
 use crate::process::sync::{self, Message};
 use crate::sys::{clone3_fork, Forked};
@@ -116,7 +117,7 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
         .as_ref()
         .map(crate::process::seccomp::compile)
         .transpose()?;
-    crate::process::lsm::check(
+    crate::lsm::check(
         process.apparmor_profile().as_deref(),
         process.selinux_label().as_deref(),
         linux.mount_label().as_deref(),
@@ -143,6 +144,7 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
 
     let cgroup = cgroups::for_container(
         linux.cgroups_path().as_deref(),
+        spec.annotations().as_ref(),
         &opts.id,
         opts.systemd_cgroup,
     )?;
@@ -209,7 +211,7 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
         plan.clone_flags
     };
     let host_binds = crate::namespaces::may_enter_mount_ns();
-    let restore = PreClone::enter(&plan, spec)?;
+    let trip = enter_birth_namespaces(&plan, spec)?;
     let forked = clone3_fork(
         clone_flags.bits() as u64,
         cgroup_fd.as_ref().map(|f| f.as_fd()),
@@ -242,7 +244,7 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
         }
         other => other,
     };
-    restore.leave()?;
+    trip.leave()?;
     let mut pid = match forked {
         Ok(Forked::Parent(pid)) => pid,
         Ok(Forked::Child) => unreachable!("the child never returns from init::run"),
@@ -269,7 +271,7 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
     // namespace the init could not write its own, its /proc files belonging to the host's root once it is
     // non-dumpable.
     if let Some(score) = process.oom_score_adj() {
-        crate::process::procfs::write_oom_score_adj(pid.as_raw(), score).with_context(|| {
+        crate::procfs::write_oom_score_adj(pid.as_raw(), score).with_context(|| {
             format!("set oom_score_adj to {score} (lowering it needs CAP_SYS_RESOURCE)")
         })?;
     }
@@ -405,42 +407,22 @@ fn owner_name() -> String {
     String::new()
 }
 
-/// berth's own trip into the pid and time namespaces that the init must be born in, undone right after the clone
-/// so that hooks berth runs later stay in the runtime's namespaces.
-struct PreClone {
-    saved: Vec<(OwnedFd, CloneFlags)>,
-}
-
-impl PreClone {
-    fn enter(plan: &Plan, spec: &oci_spec::runtime::Spec) -> Result<PreClone> {
-        let mut saved = Vec::new();
-        let own = |name: &str, flag: CloneFlags| -> Result<(OwnedFd, CloneFlags)> {
-            let path = format!("/proc/self/ns/{name}");
-            let f = std::fs::File::open(&path).with_context(|| format!("open {path}"))?;
-            Ok((f.into(), flag))
-        };
-        for j in &plan.pre_joins {
-            let (name, flag) = match j.kind {
-                oci_spec::runtime::LinuxNamespaceType::Pid => ("pid", CloneFlags::CLONE_NEWPID),
-                _ => ("time", CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)),
-            };
-            saved.push(own(name, flag)?);
-            namespaces::enter(j)?;
-        }
-        if plan.new_time {
-            let flag = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
-            saved.push(own("time", flag)?);
-            namespaces::unshare(flag, "time namespace")?;
-            namespaces::write_time_offsets(spec)?;
-        }
-        Ok(PreClone { saved })
+/// berth's own trip into the pid and time namespaces that the init must be born in (they apply to children), left
+/// right after the clone so that hooks berth runs later stay in the runtime's namespaces.
+fn enter_birth_namespaces(plan: &Plan, spec: &oci_spec::runtime::Spec) -> Result<Trip> {
+    let mut trip = Trip::new();
+    for j in &plan.pre_joins {
+        let what = format!(
+            "{} namespace {}",
+            namespaces::kind_name(j.kind),
+            j.path.display()
+        );
+        trip.join(j.fd.as_fd(), namespaces::clone_flag(j.kind), &what)?;
     }
-
-    fn leave(self) -> Result<()> {
-        for (fd, flag) in &self.saved {
-            nix::sched::setns(fd.as_fd(), *flag)
-                .with_context(|| format!("setns back to berth's own {flag:?} namespace"))?;
-        }
-        Ok(())
+    if plan.new_time {
+        let flag = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+        trip.unshare(flag, "time namespace")?;
+        namespaces::write_time_offsets(spec)?;
     }
+    Ok(trip)
 }

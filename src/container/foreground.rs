@@ -317,10 +317,3 @@ fn reap(pid: Pid) -> Result<Option<i32>> {
         _ => Ok(None),
     }
 }
-
-/// The init's first act: an empty signal mask and default SIGPIPE (Rust ignores it; that would leak into the
-/// container program through execve).
-pub fn reset_signals_for_container() -> nix::Result<()> {
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
-    crate::sys::default_sigpipe()
-}

@@ -7,6 +7,7 @@
 //! namespace is rooted at the container's cgroup.
 
 pub mod idmap;
+pub mod trip;
 
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};

@@ -15,8 +15,8 @@ use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 
 use super::sync::{Channel, Message};
-use crate::container::state::{OciState, Status};
 use crate::namespaces::{self, Plan};
+use crate::oci_state::{OciState, Status};
 use crate::rootfs;
 
 /// Everything the init needs, prepared by the parent before the clone.
@@ -41,7 +41,7 @@ pub struct InitArgs<'a> {
     pub seccomp: Option<&'a super::seccomp::Filter>,
     /// The connection to linux.seccomp.listenerPath that `create` opened on the host (SCMP_ACT_NOTIFY only).
     pub seccomp_listener: Option<std::os::unix::net::UnixStream>,
-    pub hooks: &'a crate::container::hooks::Hooks,
+    pub hooks: &'a crate::process::hooks::Hooks,
     /// process.terminal with --console-socket: the connected socket the pty master is sent over.
     pub console_socket: Option<std::os::unix::net::UnixStream>,
     /// `create` may enter the container's mount namespace to open bind sources (not so for a rootless caller).
@@ -85,7 +85,7 @@ fn setup(args: &mut InitArgs) -> Result<Prepared> {
     for fd in &args.close_fds {
         let _ = nix::unistd::close(*fd);
     }
-    crate::container::foreground::reset_signals_for_container().context("reset signal mask")?;
+    super::setup::reset_signals_for_container().context("reset signal mask")?;
     let spec = args.spec;
     let process = spec.process().as_ref().expect("validated");
 
@@ -301,7 +301,7 @@ fn wait_and_exec(args: &InitArgs, prepared: Prepared) -> i32 {
 }
 
 fn make_cwd(cwd: &std::path::Path) -> Result<()> {
-    let root = rootfs::resolve::Root::open(std::path::Path::new("/")).context("open /")?;
+    let root = crate::resolve::Root::open(std::path::Path::new("/")).context("open /")?;
     root.mkdir_all(cwd, 0o755)
         .map(drop)
         .with_context(|| format!("create cwd {}", cwd.display()))

@@ -17,10 +17,10 @@ pub enum Message {
     // parent -> init
     /// Ids are mapped and the init (or exec's intermediate) sits in its cgroup: go on with the setup. Carries the
     /// state hooks receive.
-    Go(crate::container::state::OciState),
+    Go(crate::oci_state::OciState),
     /// (exec) As Go, for the exec'd process, with its own host pid (a seccomp listener is told it).
     GoExec {
-        state: crate::container::state::OciState,
+        state: crate::oci_state::OciState,
         pid: i32,
     },
     /// The runtime-namespace hooks (prestart, createRuntime) have run.

@@ -265,6 +265,12 @@ pub fn fs_magic(fd: BorrowedFd<'_>) -> nix::Result<i64> {
     Ok(st.filesystem_type().0 as i64)
 }
 
+/// Is `path` the root of (or inside) a cgroup2 filesystem?
+pub fn is_cgroup2(path: &std::path::Path) -> nix::Result<bool> {
+    let st = nix::sys::statfs::statfs(path)?;
+    Ok(st.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+}
+
 /// setdomainname(2) (nix wraps only sethostname).
 pub fn setdomainname(name: &str) -> nix::Result<()> {
     // SAFETY: the pointer and length describe `name`'s bytes, which outlive the call.
