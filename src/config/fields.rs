@@ -22,7 +22,7 @@ pub fn check(spec: &Spec, p: &Process, linux: &Linux) -> Result<(), String> {
     if p.user().username().is_some() {
         return Err("process.user.username is Windows-only: give process.user.uid/gid".into());
     }
-    crate::process::attrs::validate(p)?;
+    super::attrs::check(p)?;
     if linux.intel_rdt().is_some() {
         return Err(if resctrl_mounted() {
             "linux.intelRdt: not supported by berth (resctrl is mounted on this host, but berth does not manage \
@@ -34,7 +34,7 @@ pub fn check(spec: &Spec, p: &Process, linux: &Linux) -> Result<(), String> {
         });
     }
     if let Some(mp) = linux.memory_policy() {
-        crate::process::mempolicy::validate(mp)?;
+        super::attrs::memory_policy(mp)?;
     }
     if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
         return Err(
@@ -44,7 +44,7 @@ pub fn check(spec: &Spec, p: &Process, linux: &Linux) -> Result<(), String> {
         );
     }
     if let Some(p) = linux.personality() {
-        crate::process::personality::validate(p)?;
+        super::attrs::personality(p)?;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! Every refusal names the config field; everything later in berth takes the translated types and may assume
 //! they are sane. A leaf: checks that need the kernel stay with the module that touches it.
 
+pub mod attrs;
 mod default;
 mod fields;
 #[cfg(test)]

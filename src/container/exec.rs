@@ -208,7 +208,7 @@ pub fn build_process(
     }
     crate::config::translate_scheduler_flags(&mut v);
     let p: Process = serde_json::from_value(v).map_err(|e| format!("process: {e}"))?;
-    crate::process::attrs::validate(&p)?;
+    crate::config::attrs::check(&p)?;
     if p.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err("process.args is empty: give a command".into());
     }

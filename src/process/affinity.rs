@@ -7,47 +7,12 @@
 use anyhow::{anyhow, Result};
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
-use oci_spec::runtime::{ExecCPUAffinity, Process};
+use oci_spec::runtime::Process;
 
-/// "0-3,7" → a CpuSet (the format is checked when config.json is decoded; the range here).
-pub fn parse(list: &str) -> Result<CpuSet, String> {
-    let mut set = CpuSet::new();
-    for part in list.split(',').filter(|p| !p.is_empty()) {
-        let (lo, hi) = match part.split_once('-') {
-            Some((a, b)) => (a, b),
-            None => (part, part),
-        };
-        let num = |s: &str| {
-            s.parse::<usize>()
-                .map_err(|_| format!("{list:?}: bad CPU {s:?}"))
-        };
-        let (lo, hi) = (num(lo)?, num(hi)?);
-        if lo > hi {
-            return Err(format!("{list:?}: range {part} goes backwards"));
-        }
-        for cpu in lo..=hi {
-            set.set(cpu).map_err(|_| {
-                format!(
-                    "{list:?}: CPU {cpu} is beyond the {} CPUs berth handles",
-                    CpuSet::count()
-                )
-            })?;
-        }
-    }
-    Ok(set)
-}
-
-pub fn validate(a: &ExecCPUAffinity) -> Result<(), String> {
-    for (what, list) in [("initial", a.initial()), ("final", a.cpu_affinity_final())] {
-        if let Some(list) = list {
-            parse(list).map_err(|e| format!("process.execCPUAffinity.{what} {e}"))?;
-        }
-    }
-    Ok(())
-}
+use crate::config::attrs::cpu_list;
 
 fn set(what: &str, list: &str) -> Result<()> {
-    let cpus = parse(list).map_err(|e| anyhow!("process.execCPUAffinity.{what} {e}"))?;
+    let cpus = cpu_list(list).map_err(|e| anyhow!("process.execCPUAffinity.{what} {e}"))?;
     sched_setaffinity(Pid::from_raw(0), &cpus).map_err(|e| {
         anyhow!(
             "process.execCPUAffinity.{what} {list:?}: sched_setaffinity: {}",
@@ -132,18 +97,4 @@ pub fn log_start() {
 /// The init: every CPU (execCPUAffinity is not for the init).
 pub fn apply_init() {
     reset();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_lists_parse_as_the_kernel_writes_them() {
-        let s = parse("0-2,5").unwrap();
-        let on: Vec<usize> = (0..8).filter(|c| s.is_set(*c).unwrap()).collect();
-        assert_eq!(on, [0, 1, 2, 5]);
-        assert!(parse("3-1").unwrap_err().contains("backwards"));
-        assert!(parse("5000").unwrap_err().contains("beyond"));
-    }
 }

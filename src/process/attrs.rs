@@ -36,17 +36,3 @@ fn apply(p: &Process, linux: Option<&Linux>) -> Result<()> {
     }
     Ok(())
 }
-
-/// The checks that need no kernel, for config.json and for an `exec --process` file.
-pub fn validate(p: &Process) -> Result<(), String> {
-    if let Some(s) = p.scheduler() {
-        super::sched::validate(s)?;
-    }
-    if let Some(io) = p.io_priority() {
-        super::ioprio::validate(io)?;
-    }
-    if let Some(a) = p.exec_cpu_affinity() {
-        super::affinity::validate(a)?;
-    }
-    Ok(())
-}

@@ -2,17 +2,6 @@
 
 use oci_spec::runtime::{IOPriorityClass, LinuxIOPriority};
 
-/// runc's check: a priority level in 0..=7 (the class is checked when config.json is decoded).
-pub fn validate(p: &LinuxIOPriority) -> Result<(), String> {
-    if !(0..=7).contains(&p.priority()) {
-        return Err(format!(
-            "process.ioPriority.priority {} is out of range 0..7",
-            p.priority()
-        ));
-    }
-    Ok(())
-}
-
 /// IOPRIO_PRIO_VALUE(class, data) from linux/ioprio.h.
 pub fn value(p: &LinuxIOPriority) -> u32 {
     let class = match p.class() {
@@ -45,9 +34,5 @@ mod tests {
         let p: LinuxIOPriority =
             serde_json::from_str(r#"{"class":"IOPRIO_CLASS_IDLE","priority":5}"#).unwrap();
         assert_eq!(value(&p), (3 << 13) | 5);
-        validate(&p).unwrap();
-        let bad: LinuxIOPriority =
-            serde_json::from_str(r#"{"class":"IOPRIO_CLASS_BE","priority":8}"#).unwrap();
-        assert!(validate(&bad).unwrap_err().contains("out of range"));
     }
 }

@@ -5,16 +5,6 @@ use oci_spec::runtime::{LinuxPersonality, LinuxPersonalityDomain};
 const PER_LINUX: libc::c_ulong = 0x0000;
 const PER_LINUX32: libc::c_ulong = 0x0008;
 
-/// The spec defines no flag values yet: any flag is refused rather than dropped (runc warns and drops them).
-pub fn validate(p: &LinuxPersonality) -> Result<(), String> {
-    match p.flags() {
-        Some(flags) if !flags.is_empty() => Err(format!(
-            "linux.personality.flags {flags:?}: no personality flags are supported (the runtime spec defines none)"
-        )),
-        _ => Ok(()),
-    }
-}
-
 pub fn apply(p: &LinuxPersonality) -> anyhow::Result<()> {
     let (persona, name) = match p.domain() {
         LinuxPersonalityDomain::PerLinux => (PER_LINUX, "LINUX"),

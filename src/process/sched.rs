@@ -2,6 +2,7 @@
 
 use oci_spec::runtime::{LinuxSchedulerFlag, LinuxSchedulerPolicy, Scheduler};
 
+use crate::config::attrs::policy_name;
 use crate::sys::SchedAttr;
 
 /// The kernel's number for a policy (linux/sched.h).
@@ -29,44 +30,6 @@ fn flag_bit(f: LinuxSchedulerFlag) -> u64 {
         SchedFlagUtilClampMin => 0x20,
         SchedFlagUtilClampMax => 0x40,
     }
-}
-
-/// The config's policy name, for messages.
-fn policy_name(p: LinuxSchedulerPolicy) -> String {
-    format!(
-        "SCHED_{}",
-        format!("{p:?}").trim_start_matches("Sched").to_uppercase()
-    )
-}
-
-/// runc's rules: nice in -20..=19 for SCHED_OTHER/SCHED_BATCH, a priority only for the real-time policies,
-/// runtime/deadline/period only for SCHED_DEADLINE.
-pub fn validate(s: &Scheduler) -> Result<(), String> {
-    use LinuxSchedulerPolicy::*;
-    let policy = *s.policy();
-    let nice = s.nice().unwrap_or(0);
-    if matches!(policy, SchedOther | SchedBatch) && !(-20..=19).contains(&nice) {
-        return Err(format!(
-            "process.scheduler.nice {nice} is out of range -20..19 for {}",
-            policy_name(policy)
-        ));
-    }
-    if s.priority().unwrap_or(0) != 0 && !matches!(policy, SchedFifo | SchedRr) {
-        return Err(format!(
-            "process.scheduler.priority is only for SCHED_FIFO and SCHED_RR, not {}",
-            policy_name(policy)
-        ));
-    }
-    let deadline_params = [s.runtime(), s.deadline(), s.period()]
-        .iter()
-        .any(|v| v.unwrap_or(0) != 0);
-    if deadline_params && policy != SchedDeadline {
-        return Err(format!(
-            "process.scheduler runtime/deadline/period are only for SCHED_DEADLINE, not {}",
-            policy_name(policy)
-        ));
-    }
-    Ok(())
 }
 
 pub fn attr(s: &Scheduler) -> SchedAttr {
@@ -124,36 +87,5 @@ mod tests {
         );
         let a = attr(&s);
         assert_eq!((a.policy, a.flags, a.nice), (3, 0x7f, 3));
-    }
-
-    #[test]
-    fn runc_rules_for_combinations() {
-        let ok = [
-            serde_json::json!({"policy": "SCHED_OTHER", "nice": -20}),
-            serde_json::json!({"policy": "SCHED_FIFO", "priority": 10}),
-            serde_json::json!({"policy": "SCHED_DEADLINE", "runtime": 1, "deadline": 2, "period": 3}),
-        ];
-        for v in ok {
-            validate(&sched(v.clone())).unwrap_or_else(|e| panic!("{v}: {e}"));
-        }
-        let bad = [
-            (
-                serde_json::json!({"policy": "SCHED_BATCH", "nice": 20}),
-                "nice",
-            ),
-            (
-                serde_json::json!({"policy": "SCHED_OTHER", "priority": 1}),
-                "priority",
-            ),
-            (
-                serde_json::json!({"policy": "SCHED_RR", "period": 5}),
-                "SCHED_DEADLINE",
-            ),
-        ];
-        for (v, want) in bad {
-            let e = validate(&sched(v.clone())).unwrap_err();
-            assert!(e.contains(want), "{v}: {e}");
-        }
-        assert_eq!(policy_name(LinuxSchedulerPolicy::SchedRr), "SCHED_RR");
     }
 }
