@@ -10,6 +10,7 @@ mod kill;
 mod list;
 mod pause;
 mod ps;
+pub mod rootless;
 mod run;
 pub mod sealed;
 mod spec;

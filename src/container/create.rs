@@ -39,6 +39,8 @@ pub struct CreateOptions {
     pub foreground: bool,
     /// `--systemd-cgroup`: systemd makes the cgroup (a transient scope).
     pub systemd_cgroup: bool,
+    /// Rootless (see commands::rootless): cgroups this caller may not write are gone without, unless needed.
+    pub rootless_cgroups: bool,
 }
 
 /// What `create` made: the init, and for a foreground terminal the pty master with berth's own terminal.
@@ -142,9 +144,14 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
 
     let cgroup = cgroups::for_container(
         linux.cgroups_path().as_deref(),
+        spec.annotations().as_ref(),
         &opts.id,
         opts.systemd_cgroup,
     )?;
+    let cgroup = match opts.rootless_cgroups {
+        true => cgroups::rootless::restrict(cgroup, linux)?,
+        false => cgroup,
+    };
     // A cgroup frozen beforehand would freeze the init mid-setup and leave create hanging: refuse, in runc's words.
     if cgroup.is_frozen() {
         bail!("container's cgroup unexpectedly frozen");
@@ -181,7 +188,11 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
     undo.cgroup = Some(cgroup);
     let cgroup = undo.cgroup.as_ref().expect("just set");
     cgroup.create()?;
-    cgroup.apply(&cgroups::resources_for_create(linux)?)?;
+    let resources = cgroups::resources_for_create(linux)?;
+    match opts.rootless_cgroups {
+        true => cgroups::rootless::apply(cgroup.as_ref(), &resources)?,
+        false => cgroup.apply(&resources)?,
+    }
 
     let listener = bind_start_socket(state::lock_fd(&lock))?;
     let (parent_chan, init_chan) = sync::pair()?;
@@ -199,6 +210,7 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
     } else {
         plan.clone_flags
     };
+    let host_binds = crate::namespaces::may_enter_mount_ns();
     let trip = enter_birth_namespaces(&plan, spec)?;
     let forked = clone3_fork(
         clone_flags.bits() as u64,
@@ -227,6 +239,7 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
                 seccomp_listener,
                 hooks: &hooks,
                 console_socket,
+                host_binds,
             });
         }
         other => other,

@@ -44,6 +44,8 @@ pub struct InitArgs<'a> {
     pub hooks: &'a crate::process::hooks::Hooks,
     /// process.terminal with --console-socket: the connected socket the pty master is sent over.
     pub console_socket: Option<std::os::unix::net::UnixStream>,
+    /// `create` may enter the container's mount namespace to open bind sources (not so for a rootless caller).
+    pub host_binds: bool,
 }
 
 /// Runs the init; never returns.
@@ -133,6 +135,7 @@ fn setup(args: &mut InitArgs) -> Result<Prepared> {
         rootfs: &args.rootfs,
         cgroup_paths: args.cgroup_paths,
         in_user_ns,
+        host_binds: args.host_binds,
         host_tree: &host_tree,
     };
     let mounted = rootfs::prepare(&ctx).context("rootfs")?;

@@ -154,7 +154,7 @@ pub fn mount_devpts(root: &Root) -> Result<(), Error> {
         "newinstance,ptmxmode=0666,mode=0620,gid=5",
         "newinstance,ptmxmode=0666,mode=0620",
     ] {
-        res = super::new_filesystem("devpts", Path::new("devpts"), flags, data);
+        res = super::mounts::new_filesystem("devpts", Path::new("devpts"), flags, data);
         if !matches!(res, Err(nix::errno::Errno::EINVAL)) {
             break;
         }
@@ -216,7 +216,7 @@ fn make_node(root: &Root, n: &Node) -> Result<(), Error> {
 /// In a user namespace mknod is not allowed: bind the host's device node instead.
 fn bind_host_device(root: &Root, n: &Node) -> Result<(), Error> {
     let target = root.touch(&n.path)?;
-    let src = super::cstr(&n.path).map_err(|reason| Error::Invalid {
+    let src = super::mounts::cstr(&n.path).map_err(|reason| Error::Invalid {
         path: n.path.clone(),
         reason,
     })?;
