@@ -9,6 +9,7 @@ pub mod devices;
 pub mod fs;
 pub mod mountinfo;
 pub mod oom;
+pub mod rootless;
 pub mod stats;
 pub mod systemd;
 pub mod v1;
@@ -53,6 +54,12 @@ pub enum Error {
     BadValue {
         resource: &'static str,
         reason: String,
+    },
+    /// A rootless caller may not write the hierarchy that a limit of the config needs (runc's words first).
+    #[error("cannot set {controller} limit: container could not join or create cgroup ({path} is not writable by this rootless caller)")]
+    Rootless {
+        controller: &'static str,
+        path: PathBuf,
     },
     /// systemd refused or failed (its reason), or could not be reached (the sockets tried).
     #[error("systemd cgroup driver: {0}")]
@@ -206,7 +213,7 @@ pub fn from_paths(paths: &BTreeMap<String, PathBuf>) -> Box<dyn Manager> {
     let unified_only = paths.len() == 1
         && paths
             .keys()
-            .all(|mnt| fs::is_cgroup2(Path::new(mnt)).unwrap_or(false));
+            .all(|mnt| crate::sys::is_cgroup2(Path::new(mnt)).unwrap_or(false));
     if unified_only {
         let (mnt, dir) = paths.iter().next().expect("one entry");
         Box::new(v2::Manager::new(v2::Placement {

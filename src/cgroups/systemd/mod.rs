@@ -101,7 +101,7 @@ impl Manager {
         let unified = paths.len() == 1
             && paths
                 .keys()
-                .all(|mnt| super::fs::is_cgroup2(Path::new(mnt)).unwrap_or(false));
+                .all(|mnt| crate::sys::is_cgroup2(Path::new(mnt)).unwrap_or(false));
         Manager {
             unit: UnitPath {
                 slice: slice.to_string(),

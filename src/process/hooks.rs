@@ -10,7 +10,7 @@ use std::time::Duration;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use oci_spec::runtime::{Hook, Spec};
 
-use super::state::{OciState, Status};
+use crate::oci_state::{OciState, Status};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -109,7 +109,7 @@ impl Hooks {
     ) -> Result<(), Error> {
         let env = process.env().as_deref().unwrap_or_default();
         let inherit = Inherit {
-            env: Some(crate::process::exec::dedup_env(env)),
+            env: Some(super::exec::dedup_env(env)),
             cwd: Some(rootfs.to_path_buf()),
         };
         self.run_in(Phase::CreateContainer, state, &inherit)
