@@ -302,7 +302,15 @@ fn an_unprivileged_user_creates_starts_execs_kills_and_deletes() {
     assert_eq!(code, Some(3), "exec's exit code");
     let listed = user.ok(&["list", "-q"]);
     assert_eq!(listed.trim(), id);
-    user.ok(&["kill", &id, "KILL"]);
+    // Without a cgroup there is nothing to freeze: a clear refusal, the container untouched.
+    let out = user.run(&["pause", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has no cgroup"),
+        "{out:?}"
+    );
+    // `kill --all` (containerd's shim, podman) reaches the init even without a cgroup to sweep.
+    user.ok(&["kill", "--all", &id, "KILL"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let st: Value = serde_json::from_str(&user.ok(&["state", &id])).unwrap();
