@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fails when a module imports one above it (docs/architecture.md): commands → container → {process, rootfs,
-# cgroups, namespaces} → sys, with the leaves usable from anywhere. Run by `make lint`.
+# cgroups, namespaces} → sys, with the leaves usable from anywhere; and when `unsafe` code appears outside src/sys.
+# Run by `make lint`.
 set -euo pipefail
 cd "$(dirname "$0")/../src"
 
@@ -34,4 +35,8 @@ for module in "${!allowed[@]}"; do
         bad=1
     done < <(grep -rHnoE 'crate::[a-z_]+' $files | sed -E 's/crate::([a-z_]+)$/\1/')
 done
+if grep -rnE '(^|[^a-z_])unsafe +(\{|fn|impl|extern)' --include='*.rs' . | grep -v '^\./sys/'; then
+    echo "check-layers: unsafe code belongs in src/sys, behind a safe function" >&2
+    bad=1
+fi
 exit $bad
