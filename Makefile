@@ -32,6 +32,7 @@ unit-test:
 	cargo test --release --bin berth
 
 lint:
+	scripts/check-layers.sh
 	cargo fmt --all -- --check
 	cargo clippy --release --all-targets -- -D warnings
 

@@ -1,5 +1,8 @@
 //! berth: a daemonless OCI container runtime. Command-line parsing only; each command lives in `commands/`.
 
+// Every unsafe block says why it is sound (and lives in src/sys).
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod cgroups;
 mod cli;
 mod commands;

@@ -2,6 +2,9 @@
 //! container: capability sets as runc's default config has them, `exec --cap`, device rules for listed devices,
 //! the descriptors a created container holds, a frozen cgroup, and the seccomp notify fd under noNewPrivileges.
 
+// clippy.toml forbids threads to berth (its clone3 relies on one thread); a test is its own crate and may use them.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -12,18 +15,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 
-/// CapInh, CapPrm, CapEff, CapBnd, CapAmb from a /proc/<pid>/status text.
-fn cap_sets(status: &str) -> [u64; 5] {
-    let get = |key: &str| {
-        let line = status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .unwrap_or_else(|| panic!("{key} missing in {status}"));
-        u64::from_str_radix(line.trim(), 16).unwrap()
-    };
-    ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"].map(get)
-}
-
 const CAP_CHOWN: u64 = 1 << 0;
 const CAP_KILL: u64 = 1 << 5;
 const CAP_NET_BIND_SERVICE: u64 = 1 << 10;
@@ -32,9 +23,8 @@ const CAP_AUDIT_WRITE: u64 = 1 << 29;
 /// `runc spec` of runc 1.1 (1.1.5 here): these three in bounding, effective, permitted and ambient, no inheritable
 /// set, noNewPrivileges. Written out, as runc need not be installed where the tests run.
 fn runc_default_caps(c: &mut Value) {
-    let three = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
-    c["process"]["capabilities"] = json!({
-        "bounding": three, "effective": three, "permitted": three, "ambient": three});
+    let three = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+    set_caps(c, &three, &three, &three, None, Some(&three));
     c["process"]["noNewPrivileges"] = json!(true);
 }
 
@@ -83,9 +73,14 @@ fn inheritable_capability_outside_permitted() {
         let mut b = Bundle::new(&id);
         b.args(&["sleep", "100"]).edit(|c| {
             c["process"]["user"] = json!({"uid": uid, "gid": uid});
-            c["process"]["capabilities"] = json!({
-                "bounding": ["CAP_CHOWN", "CAP_KILL"], "permitted": ["CAP_KILL"], "effective": ["CAP_KILL"],
-                "inheritable": ["CAP_CHOWN", "CAP_KILL"]});
+            set_caps(
+                c,
+                &["CAP_CHOWN", "CAP_KILL"],
+                &["CAP_KILL"],
+                &["CAP_KILL"],
+                Some(&["CAP_CHOWN", "CAP_KILL"]),
+                None,
+            );
         });
         berth.create_ok(&b, &id);
         let pid = berth.state(&id)["pid"].as_i64().unwrap();
@@ -105,8 +100,8 @@ fn inheritable_capability_outside_permitted() {
     }
 }
 
-/// `exec --cap X` adds X to bounding, effective and permitted only: never to inheritable or ambient, where it
-/// would pass on to whatever the process runs (runc's CVE-2022-29162).
+/// `exec --cap X` in a container without an inheritable set adds X to bounding, effective and permitted only:
+/// never to inheritable or ambient, where it would pass on to whatever the process runs (runc's CVE-2022-29162).
 #[test]
 fn exec_cap_stays_out_of_inheritable_and_ambient() {
     let berth = Berth::new();
@@ -151,6 +146,54 @@ fn exec_cap_stays_out_of_inheritable_and_ambient() {
         "/proc/self/status",
     ]));
     assert_eq!(user[1] & CAP_CHOWN, 0);
+    berth.ok(&["delete", "--force", &id]);
+}
+
+/// runc's capabilities.bats "exec --cap [ambient is set from spec]": with an inheritable set in the config,
+/// `exec --cap X` also asks for X in ambient (never in inheritable); the kernel raises it where the config made X
+/// inheritable (CAP_SYSLOG here), and refuses it with a warning where not (CAP_NET_RAW), and the exec goes on.
+#[test]
+fn exec_cap_joins_ambient_when_the_config_has_an_inheritable_set() {
+    let berth = Berth::new();
+    let id = unique("compat-execamb");
+    let mut b = Bundle::new(&id);
+    b.args(&["sleep", "100"]).edit(|c| {
+        set_caps(
+            c,
+            &["CAP_KILL", "CAP_CHOWN", "CAP_SYSLOG"],
+            &["CAP_KILL", "CAP_CHOWN"],
+            &["CAP_KILL"],
+            Some(&["CAP_CHOWN", "CAP_SYSLOG"]),
+            Some(&["CAP_CHOWN"]),
+        )
+    });
+    berth.create_ok(&b, &id);
+    berth.ok(&["start", &id]);
+    let inh = cap_mask(&["CAP_CHOWN", "CAP_SYSLOG"]);
+    let plain = cap_sets(&berth.ok(&["exec", &id, "cat", "/proc/self/status"]));
+    let kc = cap_mask(&["CAP_KILL", "CAP_CHOWN"]);
+    assert_eq!(
+        plain,
+        [inh, kc, kc, kc | cap_mask(&["CAP_SYSLOG"]), CAP_CHOWN]
+    );
+    let out = berth.run(&[
+        "exec",
+        "--cap",
+        "CAP_SYSLOG",
+        "--cap",
+        "CAP_NET_RAW",
+        &id,
+        "cat",
+        "/proc/self/status",
+    ]);
+    let (code, stdout, stderr) = captured(out);
+    assert_eq!(code, 0, "{stderr}");
+    let all = kc | cap_mask(&["CAP_SYSLOG", "CAP_NET_RAW"]);
+    assert_eq!(cap_sets(&stdout), [inh, all, all, all, inh], "{stdout}");
+    assert!(
+        stderr.contains("can't raise ambient capability CAP_NET_RAW"),
+        "{stderr}"
+    );
     berth.ok(&["delete", "--force", &id]);
 }
 

@@ -5,39 +5,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-/// Bit numbers (linux/capability.h).
-fn mask(caps: &[&str]) -> u64 {
-    caps.iter()
-        .map(|c| match *c {
-            "CAP_CHOWN" => 1u64 << 0,
-            "CAP_KILL" => 1 << 5,
-            "CAP_SETUID" => 1 << 7,
-            "CAP_NET_BIND_SERVICE" => 1 << 10,
-            "CAP_NET_RAW" => 1 << 13,
-            "CAP_AUDIT_WRITE" => 1 << 29,
-            other => panic!("add {other}"),
-        })
-        .fold(0, |a, b| a | b)
-}
-
-/// CapInh, CapPrm, CapEff, CapBnd, CapAmb from a /proc/<pid>/status text.
-fn cap_sets(status: &str) -> [u64; 5] {
-    let get = |key: &str| {
-        let line = status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .unwrap_or_else(|| panic!("{key} missing in {status}"));
-        u64::from_str_radix(line.trim(), 16).unwrap()
-    };
-    [
-        get("CapInh:"),
-        get("CapPrm:"),
-        get("CapEff:"),
-        get("CapBnd:"),
-        get("CapAmb:"),
-    ]
-}
-
 const BOUNDING: [&str; 5] = [
     "CAP_CHOWN",
     "CAP_KILL",
@@ -53,9 +20,14 @@ const AMBIENT: [&str; 1] = ["CAP_KILL"];
 fn caps_config(c: &mut Value, uid: u32) {
     c["process"]["user"] = json!({"uid": uid, "gid": uid});
     c["process"]["noNewPrivileges"] = json!(true);
-    c["process"]["capabilities"] = json!({
-        "bounding": BOUNDING, "permitted": PERMITTED, "effective": EFFECTIVE,
-        "inheritable": INHERITABLE, "ambient": AMBIENT});
+    set_caps(
+        c,
+        &BOUNDING,
+        &PERMITTED,
+        &EFFECTIVE,
+        Some(&INHERITABLE),
+        Some(&AMBIENT),
+    );
 }
 
 /// Before exec (the init waiting for start) the five sets are exactly the configured ones, for root and for uid
@@ -81,11 +53,11 @@ fn capability_sets_exact_for_root_and_non_root() {
         assert_eq!(
             cap_sets(&status),
             [
-                mask(&INHERITABLE),
-                mask(&PERMITTED),
-                mask(&EFFECTIVE),
-                mask(&BOUNDING),
-                mask(&AMBIENT)
+                cap_mask(&INHERITABLE),
+                cap_mask(&PERMITTED),
+                cap_mask(&EFFECTIVE),
+                cap_mask(&BOUNDING),
+                cap_mask(&AMBIENT)
             ],
             "uid {uid} before exec (inh, prm, eff, bnd, amb)"
         );
@@ -106,19 +78,19 @@ fn capability_sets_exact_for_root_and_non_root() {
             // Root's exec would raise permitted to bounding ∪ inheritable, but noNewPrivileges (the default
             // config's) caps it at what permitted was; effective becomes all of permitted.
             [
-                mask(&INHERITABLE),
-                mask(&PERMITTED),
-                mask(&PERMITTED),
-                mask(&BOUNDING),
-                mask(&AMBIENT),
+                cap_mask(&INHERITABLE),
+                cap_mask(&PERMITTED),
+                cap_mask(&PERMITTED),
+                cap_mask(&BOUNDING),
+                cap_mask(&AMBIENT),
             ]
         } else {
             [
-                mask(&INHERITABLE),
-                mask(&AMBIENT),
-                mask(&AMBIENT),
-                mask(&BOUNDING),
-                mask(&AMBIENT),
+                cap_mask(&INHERITABLE),
+                cap_mask(&AMBIENT),
+                cap_mask(&AMBIENT),
+                cap_mask(&BOUNDING),
+                cap_mask(&AMBIENT),
             ]
         };
         assert_eq!(after, want, "uid {uid} after exec, read inside");

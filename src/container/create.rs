@@ -19,6 +19,7 @@ use nix::unistd::Pid;
 use super::state::{self, State, StateDir, Status};
 use crate::cgroups;
 use crate::config;
+use crate::namespaces::trip::Trip;
 use crate::namespaces::{self, idmap, Plan};
 use crate::process::hooks::{Hooks, Phase};
 use crate::process::init::{self, InitArgs};
@@ -41,6 +42,8 @@ pub struct CreateOptions {
     pub foreground: bool,
     /// `--systemd-cgroup`: systemd makes the cgroup (a transient scope).
     pub systemd_cgroup: bool,
+    /// Rootless (see commands::rootless): cgroups this caller may not write are gone without, unless needed.
+    pub rootless_cgroups: bool,
 }
 
 /// What `create` made: the init, and for a foreground terminal the pty master with berth's own terminal.
@@ -205,9 +208,14 @@ fn state_and_cgroup(
     dir.write_atomic(state::CONFIG_FILE, &c.bundle.raw)?;
     let cgroup = cgroups::for_container(
         linux.cgroups_path().as_deref(),
+        spec.annotations().as_ref(),
         &opts.id,
         opts.systemd_cgroup,
     )?;
+    let cgroup = match opts.rootless_cgroups {
+        true => cgroups::rootless::restrict(cgroup, linux)?,
+        false => cgroup,
+    };
     // A cgroup frozen beforehand would freeze the init mid-setup and leave create hanging: refuse, in runc's words.
     if cgroup.is_frozen() {
         bail!("container's cgroup unexpectedly frozen");
@@ -241,7 +249,11 @@ fn state_and_cgroup(
     dir.save(&st)?;
     let cgroup = undo.cgroup.insert(cgroup);
     cgroup.create()?;
-    cgroup.apply(&cgroups::resources_for_create(linux)?)?;
+    let resources = cgroups::resources_for_create(linux)?;
+    match opts.rootless_cgroups {
+        true => cgroups::rootless::apply(cgroup.as_ref(), &resources)?,
+        false => cgroup.apply(&resources)?,
+    }
     Ok((lock, st))
 }
 
@@ -282,7 +294,8 @@ fn clone_init(
     } else {
         c.plan.clone_flags
     };
-    let restore = PreClone::enter(&c.plan, spec)?;
+    let host_binds = crate::namespaces::may_enter_mount_ns();
+    let trip = enter_birth_namespaces(&c.plan, spec)?;
     let forked = clone3_fork(
         clone_flags.bits() as u64,
         cgroup_fd.as_ref().map(|f| f.as_fd()),
@@ -310,11 +323,12 @@ fn clone_init(
                 seccomp_listener,
                 hooks: &c.hooks,
                 console_socket,
+                host_binds,
             });
         }
         other => other,
     };
-    restore.leave()?;
+    trip.leave()?;
     let pid = match forked {
         Ok(Forked::Parent(pid)) => pid,
         Ok(Forked::Child) => unreachable!("the child never returns from init::run"),
@@ -509,42 +523,22 @@ fn owner_name() -> String {
     String::new()
 }
 
-/// berth's own trip into the pid and time namespaces that the init must be born in, undone right after the clone
-/// so that hooks berth runs later stay in the runtime's namespaces.
-struct PreClone {
-    saved: Vec<(OwnedFd, CloneFlags)>,
-}
-
-impl PreClone {
-    fn enter(plan: &Plan, spec: &oci_spec::runtime::Spec) -> Result<PreClone> {
-        let mut saved = Vec::new();
-        let own = |name: &str, flag: CloneFlags| -> Result<(OwnedFd, CloneFlags)> {
-            let path = format!("/proc/self/ns/{name}");
-            let f = std::fs::File::open(&path).with_context(|| format!("open {path}"))?;
-            Ok((f.into(), flag))
-        };
-        for j in &plan.pre_joins {
-            let (name, flag) = match j.kind {
-                oci_spec::runtime::LinuxNamespaceType::Pid => ("pid", CloneFlags::CLONE_NEWPID),
-                _ => ("time", CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)),
-            };
-            saved.push(own(name, flag)?);
-            namespaces::enter(j)?;
-        }
-        if plan.new_time {
-            let flag = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
-            saved.push(own("time", flag)?);
-            namespaces::unshare(flag, "time namespace")?;
-            namespaces::write_time_offsets(spec)?;
-        }
-        Ok(PreClone { saved })
+/// berth's own trip into the pid and time namespaces that the init must be born in (they apply to children), left
+/// right after the clone so that hooks berth runs later stay in the runtime's namespaces.
+fn enter_birth_namespaces(plan: &Plan, spec: &oci_spec::runtime::Spec) -> Result<Trip> {
+    let mut trip = Trip::new();
+    for j in &plan.pre_joins {
+        let what = format!(
+            "{} namespace {}",
+            namespaces::kind_name(j.kind),
+            j.path.display()
+        );
+        trip.join(j.fd.as_fd(), namespaces::clone_flag(j.kind), &what)?;
     }
-
-    fn leave(self) -> Result<()> {
-        for (fd, flag) in &self.saved {
-            nix::sched::setns(fd.as_fd(), *flag)
-                .with_context(|| format!("setns back to berth's own {flag:?} namespace"))?;
-        }
-        Ok(())
+    if plan.new_time {
+        let flag = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+        trip.unshare(flag, "time namespace")?;
+        namespaces::write_time_offsets(spec)?;
     }
+    Ok(trip)
 }

@@ -180,10 +180,15 @@ pub fn build_process(
         } else {
             format!("CAP_{}", cap.to_uppercase())
         };
-        // Not inheritable or ambient: a capability there would pass to programs the process runs (runc's
-        // CVE-2022-29162 fix).
+        // Never inheritable: that would pass it to programs the process runs (runc's CVE-2022-29162 fix).
+        // Ambient too, as runc, when the process has an inheritable set: the kernel raises it only where
+        // that set (the config's) allows, and warns otherwise.
+        let has_inheritable = !v["capabilities"]["inheritable"].is_null();
         for set in ["bounding", "effective", "permitted"] {
             push_unique(&mut v["capabilities"][set], json!(name));
+        }
+        if has_inheritable {
+            push_unique(&mut v["capabilities"]["ambient"], json!(name));
         }
     }
     if o.no_new_privs {
@@ -507,6 +512,29 @@ mod tests {
         assert_eq!(caps.permitted().as_ref().unwrap().len(), 3);
         assert!(caps.inheritable().is_none() && caps.ambient().is_none());
         assert_eq!(p.no_new_privileges(), Some(true));
+    }
+
+    /// As runc: given an inheritable set (even an empty one), `--cap` goes into ambient as well, never into
+    /// inheritable; the kernel keeps it in ambient only if the config made it inheritable.
+    #[test]
+    fn cap_goes_to_ambient_only_when_the_process_has_an_inheritable_set() {
+        let o = Overrides {
+            caps: vec!["CAP_SYSLOG".into()],
+            ..Default::default()
+        };
+        for inh in [json!(["CAP_CHOWN", "CAP_SYSLOG"]), json!([])] {
+            let mut config = base();
+            config["capabilities"]["inheritable"] = inh.clone();
+            config["capabilities"]["ambient"] = json!(["CAP_CHOWN"]);
+            let p = build_process(config, &o, false).unwrap();
+            let caps = p.capabilities().as_ref().unwrap();
+            let amb = caps.ambient().as_ref().unwrap();
+            assert_eq!(amb.len(), 2, "{inh}: {amb:?}");
+            assert_eq!(
+                caps.inheritable().as_ref().unwrap().len(),
+                inh.as_array().unwrap().len()
+            );
+        }
     }
 
     #[test]

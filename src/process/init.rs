@@ -43,6 +43,8 @@ pub struct InitArgs<'a> {
     pub hooks: &'a crate::process::hooks::Hooks,
     /// process.terminal with --console-socket: the connected socket the pty master is sent over.
     pub console_socket: Option<std::os::unix::net::UnixStream>,
+    /// `create` may enter the container's mount namespace to open bind sources (not so for a rootless caller).
+    pub host_binds: bool,
 }
 
 /// Runs the init; never returns.
@@ -155,6 +157,7 @@ fn build_rootfs(args: &InitArgs, in_user_ns: bool) -> Result<rootfs::Mounted> {
         rootfs: &args.rootfs,
         cgroup_paths: args.cgroup_paths,
         in_user_ns,
+        host_binds: args.host_binds,
         host_tree: &host_tree,
     };
     rootfs::prepare(&ctx).context("rootfs")

@@ -2,15 +2,14 @@
 //! per packet, every wait on berth's side bounded, every failure carried back with its context. The sequences are
 //! written once, on [`Message`].
 
-use std::io::{IoSlice, IoSliceMut};
+use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
-    accept4, bind, connect, listen, recv, recvmsg, send, sendmsg, socket, socketpair,
-    AddressFamily, Backlog, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
-    UnixAddr,
+    bind, connect, listen, recv, send, sendmsg, socket, socketpair, AddressFamily, Backlog,
+    ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr,
 };
 use serde::{Deserialize, Serialize};
 
@@ -133,14 +132,10 @@ impl Listener {
     /// The next connection, close-on-exec.
     pub fn accept(&self) -> Result<Channel, Error> {
         loop {
-            match accept4(self.fd.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
+            match crate::sys::accept_cloexec(self.fd.as_fd()) {
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
-                Ok(fd) => {
-                    return Ok(Channel {
-                        fd: crate::sys::adopt_fd(fd),
-                    })
-                }
+                Ok(fd) => return Ok(Channel { fd }),
             }
         }
     }
@@ -188,30 +183,12 @@ impl Channel {
     pub fn recv_fd(&self, timeout: Option<Duration>) -> Result<(Message, Option<OwnedFd>), Error> {
         self.wait(timeout)?;
         let mut buf = vec![0u8; 64 * 1024];
-        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
         let (n, fd) = loop {
-            let mut iov = [IoSliceMut::new(&mut buf)];
-            match recvmsg::<()>(
-                self.fd.as_raw_fd(),
-                &mut iov,
-                Some(&mut space),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            ) {
+            match crate::sys::recv_with_fds(self.fd.as_fd(), &mut buf) {
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
-                Ok(msg) => {
-                    let mut fd = None;
-                    for c in msg.cmsgs()? {
-                        if let ControlMessageOwned::ScmRights(fds) = c {
-                            for raw in fds {
-                                // Adopt every descriptor received so that none leaks; keep the first.
-                                let owned = crate::sys::adopt_fd(raw);
-                                fd.get_or_insert(owned);
-                            }
-                        }
-                    }
-                    break (msg.bytes, fd);
-                }
+                // Every descriptor received is owned, so none leaks; the first is the message's.
+                Ok((n, fds)) => break (n, fds.into_iter().next()),
             }
         };
         if n == 0 {

@@ -63,7 +63,7 @@ pub fn open_pty() -> Result<Pty, Error> {
         .map_err(sys("open /dev/ptmx"))?;
     nix::pty::unlockpt(&master).map_err(sys("unlockpt"))?;
     let slave = crate::sys::open_pty_peer(master.as_fd()).map_err(sys("ioctl(TIOCGPTPEER)"))?;
-    let master = crate::sys::adopt_fd(std::os::fd::IntoRawFd::into_raw_fd(master));
+    let master = crate::sys::pty_master_fd(master);
     Ok(Pty { master, slave })
 }
 

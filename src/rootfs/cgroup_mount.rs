@@ -67,13 +67,12 @@ pub(super) fn mount_cgroup(
             nix::sys::stat::Mode::from_bits_truncate(0o755),
         )
         .map_err(merr("tmpfs"))?;
-        let sub = nix::fcntl::openat(
-            Some(tmpfs.as_raw_fd()),
+        let sub = crate::sys::openat(
+            tmpfs.as_fd(),
             name,
             OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         )
-        .map(crate::sys::adopt_fd)
         .map_err(merr("tmpfs"))?;
         let c_dir = cstr(dir).map_err(|reason| Error::Invalid {
             dest: dest.clone(),

@@ -72,6 +72,9 @@ pub struct Context<'a> {
     /// The container's cgroup directories per hierarchy mount point (for `cgroup` mounts on v1).
     pub cgroup_paths: &'a std::collections::BTreeMap<String, PathBuf>,
     pub in_user_ns: bool,
+    /// Whether `create` can make bind sources for the init (see `host_tree`): it needs CAP_SYS_ADMIN where it runs,
+    /// which a rootless caller lacks; the init, mapped to that same caller, then opens them itself.
+    pub host_binds: bool,
     /// Asks `create` for the detached copy of the source of config mount #N, made with the host's credentials
     /// (see [`idmap`]); called for idmapped binds, and for every bind in a user namespace.
     pub host_tree: &'a dyn Fn(usize) -> Result<OwnedFd, String>,
@@ -108,7 +111,10 @@ pub fn prepare(ctx: &Context) -> Result<Mounted, Error> {
     }
     let root = Root::open(ctx.rootfs)?;
     let mounted = mounts::mount_all(ctx, &root)?;
-    devices::populate(&root, ctx.spec, ctx.in_user_ns)?;
+    // In any user namespace but the initial one (the container's, or the one a rootless podman runs berth in)
+    // mknod of a device is refused: bind the host's nodes.
+    let bind_devices = ctx.in_user_ns || crate::namespaces::running_in_user_ns();
+    devices::populate(&root, ctx.spec, bind_devices)?;
     let mounts = ctx.spec.mounts().as_deref().unwrap_or_default();
     if !mounts.iter().any(|m| m.typ().as_deref() == Some("devpts")) {
         devices::mount_devpts(&root)?;

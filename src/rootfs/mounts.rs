@@ -122,7 +122,7 @@ fn mount_one(
     let tree = if bind {
         let idmapped = idmap::is_idmapped(m, &opts);
         match index {
-            Some(i) if idmapped || ctx.in_user_ns => {
+            Some(i) if idmapped || (ctx.in_user_ns && ctx.host_binds) => {
                 Some((ctx.host_tree)(i).map_err(|reason| idmap::Error::Invalid {
                     src: source.clone(),
                     dest: dest.clone(),

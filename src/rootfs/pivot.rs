@@ -95,12 +95,11 @@ fn move_root(rootfs: &Path) -> Result<(), Error> {
 /// pivot_root into the rootfs and detach the old root. The pivot_root(".", ".") form needs no directory for the
 /// old root inside the container.
 fn pivot(rootfs: &Path) -> Result<(), Error> {
-    let old_root = nix::fcntl::open(
+    let old_root = crate::sys::open(
         "/",
         OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
-    .map(crate::sys::adopt_fd)
     .map_err(sys("open the old root"))?;
     nix::unistd::chdir(rootfs).map_err(sys(format!("chdir {}", rootfs.display())))?;
     nix::unistd::pivot_root(".", ".").map_err(sys(format!("pivot_root {}", rootfs.display())))?;

@@ -3,6 +3,8 @@
 //!
 //! These tests need root and `busybox-static` (`make deps`).
 
+// clippy.toml forbids threads to berth (its clone3 relies on one thread); a test is its own crate and may use them.
+#![allow(clippy::disallowed_methods)]
 #![allow(dead_code)]
 
 pub mod tty;
@@ -566,4 +568,130 @@ pub fn receive_state_and_notify_fd(
     let n = msg.bytes;
     let state: Value = serde_json::from_slice(&buf[..n]).unwrap();
     (state, fd.expect("no fd with the state"))
+}
+
+/// `berth <flags> create --bundle <dir> <id>` expecting failure: one error line naming the container and each of
+/// `want`, no state dir, and no cgroup left under `berth-tests/` or `system.slice/` (the systemd driver's units)
+/// whose name holds the id. Returns the error.
+pub fn create_fails_with(
+    berth: &Berth,
+    flags: &[&str],
+    bundle: &Path,
+    id: &str,
+    want: &[&str],
+) -> String {
+    let mut args = flags.to_vec();
+    args.extend(["create", "--bundle", bundle.to_str().unwrap(), id]);
+    let err = berth.fails(&args);
+    assert_eq!(err.trim().lines().count(), 1, "one line expected: {err}");
+    assert!(err.contains(id), "error must name the container: {err}");
+    for w in want {
+        assert!(err.contains(w), "error should mention {w:?}: {err}");
+    }
+    assert!(!berth.root.join(id).exists(), "{id}: state dir left behind");
+    for d in own_cgroup_dirs() {
+        for rel in ["berth-tests", "system.slice"] {
+            let Ok(entries) = std::fs::read_dir(d.join(rel)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                assert!(
+                    !e.file_name().to_string_lossy().contains(id),
+                    "{id}: cgroup {} left behind",
+                    e.path().display()
+                );
+            }
+        }
+    }
+    err
+}
+
+/// Capability names in bit order (linux/capability.h), for masks to compare with /proc/<pid>/status.
+const CAP_NAMES: [&str; 41] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// The bit mask of capabilities named `CAP_*`.
+pub fn cap_mask(caps: &[&str]) -> u64 {
+    caps.iter()
+        .map(|c| {
+            let bare = c.strip_prefix("CAP_").unwrap_or(c);
+            let bit = CAP_NAMES
+                .iter()
+                .position(|n| *n == bare)
+                .unwrap_or_else(|| panic!("unknown capability {c}"));
+            1u64 << bit
+        })
+        .fold(0, |a, b| a | b)
+}
+
+/// CapInh, CapPrm, CapEff, CapBnd, CapAmb from a /proc/<pid>/status text.
+pub fn cap_sets(status: &str) -> [u64; 5] {
+    let get = |key: &str| {
+        let line = status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("{key} missing in {status}"));
+        u64::from_str_radix(line.trim(), 16).unwrap()
+    };
+    ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"].map(get)
+}
+
+/// Sets process.capabilities; a `None` set is left out of the config (as runc 1.1's template leaves inheritable).
+pub fn set_caps(
+    c: &mut Value,
+    bounding: &[&str],
+    permitted: &[&str],
+    effective: &[&str],
+    inheritable: Option<&[&str]>,
+    ambient: Option<&[&str]>,
+) {
+    let mut caps = json!({"bounding": bounding, "permitted": permitted, "effective": effective});
+    if let Some(i) = inheritable {
+        caps["inheritable"] = json!(i);
+    }
+    if let Some(a) = ambient {
+        caps["ambient"] = json!(a);
+    }
+    c["process"]["capabilities"] = caps;
 }

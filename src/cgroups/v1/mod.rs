@@ -70,14 +70,6 @@ impl Manager {
         })
     }
 
-    /// The container's directory in the cgroup2 hierarchy of a hybrid host.
-    fn unified_dir(&self) -> Option<&Path> {
-        self.paths
-            .iter()
-            .find(|(mnt, _)| crate::sys::is_cgroup2(Path::new(mnt)).unwrap_or(false))
-            .map(|(_, d)| d.as_path())
-    }
-
     /// The first directory in a real (controller) hierarchy, for reading membership.
     fn any_dir(&self) -> Option<&Path> {
         self.dir_with("tasks")
@@ -121,6 +113,14 @@ impl super::Manager for Manager {
     }
 
     fn apply(&self, r: &LinuxResources) -> Result<()> {
+        // The unified keys are cgroup v2 files; on v1, hybrid or not, runc refuses them before writing anything
+        // (its words, which clients match). An empty map asks for nothing.
+        if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+            return Err(Error::BadValue {
+                resource: "unified",
+                reason: "invalid configuration: cannot use unified on cgroup v1".into(),
+            });
+        }
         if let Some(rules) = r.devices() {
             devices::apply(self, rules)?;
         }
@@ -144,14 +144,6 @@ impl super::Manager for Manager {
         }
         if let Some(rdma) = r.rdma() {
             rdma::apply(self, rdma)?;
-        }
-        if let Some(u) = r.unified().as_ref().filter(|u| !u.is_empty()) {
-            // On a hybrid host the keys go to the container's cgroup2 directory, where they are checked as on v2.
-            let dir = self.unified_dir().ok_or_else(|| Error::NotAvailable {
-                resource: "unified",
-                reason: "this host has no cgroup v2 hierarchy".into(),
-            })?;
-            super::v2::unified::apply(dir, u)?;
         }
         Ok(())
     }
