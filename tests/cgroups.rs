@@ -783,6 +783,11 @@ fn bad_device_rules_are_refused() {
         |c| c["linux"]["resources"] = json!({"devices": [{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwx"}]}),
         &["devices", "access 'x'"],
     );
+    create_fails(
+        "cg-bad-access-a",
+        |c| c["linux"]["resources"] = json!({"devices": [{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "a"}]}),
+        &["devices", "access \"a\" names none of r, w, m"],
+    );
 }
 
 /// The `cgroup` mount of the default config: on v2 a cgroup2 mount rooted at the container's own cgroup (through its

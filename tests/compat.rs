@@ -198,7 +198,8 @@ fn exec_cap_joins_ambient_when_the_config_has_an_inheritable_set() {
 }
 
 /// A device listed in linux.devices gets no allow rule of its own: denied by linux.resources.devices, the node
-/// exists but writing it fails with EPERM; allowed there, the same write works.
+/// exists but writing it fails with EPERM; allowed there, the same write works. The rules' access is runc's
+/// update.bats "rwa": the `a` is accepted and adds nothing (read and write).
 #[test]
 fn a_listed_device_denied_by_the_device_rules_stays_denied() {
     let berth = Berth::new();
@@ -209,10 +210,10 @@ fn a_listed_device_denied_by_the_device_rules_stays_denied() {
             .edit(|c| {
                 c["linux"]["devices"] =
                     json!([{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}]);
-                let mut rules = vec![json!({"allow": false, "access": "rwm"})];
-                if allow {
-                    rules.push(json!({"allow": true, "type": "c", "major": 1, "minor": 11, "access": "rw"}));
-                }
+                let rules = vec![
+                    json!({"allow": false, "access": "rwm"}),
+                    json!({"allow": allow, "type": "c", "major": 1, "minor": 11, "access": "rwa"}),
+                ];
                 c["linux"]["resources"] = json!({ "devices": rules });
             });
         let (code, out, err) = berth.run_bundle(&b, &id);

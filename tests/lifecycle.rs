@@ -393,6 +393,74 @@ fn kill_all_of_a_stopped_container_succeeds_and_kills_what_is_left_in_its_cgroup
     assert_gone(&berth, &id, &cgroups, None);
 }
 
+/// runc's delete.bats "[host pidns + init gone]" (runc issue 4047): a container without its own pid namespace whose
+/// init was killed from outside is stopped, yet its other processes live on in its cgroup; `delete` and
+/// `delete --force` both kill them, remove the cgroup and the state, and succeed.
+#[test]
+fn delete_of_a_host_pidns_container_whose_init_is_gone_kills_the_rest() {
+    let berth = Berth::new();
+    for force in [false, true] {
+        let id = unique("delgone");
+        let mut b = Bundle::new(&id);
+        b.args(&["sleep", "1000"]).edit(|c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|n| n["type"] != "pid");
+        });
+        berth.create_ok(&b, &id);
+        berth.ok(&["start", &id]);
+        for _ in 0..3 {
+            // Its own stdio: the caller's pipes would stay open as long as it lives.
+            berth.ok(&[
+                "exec",
+                "-d",
+                &id,
+                "sh",
+                "-c",
+                "exec sleep 1000 </dev/null >/dev/null 2>&1",
+            ]);
+        }
+        let cgroups = berth.cgroup_dirs(&id);
+        let pids_dir = cgroups
+            .iter()
+            .find(|d| d.join("pids.max").exists())
+            .unwrap()
+            .clone();
+        let init = berth.state(&id)["pid"].as_i64().unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(init as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        berth.wait_status(&id, "stopped");
+        let left: Vec<i64> = std::fs::read_to_string(pids_dir.join("cgroup.procs"))
+            .unwrap()
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect();
+        assert_eq!(
+            left.len(),
+            3,
+            "the exec'd sleeps outlive the init: {left:?}"
+        );
+        let mut args = vec!["delete"];
+        if force {
+            args.push("--force");
+        }
+        args.push(&id);
+        berth.ok(&args);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while left.iter().any(|p| alive(*p)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_gone(&berth, &id, &cgroups, None);
+        for p in &left {
+            assert!(!alive(*p), "force {force}: delete left pid {p}");
+        }
+    }
+}
+
 #[test]
 fn a_systemd_form_cgroups_path_is_one_literal_directory_with_cgroupfs() {
     // containerd hands a `*.slice` cgroup parent over as slice:prefix:name even with the cgroupfs driver; runc's

@@ -54,18 +54,8 @@ impl Rule {
                 Some(n) => Err(bad(format!("rule {r}: {what} {n} is not a device number"))),
             }
         };
-        let mut access = 0;
-        for c in r.access().as_deref().unwrap_or("rwm").chars() {
-            access |= match c {
-                'r' => ACC_READ,
-                'w' => ACC_WRITE,
-                'm' => ACC_MKNOD,
-                _ => return Err(bad(format!("rule {r}: access {c:?} is not one of r, w, m"))),
-            };
-        }
-        if access == 0 {
-            access = ACC_ALL;
-        }
+        let access = parse_access(r.access().as_deref().unwrap_or(""))
+            .map_err(|e| bad(format!("rule {r}: {e}")))?;
         Ok(Rule {
             allow: r.allow(),
             kind,
@@ -89,6 +79,29 @@ impl Rule {
         }
         format!("{} {}:{} {acc}", self.kind, n(self.major), n(self.minor))
     }
+}
+
+/// An access string: any combination of r, w, m; missing or empty means all three. runc also takes an `a`
+/// ("rwa" is in its own tests) and ignores it, as it ignores every letter but r, w, m; berth ignores `a` alone
+/// (it never widens the access) and refuses other letters, and a string that names none of r, w, m.
+fn parse_access(s: &str) -> std::result::Result<u32, String> {
+    if s.is_empty() {
+        return Ok(ACC_ALL);
+    }
+    let mut access = 0;
+    for c in s.chars() {
+        access |= match c {
+            'r' => ACC_READ,
+            'w' => ACC_WRITE,
+            'm' => ACC_MKNOD,
+            'a' => 0,
+            _ => return Err(format!("access {c:?} is not one of r, w, m")),
+        };
+    }
+    if access == 0 {
+        return Err(format!("access {s:?} names none of r, w, m"));
+    }
+    Ok(access)
 }
 
 /// Validates a rule list.
@@ -313,6 +326,30 @@ mod tests {
         assert!(Rule::from_spec(&rule(true, LinuxDeviceType::C, Some(-5), Some(3), "r")).is_err());
         let err = Rule::from_spec(&rule(true, LinuxDeviceType::P, None, None, "rwm")).unwrap_err();
         assert!(err.to_string().contains("fifo"), "{err}");
+    }
+
+    #[test]
+    fn access_strings() {
+        for (s, want) in [
+            ("", ACC_ALL),
+            ("rwm", ACC_ALL),
+            ("mwr", ACC_ALL),
+            ("r", ACC_READ),
+            ("wm", ACC_WRITE | ACC_MKNOD),
+            ("rr", ACC_READ),
+            // runc's update.bats "minimal transition rules": `a` is no access of its own.
+            ("rwa", ACC_READ | ACC_WRITE),
+            ("am", ACC_MKNOD),
+        ] {
+            assert_eq!(parse_access(s), Ok(want), "{s:?}");
+        }
+        for s in ["rwx", "R", "a", "aa", " r", "rw,m"] {
+            assert!(parse_access(s).is_err(), "{s:?}");
+        }
+        let r =
+            Rule::from_spec(&rule(false, LinuxDeviceType::C, Some(1), Some(11), "rwa")).unwrap();
+        assert_eq!(r.v1_line(), "c 1:11 rw");
+        assert!(Rule::from_spec(&rule(true, LinuxDeviceType::C, Some(1), Some(3), "a")).is_err());
     }
 
     #[test]

@@ -207,7 +207,12 @@ fn mount_one(
                     .collect::<Vec<_>>()
                     .join(",");
             }
-            let fs = new_filesystem(fstype, &source, opts.flags, &data).map_err(merr)?;
+            let fs = match new_filesystem(fstype, &source, opts.flags, &data) {
+                Err(nix::errno::Errno::EPERM) if matches!(fstype, "sysfs" | "mqueue") => {
+                    host_instance(ctx, dest, fstype, &opts, &merr)?
+                }
+                other => other.map_err(merr)?,
+            };
             // tmpcopyup: the shadowed directory's contents go into the new tmpfs before anyone sees it.
             if opts.tmpcopyup {
                 copy_tree(&fd_path(target.as_fd()), &fd_path(fs.as_fd())).map_err(|e| {
@@ -306,6 +311,43 @@ pub(super) fn new_filesystem(
     crate::sys::fsconfig_create(fs.as_fd())?;
     let (attrs, _) = options::mount_attrs(flags);
     crate::sys::fsmount(fs.as_fd(), attrs)
+}
+
+/// A sysfs needs a network namespace owned by the container's user namespace, an mqueue an ipc namespace: in a
+/// user namespace without them (rootless, sharing the host's network or ipc) the kernel refuses a new instance.
+/// Bind the host's instead, as crun and runc do, with the mount's flags; read-only applied to the whole tree, so that
+/// no submount (/sys/fs/cgroup/...) stays writable.
+fn host_instance(
+    ctx: &Context,
+    dest: &Path,
+    fstype: &str,
+    opts: &options::MountOptions,
+    merr: &dyn Fn(nix::Error) -> Error,
+) -> Result<OwnedFd, Error> {
+    if !(ctx.in_user_ns || crate::namespaces::running_in_user_ns()) {
+        return Err(merr(nix::errno::Errno::EPERM));
+    }
+    let (host, needs) = if fstype == "sysfs" {
+        (c"/sys", "network")
+    } else {
+        (c"/dev/mqueue", "ipc")
+    };
+    let tree = crate::sys::open_tree_clone(host, true).map_err(|e| Error::Invalid {
+        dest: dest.to_path_buf(),
+        reason: format!(
+            "a new {fstype} in a user namespace needs the container's own {needs} namespace (EPERM), and the \
+             host's {host:?} cannot be bound instead: {e}"
+        ),
+    })?;
+    set_bind_attrs(&tree, opts, merr)?;
+    if opts.flags.contains(MsFlags::MS_RDONLY) {
+        let ro = crate::sys::MountAttr {
+            attr_set: crate::sys::MOUNT_ATTR_RDONLY,
+            ..Default::default()
+        };
+        crate::sys::mount_setattr(tree.as_fd(), true, &ro).map_err(merr)?;
+    }
+    Ok(tree)
 }
 
 /// The per-mount flags of a bind, set on its detached copy. As a bind remount with mount(2), flags not asked for
