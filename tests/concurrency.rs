@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use serde_json::json;
 
 /// A berth invocation in the background, its stderr in a file: a pipe would be held open by a container init
 /// that inherits it, and reading it would never end.
@@ -116,6 +117,76 @@ fn five_concurrent_starts_one_winner_others_fail_at_once() {
         );
     }
     assert_eq!(berth.status(&id), "running");
+}
+
+/// Polls `what` until it holds (bounded).
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_start_killed_mid_way_leaves_the_program_running_and_the_next_start_refused() {
+    let id = unique("start-killed");
+    let mut b = Bundle::new(&id);
+    b.sh("echo started; exec sleep 100");
+    // The client is killed while the init runs this hook, that is after it received `Start`.
+    b.edit(|c| {
+        c["root"]["readonly"] = json!(false);
+        c["hooks"] = json!({"startContainer": [{
+            "path": "/bin/busybox",
+            "args": ["busybox", "sh", "-c", "touch /hook-ran; sleep 2"]
+        }]});
+    });
+    let berth = Berth::new();
+    berth.create_ok(&b, &id);
+    let mut start = spawn(&berth, &["start", &id]);
+    let marker = b.rootfs().join("hook-ran");
+    eventually("the startContainer hook runs", || marker.exists());
+    start.child.kill().unwrap();
+    assert!(!start.finish().success);
+    // The init goes on without its client: the hook ends and the program runs.
+    eventually("the program runs", || {
+        berth.stdout_of(&b, &id).contains("started")
+    });
+    // Nobody waits for start any more: a second start says so at once, and the container is running.
+    let err = berth.fails(&["start", &id]);
+    assert!(err.contains("no longer waiting for start"), "{err}");
+    assert_eq!(berth.status(&id), "running");
+    let pid = berth.state(&id)["pid"].as_i64().unwrap();
+    let cgroups = berth.cgroup_dirs(&id);
+    berth.ok(&["delete", "--force", &id]);
+    assert_gone(&berth, &id, &cgroups, Some(pid));
+}
+
+#[test]
+fn start_of_a_container_whose_init_died_fails_and_it_stays_stopped() {
+    let id = unique("start-dead");
+    let mut b = Bundle::new(&id);
+    b.args(&["sleep", "100"]);
+    let berth = Berth::new();
+    berth.create_ok(&b, &id);
+    let pid = berth.state(&id)["pid"].as_i64().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    eventually("the init is dead", || !alive(pid));
+    let t0 = Instant::now();
+    let err = berth.fails(&["start", &id]);
+    assert!(t0.elapsed() < Duration::from_secs(5), "start must not wait");
+    assert!(
+        err.contains("cannot start a container that is stopped"),
+        "{err}"
+    );
+    assert_eq!(berth.status(&id), "stopped");
+    let cgroups = berth.cgroup_dirs(&id);
+    berth.ok(&["delete", &id]);
+    assert_gone(&berth, &id, &cgroups, Some(pid));
 }
 
 #[test]

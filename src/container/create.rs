@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -499,9 +499,9 @@ fn send_fd(
 
 /// Binds the start socket in the state dir. The path goes through /proc/self/fd/<dir> so that it stays short
 /// whatever the root and id (sun_path has 108 bytes).
-fn bind_start_socket(dir: RawFd) -> Result<UnixListener> {
+fn bind_start_socket(dir: RawFd) -> Result<sync::Listener> {
     let path = format!("/proc/self/fd/{dir}/{}", state::START_SOCKET);
-    UnixListener::bind(&path).with_context(|| format!("bind start socket {path}"))
+    sync::Listener::bind(&path).with_context(|| format!("bind start socket {path}"))
 }
 
 pub fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {

@@ -1,17 +1,18 @@
 //! start, kill, delete and the live status, each under the container's lock where it changes state.
 
-use std::io::{Read, Write};
+use std::fs::File;
 use std::os::fd::AsFd;
-use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use nix::fcntl::Flock;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::Pid;
 
 use super::state::{self, State, StateDir, Status};
 use crate::cgroups::{self, Freezer};
 use crate::process::hooks::{Hooks, Phase};
+use crate::process::sync::{self, Message};
 
 /// The live status of a container.
 pub fn status_of(dir: &StateDir, st: &State) -> Status {
@@ -40,39 +41,9 @@ pub fn start(dir: &StateDir) -> Result<()> {
         other => bail!("cannot start a container that is {other}"),
     }
     let hooks = saved_hooks(dir, &st);
-    let path = format!(
-        "/proc/self/fd/{}/{}",
-        state::lock_fd(&lock),
-        state::START_SOCKET
-    );
-    let mut conn = match UnixStream::connect(&path) {
-        Ok(c) => c,
-        Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
-            // The init no longer listens: it already exec'd (a start that died before recording it) or died.
-            let _ = std::fs::remove_file(dir.file(state::START_SOCKET));
-            bail!("cannot start the container: its init is no longer waiting for start");
-        }
-        Err(e) => {
-            return Err(e)
-                .with_context(|| format!("connect {}", dir.file(state::START_SOCKET).display()))
-        }
-    };
-    conn.write_all(b"s").context("signal the init to start")?;
-    // EOF means execve succeeded (the socket is close-on-exec); anything else is the init's error report.
-    let hook_time: u64 = hooks
-        .start_container
-        .iter()
-        .map(|h| h.timeout.map_or(0, |t| t.as_secs()))
-        .sum();
-    let limit = Duration::from_secs(60 + hook_time);
-    wait_readable(&conn, limit).context("waiting for the container program to start")?;
-    let mut raw = Vec::new();
-    let _ = conn.read_to_end(&mut raw);
-    // The init's own error text, or the exec stub's record of a failed program execve.
-    let report = crate::process::exec_stub::decode_failure(&raw)
-        .unwrap_or_else(|| String::from_utf8_lossy(&raw).into_owned());
+    let report = signal_start(dir, &lock, &hooks)?;
     let _ = std::fs::remove_file(dir.file(state::START_SOCKET));
-    if !report.is_empty() {
+    if let Some(report) = report {
         st.status = Status::Stopped;
         dir.save(&st)?;
         bail!("{report}");
@@ -86,17 +57,52 @@ pub fn start(dir: &StateDir) -> Result<()> {
     Ok(())
 }
 
-fn wait_readable(conn: &UnixStream, limit: Duration) -> Result<()> {
-    let mut fds = [PollFd::new(conn.as_fd(), PollFlags::POLLIN)];
-    let ms = PollTimeout::try_from(limit.as_millis().min(i32::MAX as u128) as i32)
-        .unwrap_or(PollTimeout::MAX);
-    loop {
-        match poll(&mut fds, ms) {
-            Ok(0) => bail!("timed out after {limit:?}"),
-            Ok(_) => return Ok(()),
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
+/// The start exchange with the init (see `process::sync::Message`): connect to its socket, send `Start`, wait for
+/// EOF (its execve closed the connection) or its error report, which is returned.
+fn signal_start(dir: &StateDir, lock: &Flock<File>, hooks: &Hooks) -> Result<Option<String>> {
+    let path = format!(
+        "/proc/self/fd/{}/{}",
+        state::lock_fd(lock),
+        state::START_SOCKET
+    );
+    let conn = match sync::connect_to(&path) {
+        Ok(c) => c,
+        Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+            // The init no longer listens: it already exec'd (a start that died before recording it) or died.
+            let _ = std::fs::remove_file(dir.file(state::START_SOCKET));
+            bail!("cannot start the container: its init is no longer waiting for start");
         }
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("connect {}", dir.file(state::START_SOCKET).display()))
+        }
+    };
+    conn.send(&Message::Start)
+        .map_err(io_error)
+        .context("signal the init to start")?;
+    let hook_time: u64 = hooks
+        .start_container
+        .iter()
+        .map(|h| h.timeout.map_or(0, |t| t.as_secs()))
+        .sum();
+    let limit = Duration::from_secs(60 + hook_time);
+    match conn.recv(Some(limit)) {
+        Ok(Message::Error(report)) => Ok(Some(report)),
+        Ok(other) => Ok(Some(format!("unexpected message from the init: {other:?}"))),
+        Err(sync::Error::Timeout(_)) => Err(anyhow!("timed out after {limit:?}"))
+            .context("waiting for the container program to start"),
+        Err(sync::Error::Decode(e)) => Ok(Some(e)),
+        // EOF, or the connection reset by the init's exit: its program was exec'd (an init that died instead shows
+        // as stopped from now on).
+        Err(sync::Error::Closed | sync::Error::Sys(_)) => Ok(None),
+    }
+}
+
+/// A socket error in the words of `std::io` (as berth's messages had them before the typed start).
+fn io_error(e: sync::Error) -> anyhow::Error {
+    match e {
+        sync::Error::Sys(errno) => std::io::Error::from(errno).into(),
+        other => other.into(),
     }
 }
 

@@ -5,16 +5,14 @@
 //! It runs in the child of a fork of a single-threaded berth, so it may allocate; any error is sent to the parent
 //! with its context and the child exits.
 
-use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::sync::{Channel, Message};
+use super::sync::{Channel, Listener, Message};
 use crate::config::Config;
 use crate::namespaces::{self, Plan};
 use crate::oci_state::{OciState, Status};
@@ -27,7 +25,7 @@ pub struct InitArgs<'a> {
     pub plan: &'a Plan,
     pub channel: Channel,
     /// Listening socket in the state dir; `start` connects to it.
-    pub start_listener: UnixListener,
+    pub start_listener: Listener,
     pub cgroup_paths: &'a std::collections::BTreeMap<String, PathBuf>,
     pub no_pivot: bool,
     pub preserve_fds: u32,
@@ -206,7 +204,7 @@ fn prepare_process(args: &mut InitArgs, state: &OciState) -> Result<super::exec:
     drop(args.console_socket.take());
     let keep = [
         Some(args.channel.raw_fd()),
-        Some(args.start_listener.as_raw_fd()),
+        Some(args.start_listener.raw_fd()),
         args.seccomp_listener.as_ref().map(|s| s.as_raw_fd()),
     ];
     let setup = process_setup(args);
@@ -315,31 +313,28 @@ fn process_setup<'a>(args: &'a InitArgs) -> super::setup::Setup<'a> {
     }
 }
 
-/// Blocks until `start` connects, then runs the last steps and execs. Returns an exit code only on failure, after
-/// telling `start` why.
+/// Blocks until `start` connects and sends `Start`, then runs the last steps and execs. Returns an exit code only
+/// on failure, after telling `start` why.
 fn wait_and_exec(args: &InitArgs, prepared: Prepared) -> i32 {
     let Prepared { program, state } = prepared;
-    let mut conn = loop {
-        match args.start_listener.accept() {
-            Ok((c, _)) => break c,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return 1,
-        }
+    let Ok(conn) = args.start_listener.accept() else {
+        return 1;
     };
-    let mut byte = [0u8; 1];
-    if conn.read_exact(&mut byte).is_err() {
+    if !matches!(conn.recv(None), Ok(Message::Start)) {
         return 1;
     }
     if let Err(e) = args.hooks.start_container(&state, program.env_strings()) {
-        let _ = conn.write_all(crate::logging::chain(&anyhow::Error::from(e)).as_bytes());
+        let _ = conn.send(&Message::Error(crate::logging::chain(
+            &anyhow::Error::from(e),
+        )));
         return 1;
     }
     // Made only now, so that the created container holds no descriptor of it (and only where the seccomp filter,
     // on by now, lets the calls that make it through).
     let stub = super::exec_stub::Stub::for_process_under_filter(&args.config.process, args.seccomp);
     // The connection is close-on-exec: `start` sees EOF the moment execve succeeds.
-    let report = super::setup::exec(&program, stub.as_ref(), conn.as_raw_fd());
-    let _ = conn.write_all(report.as_bytes());
+    let report = super::setup::exec(&program, stub.as_ref(), conn.raw_fd());
+    let _ = conn.send(&Message::Error(report));
     127
 }
 

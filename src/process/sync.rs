@@ -1,19 +1,48 @@
-//! The typed parent <-> init protocol over a SOCK_SEQPACKET socketpair: one JSON message per packet, every wait
-//! bounded, every failure carried back with its context.
+//! The typed protocols between berth and the processes it sets up, over SOCK_SEQPACKET sockets: one JSON message
+//! per packet, every wait on berth's side bounded, every failure carried back with its context. The sequences are
+//! written once, on [`Message`].
 
 use std::io::IoSlice;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
-    recv, send, sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
+    bind, connect, listen, recv, send, sendmsg, socket, socketpair, AddressFamily, Backlog,
+    ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr,
 };
 use serde::{Deserialize, Serialize};
 
+/// One message of berth's setup protocols. The child side may answer `Error(text)` at any step instead, and then
+/// exits; EOF on its close-on-exec socket means it exec'd (or died).
+///
+/// **create** (`container::create` ↔ `process::init`, over a socketpair made before the clone):
+/// 1. berth → init `Go(state)`: the id maps are written and the init is in its cgroup.
+///    Staged setup (user namespace orderings one clone cannot express): init → berth `MapIds` once it made its
+///    user namespace, berth → init `Go` once the maps are written; init → berth `Forked(pid)` when the
+///    intermediate forked the real init into the new pid namespace (and exits).
+/// 2. While it builds the rootfs, as needed: init → berth `IdmapRequest(n)`, berth → init `IdmapFd` with the
+///    detached mount of config mount #n; init → berth `RunHooks`, berth runs prestart and createRuntime hooks,
+///    berth → init `HooksDone`; init → berth `Console` with the pty master (foreground terminal); init → berth
+///    `Warning(text)`, which berth logs.
+/// 3. init → berth `Ready`: everything up to the program is prepared. berth records `created` and the pid file;
+///    berth → init `Detach`; init → berth `Detached` (it no longer dies with berth).
+///
+/// **start** (`container::lifecycle::start` ↔ the init, over a connection to the init's [`Listener`] in the state
+/// dir, made with the container's lock held):
+/// 4. start → init `Start`. The init runs startContainer hooks and execs; EOF (the connection is close-on-exec)
+///    means the program runs; init → start `Error(text)` is a failed hook or execve (the exec stub's raw record of
+///    a failed execve is decoded into `Error` too). A client gone before `Start` ends the init, as a dead parent
+///    does.
+///
+/// **exec** (`container::exec` ↔ `process::exec_into`, over a socketpair made before the clone):
+/// 1. berth → intermediate `Go(state)`; it joins the init's namespaces, forks the process and sends
+///    `Forked(pid)`, then exits.
+/// 2. berth → process `GoExec { state, pid }`; the process sends `Console` with the pty master (exec -t in the
+///    foreground) and `Warning`s, then execs: EOF, or `Error(text)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
-    // parent -> init
+    // berth -> init
     /// Ids are mapped and the init (or exec's intermediate) sits in its cgroup: go on with the setup. Carries the
     /// state hooks receive.
     Go(crate::oci_state::OciState),
@@ -26,7 +55,9 @@ pub enum Message {
     HooksDone,
     /// create is done: stop being tied to the parent's life.
     Detach,
-    // init -> parent
+    /// (start) Run the startContainer hooks and exec the program.
+    Start,
+    // init -> berth
     /// (staged setup) the init made its user namespace and needs its id maps.
     MapIds,
     /// (staged setup, exec) the real init or exec'd process was forked with this host pid; the intermediate exits.
@@ -35,8 +66,9 @@ pub enum Message {
     RunHooks,
     /// Everything up to the user program is prepared; the init will wait for start.
     Ready,
+    /// The init no longer dies with berth.
     Detached,
-    /// Setup failed; the text names what and where.
+    /// Setup (or start) failed; the text names what and where, in the words berth reports.
     Error(String),
     /// Something the parent logs as a warning, setup going on (an ambient capability the kernel refused).
     Warning(String),
@@ -45,7 +77,7 @@ pub enum Message {
     IdmapRequest(usize),
     /// The pty master of a terminal that berth relays itself (foreground `run`, `exec -t`), attached (SCM_RIGHTS).
     Console,
-    // parent -> init
+    // berth -> init
     /// The detached idmapped mount asked for, attached to this message (SCM_RIGHTS).
     IdmapFd,
 }
@@ -75,6 +107,54 @@ pub fn pair() -> Result<(Channel, Channel), Error> {
         SockFlag::SOCK_CLOEXEC,
     )?;
     Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+/// The init's listening socket for `start`, bound in the state dir: its path's existence marks the container
+/// `created`. Close-on-exec, so a successful execve closes it.
+pub struct Listener {
+    fd: OwnedFd,
+}
+
+impl Listener {
+    /// Binds and listens at `path` (kept short by the caller: sun_path has 108 bytes).
+    pub fn bind(path: &str) -> std::io::Result<Listener> {
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
+        bind(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
+        listen(&fd, Backlog::new(128)?)?;
+        Ok(Listener { fd })
+    }
+
+    /// The next connection, close-on-exec.
+    pub fn accept(&self) -> Result<Channel, Error> {
+        loop {
+            match crate::sys::accept_cloexec(self.fd.as_fd()) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+                Ok(fd) => return Ok(Channel { fd }),
+            }
+        }
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Connects to the [`Listener`] at `path` (`start` to the init). ECONNREFUSED: nobody listens there any more.
+pub fn connect_to(path: &str) -> std::io::Result<Channel> {
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
+    Ok(Channel { fd })
 }
 
 impl Channel {
@@ -181,6 +261,32 @@ mod tests {
         ));
         drop(a);
         assert!(matches!(b.recv(None), Err(Error::Closed)));
+    }
+
+    #[test]
+    fn start_connects_sends_start_and_sees_eof_or_a_refusal() {
+        let dir = std::env::temp_dir().join(format!("berth-sync-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("start.sock").to_string_lossy().into_owned();
+        let _ = std::fs::remove_file(&path);
+        let listener = Listener::bind(&path).unwrap();
+        let client = connect_to(&path).unwrap();
+        client.send(&Message::Start).unwrap();
+        let init = listener.accept().unwrap();
+        assert_eq!(init.recv(None).unwrap(), Message::Start);
+        init.send(&Message::Error("startContainer hook failed".into()))
+            .unwrap();
+        assert_eq!(
+            client.recv(Some(Duration::from_secs(1))).unwrap(),
+            Message::Error("startContainer hook failed".into())
+        );
+        drop(init);
+        assert!(matches!(client.recv(None), Err(Error::Closed)));
+        // Nobody listening any more (the init exec'd or died): `start` tells ECONNREFUSED apart.
+        drop(listener);
+        let refused = connect_to(&path).err().unwrap();
+        assert_eq!(refused.raw_os_error(), Some(libc::ECONNREFUSED));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

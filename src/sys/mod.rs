@@ -335,6 +335,16 @@ pub fn open<P: ?Sized + nix::NixPath>(
     Ok(unsafe { own_new_fd(fd) })
 }
 
+/// accept4(SOCK_CLOEXEC): the next connection on a listening socket, owned.
+pub fn accept_cloexec(listener: BorrowedFd<'_>) -> nix::Result<OwnedFd> {
+    let fd = nix::sys::socket::accept4(
+        listener.as_raw_fd(),
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )?;
+    // SAFETY: accept4 has just returned `fd`.
+    Ok(unsafe { own_new_fd(fd) })
+}
+
 /// openat(2) relative to `dir`, the descriptor owned.
 pub fn openat<P: ?Sized + nix::NixPath>(
     dir: BorrowedFd<'_>,
