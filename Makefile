@@ -5,7 +5,7 @@ BIN := target/release/berth
 BUILT := target/$(CARGO_TARGET)/release/berth
 DEMO_DIR ?= /tmp/berth-demo
 APT_PACKAGES := busybox-static golang-github-containers-common containerd runc containernetworking-plugins podman conmon \
-	util-linux protobuf-compiler
+	util-linux protobuf-compiler uidmap
 
 .PHONY: all build deps demo test test-cgv2 test-systemd test-integration unit-test lint bench clean
 
@@ -32,6 +32,7 @@ unit-test:
 	cargo test --release --bin berth
 
 lint:
+	scripts/check-layers.sh
 	cargo fmt --all -- --check
 	cargo clippy --release --all-targets -- -D warnings
 
@@ -53,11 +54,13 @@ test-systemd: deps build
 	integration/systemd/test.sh
 
 # Real clients driving berth: containerd's ctr and runc shim (private containerd, locally built image), containerd's
-# CRI plugin driven as a kubelet drives it (integration/cri/, a Rust CRI client in its own crate), podman.
+# CRI plugin driven as a kubelet drives it (integration/cri/, a Rust CRI client in its own crate), podman, and
+# rootless podman as a throw-away user with subordinate ids (uidmap).
 test-integration: deps build
 	BERTH=$(CURDIR)/$(BIN) integration/containerd.sh
 	BERTH=$(CURDIR)/$(BIN) integration/cri.sh
 	BERTH=$(CURDIR)/$(BIN) integration/podman.sh
+	BERTH=$(CURDIR)/$(BIN) integration/podman-rootless.sh
 
 # berth, runc and crun side by side (ratios, not a test).
 bench: deps build

@@ -30,7 +30,8 @@ pub struct Cli {
     /// Let systemd make the cgroup: a transient scope, cgroupsPath "slice:prefix:name".
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
-    /// Accepted for runc compatibility; berth decides rootless mode itself.
+    /// Ignore cgroup permission errors ('true', 'false', or 'auto': rootless when not root, or root of a user
+    /// namespace).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
     /// Print version information.
@@ -55,7 +56,13 @@ pub fn parse() -> Result<Cli, clap::Error> {
             "NAME:\n   berth {name} - {{about}}\n\nUSAGE:\n   {{usage}}\n\nOPTIONS:\n{{options}}\n"
         ))
     });
-    Cli::from_arg_matches(&command.try_get_matches()?)
+    let matches = command.try_get_matches()?;
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    // Without --root, a rootless caller keeps its state in its own runtime dir (see commands::rootless).
+    if matches.value_source("root") != Some(clap::parser::ValueSource::CommandLine) {
+        cli.root = crate::commands::rootless::Caller::current().default_root();
+    }
+    Ok(cli)
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,14 +1,21 @@
 //! berth: a daemonless OCI container runtime. Command-line parsing only; each command lives in `commands/`.
 
+// Every unsafe block says why it is sound (and lives in src/sys).
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod cgroups;
 mod cli;
 mod commands;
 mod config;
 mod container;
 mod logging;
+mod lsm;
 mod mountinfo;
 mod namespaces;
+mod oci_state;
 mod process;
+mod procfs;
+mod resolve;
 mod rootfs;
 mod sys;
 mod time;

@@ -183,9 +183,3 @@ pub fn rmdir_tree(dir: &Path) -> Result<()> {
     }
     rmdir_patiently(dir)
 }
-
-/// Is `path` the root of (or inside) a cgroup2 filesystem?
-pub fn is_cgroup2(path: &Path) -> nix::Result<bool> {
-    let st = nix::sys::statfs::statfs(path)?;
-    Ok(st.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
-}

@@ -9,6 +9,7 @@ pub mod devices;
 pub mod fs;
 pub mod mountinfo;
 pub mod oom;
+pub mod rootless;
 pub mod stats;
 pub mod systemd;
 pub mod v1;
@@ -53,6 +54,12 @@ pub enum Error {
     BadValue {
         resource: &'static str,
         reason: String,
+    },
+    /// A rootless caller may not write the hierarchy that a limit of the config needs (runc's words first).
+    #[error("cannot set {controller} limit: container could not join or create cgroup ({path} is not writable by this rootless caller)")]
+    Rootless {
+        controller: &'static str,
+        path: PathBuf,
     },
     /// systemd refused or failed (its reason), or could not be reached (the sockets tried).
     #[error("systemd cgroup driver: {0}")]
@@ -143,9 +150,11 @@ pub fn resources_for_update(r: &LinuxResources) -> LinuxResources {
 }
 
 /// Builds the manager for a new container from `linux.cgroupsPath` (or a default derived from the id); with
-/// `systemd`, the path has the form `slice:prefix:name` and systemd makes the cgroup.
+/// `systemd`, the path has the form `slice:prefix:name` and systemd makes the cgroup (with the unit properties
+/// of `annotations`' `org.systemd.property.*`).
 pub fn for_container(
     cgroups_path: Option<&Path>,
+    annotations: Option<&std::collections::HashMap<String, String>>,
     id: &str,
     systemd: bool,
 ) -> Result<Box<dyn Manager>> {
@@ -159,7 +168,13 @@ pub fn for_container(
         let raw = raw.transpose()?;
         let mounts = mountinfo::cgroup_mounts()?;
         let own = mountinfo::own_cgroups()?;
-        return Ok(Box::new(systemd::Manager::new(raw, id, &mounts, &own)?));
+        return Ok(Box::new(systemd::Manager::new(
+            raw,
+            annotations,
+            id,
+            &mounts,
+            &own,
+        )?));
     }
     let default = Path::new(fs::DEFAULT_PARENT).join(id);
     let path = match cgroups_path {
@@ -198,7 +213,7 @@ pub fn from_paths(paths: &BTreeMap<String, PathBuf>) -> Box<dyn Manager> {
     let unified_only = paths.len() == 1
         && paths
             .keys()
-            .all(|mnt| fs::is_cgroup2(Path::new(mnt)).unwrap_or(false));
+            .all(|mnt| crate::sys::is_cgroup2(Path::new(mnt)).unwrap_or(false));
     if unified_only {
         let (mnt, dir) = paths.iter().next().expect("one entry");
         Box::new(v2::Manager::new(v2::Placement {

@@ -17,6 +17,8 @@ pub fn options(cli: &Cli, a: &CreateArgs) -> Result<CreateOptions> {
         preserve_fds,
         foreground: false,
         systemd_cgroup: cli.systemd_cgroup,
+        rootless_cgroups: super::rootless::Caller::current()
+            .rootless_cgroups(cli.rootless.as_deref())?,
     })
 }
 

@@ -5,7 +5,7 @@
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::container::hooks::Phase;
+use crate::process::hooks::Phase;
 use crate::rootfs::options;
 
 /// Every option word runc knows; `features` lists those berth's parser consumes itself (the rest would be handed

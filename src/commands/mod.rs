@@ -10,6 +10,7 @@ mod kill;
 mod list;
 mod pause;
 mod ps;
+pub mod rootless;
 mod run;
 pub mod sealed;
 mod spec;
@@ -72,15 +73,14 @@ pub fn check_preserve_fds(n: u32) -> Result<u32> {
     }
     let given = inherited_fds()?;
     let highest = given.iter().copied().max().unwrap_or(-1);
-    // The last descriptor asked for, 3+N-1, in u64: no overflow for any N. Each one up to it must be open: one of
-    // berth's own descriptors (the start socket, the sync channel) could otherwise take a missing number.
+    // Each descriptor from 3 to the last asked for, 3+N-1 (in u64: no overflow for any N), must be open: one of
+    // berth's own descriptors (the start socket, the sync channel) could otherwise take a missing number. The loop
+    // stops at the first hole, at the latest just above the highest descriptor given.
     let last = u64::from(n) + 2;
-    let missing = (3..=u64::try_from(highest).unwrap_or(0).min(last))
-        .find(|fd| !given.contains(&(*fd as i32)))
-        .or((last > u64::try_from(highest).unwrap_or(0))
-            .then(|| u64::try_from(highest + 1).unwrap_or(0).max(3)));
-    if let Some(fd) = missing {
-        bail!("--preserve-fds {n}: fd {fd} is not open (the highest descriptor berth was given is {highest})");
+    for fd in 3..=last {
+        if !i32::try_from(fd).is_ok_and(|fd| given.contains(&fd)) {
+            bail!("--preserve-fds {n}: fd {fd} is not open (the highest descriptor berth was given is {highest})");
+        }
     }
     Ok(n)
 }

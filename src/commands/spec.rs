@@ -8,8 +8,7 @@ pub fn run(a: &SpecArgs) -> Result<i32> {
     let path = a.bundle.join("config.json");
     // As runc: a cgroup namespace only where /sys/fs/cgroup is cgroup2 (a hybrid host's v1 hierarchies would not
     // be rooted at the container's cgroup inside it anyway).
-    let pure_v2 =
-        crate::cgroups::fs::is_cgroup2(std::path::Path::new("/sys/fs/cgroup")).unwrap_or(false);
+    let pure_v2 = crate::sys::is_cgroup2(std::path::Path::new("/sys/fs/cgroup")).unwrap_or(false);
     let text = crate::config::default_config(
         a.rootless,
         pure_v2,

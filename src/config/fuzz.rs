@@ -272,7 +272,7 @@ fn translate(raw: &[u8]) -> bool {
     };
     let valid = super::validate_for_tests(&spec).is_ok();
     let _ = crate::namespaces::Plan::from_spec(&spec);
-    let _ = crate::container::hooks::Hooks::from_spec(&spec);
+    let _ = crate::process::hooks::Hooks::from_spec(&spec);
     for m in spec.mounts().iter().flatten() {
         let _ = crate::rootfs::options::parse(m.options().as_deref().unwrap_or(&[]));
     }

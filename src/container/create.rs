@@ -1,23 +1,27 @@
-//! `create`, parent side, top to bottom: parse → validate → state dir → cgroup → clone (all namespace flags at once,
-//! into the cgroup on v2) → id maps → let the init go → run runtime hooks when asked → wait for ready → record.
-//! Any failure undoes everything made so far (see [`Undo`]).
+//! `create`, parent side, as five steps: [`validate`] → [`state_and_cgroup`] → [`clone_init`] (all namespace flags
+//! at once, into the cgroup on v2) → [`drive_init`] (id maps, `Go`, runtime hooks when asked, until `Ready`) →
+//! [`report_ready`] (record `created`, `Detach`). The messages are written down on [`Message`]. Any failure undoes
+//! everything made so far (see [`Undo`]).
 
+use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use nix::fcntl::Flock;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
-use super::hooks::{Hooks, Phase};
 use super::state::{self, State, StateDir, Status};
 use crate::cgroups;
 use crate::config;
+use crate::namespaces::trip::Trip;
 use crate::namespaces::{self, idmap, Plan};
+use crate::process::hooks::{Hooks, Phase};
 use crate::process::init::{self, InitArgs};
 use crate::process::sync::{self, Message};
 use crate::sys::{clone3_fork, Forked};
@@ -38,6 +42,8 @@ pub struct CreateOptions {
     pub foreground: bool,
     /// `--systemd-cgroup`: systemd makes the cgroup (a transient scope).
     pub systemd_cgroup: bool,
+    /// Rootless (see commands::rootless): cgroups this caller may not write are gone without, unless needed.
+    pub rootless_cgroups: bool,
 }
 
 /// What `create` made: the init, and for a foreground terminal the pty master with berth's own terminal.
@@ -67,6 +73,13 @@ struct Undo<'a> {
     armed: bool,
 }
 
+impl Undo<'_> {
+    /// The container's cgroup, once [`state_and_cgroup`] made it.
+    fn cgroup(&self) -> &dyn cgroups::Manager {
+        self.cgroup.as_deref().expect("made before the clone")
+    }
+}
+
 impl Drop for Undo<'_> {
     fn drop(&mut self) {
         if !self.armed {
@@ -94,8 +107,52 @@ pub fn create(opts: &CreateOptions) -> Result<Pid> {
     create_container(opts).map(|c| c.pid)
 }
 
-/// [`create`], also handing back a foreground terminal (see [`CreateOptions::foreground`]).
+/// [`create`], also handing back a foreground terminal (see [`CreateOptions::foreground`]): the parent's side of
+/// the protocol written on [`Message`], step by step. Any failure undoes what exists so far (see [`Undo`]).
 pub fn create_container(opts: &CreateOptions) -> Result<Created> {
+    let mut checked = validate(opts)?;
+    let dir = StateDir::new(&opts.root, &opts.id);
+    // The arbiter between concurrent creates: only the create that made the directory goes on (and may undo).
+    dir.create()?;
+    let mut undo = Undo {
+        dir: &dir,
+        host_mounts: (!crate::rootfs::has_mount_ns(&checked.bundle.spec))
+            .then(|| checked.bundle.rootfs.clone()),
+        cgroup: None,
+        pid: None,
+        armed: true,
+    };
+    let (lock, mut st) = state_and_cgroup(opts, &checked, &dir, &mut undo)?;
+    let init = clone_init(opts, &mut checked, &lock, &st, &mut undo)?;
+    let (pid, master) = drive_init(&checked, &dir, &mut st, &init, &mut undo)?;
+    let relay = report_ready(
+        opts,
+        checked.host_console,
+        &dir,
+        &mut st,
+        &init,
+        pid,
+        master,
+    )?;
+    undo.armed = false;
+    Ok(Created { pid, relay })
+}
+
+/// What [`validate`] found: the bundle and what is derived from it before anything exists.
+struct Checked {
+    bundle: config::Bundle,
+    seccomp: Option<crate::process::seccomp::Filter>,
+    plan: Plan,
+    hooks: Hooks,
+    /// process.terminal in the foreground: berth relays the pty to its own terminal.
+    relay_terminal: bool,
+    host_console: Option<super::foreground::HostConsole>,
+    console_socket: Option<UnixStream>,
+}
+
+/// Step 1, validate: the id, the bundle and every check that needs no kernel object (rootfs, terminal, seccomp,
+/// LSM, namespaces); the console socket connected. Nothing exists yet, so a failure leaves nothing behind.
+fn validate(opts: &CreateOptions) -> Result<Checked> {
     config::validate_id(&opts.id)?;
     let bundle = config::load_bundle(&opts.bundle)?;
     let spec = &bundle.spec;
@@ -114,7 +171,7 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
         .as_ref()
         .map(crate::process::seccomp::compile)
         .transpose()?;
-    crate::process::lsm::check(
+    crate::lsm::check(
         process.apparmor_profile().as_deref(),
         process.selinux_label().as_deref(),
         linux.mount_label().as_deref(),
@@ -126,35 +183,50 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
         (Some(path), true) => Some(crate::process::tty::connect(path)?),
         _ => None,
     };
+    Ok(Checked {
+        bundle,
+        seccomp,
+        plan,
+        hooks,
+        relay_terminal,
+        host_console,
+        console_socket,
+    })
+}
 
-    let dir = StateDir::new(&opts.root, &opts.id);
-    dir.create()?;
-    let mut undo = Undo {
-        dir: &dir,
-        host_mounts: (!crate::rootfs::has_mount_ns(spec)).then(|| bundle.rootfs.clone()),
-        cgroup: None,
-        pid: None,
-        armed: true,
-    };
+/// Step 2, state and cgroup: the lock, config.json and state.json (recorded before the cgroup and the init exist,
+/// so that `delete` can always find them), then the cgroup with its resources.
+fn state_and_cgroup(
+    opts: &CreateOptions,
+    c: &Checked,
+    dir: &StateDir,
+    undo: &mut Undo,
+) -> Result<(Flock<File>, State)> {
+    let spec = &c.bundle.spec;
+    let linux = spec.linux().as_ref().expect("validated");
     let lock = dir.lock()?;
-    dir.write_atomic(state::CONFIG_FILE, &bundle.raw)?;
-
+    dir.write_atomic(state::CONFIG_FILE, &c.bundle.raw)?;
     let cgroup = cgroups::for_container(
         linux.cgroups_path().as_deref(),
+        spec.annotations().as_ref(),
         &opts.id,
         opts.systemd_cgroup,
     )?;
+    let cgroup = match opts.rootless_cgroups {
+        true => cgroups::rootless::restrict(cgroup, linux)?,
+        false => cgroup,
+    };
     // A cgroup frozen beforehand would freeze the init mid-setup and leave create hanging: refuse, in runc's words.
     if cgroup.is_frozen() {
         bail!("container's cgroup unexpectedly frozen");
     }
-    let mut st = State {
+    let st = State {
         id: opts.id.clone(),
         status: Status::Creating,
         pid: 0,
         pid_start_time: 0,
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
+        bundle: c.bundle.dir.clone(),
+        rootfs: c.bundle.rootfs.clone(),
         created: crate::time::now_rfc3339(),
         owner: owner_name(),
         annotations: spec
@@ -164,7 +236,7 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
             .into_iter()
             .collect(),
         cgroup_paths: cgroup.paths().clone(),
-        own_pid_ns: plan.new_pid,
+        own_pid_ns: c.plan.new_pid,
         host_mounts: !crate::rootfs::has_mount_ns(spec),
         has_hooks: spec.hooks().is_some(),
         systemd: cgroup
@@ -174,31 +246,56 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
                 slice: slice.into(),
             }),
     };
-    // Recorded before the cgroup and the init exist, so that `delete` can always find them.
     dir.save(&st)?;
-    let cgroup_paths = cgroup.paths().clone();
-    undo.cgroup = Some(cgroup);
-    let cgroup = undo.cgroup.as_ref().expect("just set");
+    let cgroup = undo.cgroup.insert(cgroup);
     cgroup.create()?;
-    cgroup.apply(&cgroups::resources_for_create(linux)?)?;
+    let resources = cgroups::resources_for_create(linux)?;
+    match opts.rootless_cgroups {
+        true => cgroups::rootless::apply(cgroup.as_ref(), &resources)?,
+        false => cgroup.apply(&resources)?,
+    }
+    Ok((lock, st))
+}
 
-    let listener = bind_start_socket(state::lock_fd(&lock))?;
+/// The init as the parent holds it after the clone.
+struct Init {
+    pid: Pid,
+    channel: sync::Channel,
+    /// Born in its cgroup (CLONE_INTO_CGROUP, v2); on v1 the parent adds it.
+    in_cgroup: bool,
+}
+
+/// Step 3, clone: the start socket and the channel, then **one `clone3`** with every namespace flag the plan lets
+/// it carry (into the cgroup on v2), from inside the pid and time namespaces the init must be born in. The child
+/// runs [`init::run`] and never returns here.
+fn clone_init(
+    opts: &CreateOptions,
+    c: &mut Checked,
+    lock: &Flock<File>,
+    st: &State,
+    undo: &mut Undo,
+) -> Result<Init> {
+    let console_socket = c.console_socket.take();
+    let c = &*c;
+    let spec = &c.bundle.spec;
+    let cgroup_fd = undo.cgroup().clone_fd()?;
+    let listener = bind_start_socket(state::lock_fd(lock))?;
     let (parent_chan, init_chan) = sync::pair()?;
-    let cgroup_fd = cgroup.clone_fd()?;
     let me = nix::unistd::getpid();
 
     // On the host, before the clone: the init inherits the connection and sends the notify fd over it.
-    let seccomp_listener = match &seccomp {
+    let seccomp_listener = match &c.seccomp {
         Some(f) => f.connect_listener()?,
         None => None,
     };
     // The fast path creates every namespace with the clone; the staged one creates them from inside the init.
-    let clone_flags = if plan.needs_staged_setup() {
+    let clone_flags = if c.plan.needs_staged_setup() {
         CloneFlags::empty()
     } else {
-        plan.clone_flags
+        c.plan.clone_flags
     };
-    let restore = PreClone::enter(&plan, spec)?;
+    let host_binds = crate::namespaces::may_enter_mount_ns();
+    let trip = enter_birth_namespaces(&c.plan, spec)?;
     let forked = clone3_fork(
         clone_flags.bits() as u64,
         cgroup_fd.as_ref().map(|f| f.as_fd()),
@@ -207,31 +304,32 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
         Ok(Forked::Child) => {
             init::run(InitArgs {
                 spec,
-                rootfs: bundle.rootfs.clone(),
-                plan: &plan,
+                rootfs: c.bundle.rootfs.clone(),
+                plan: &c.plan,
                 channel: init_chan,
                 start_listener: listener,
-                cgroup_paths: &cgroup_paths,
+                cgroup_paths: &st.cgroup_paths,
                 no_pivot: opts.no_pivot,
                 preserve_fds: opts.preserve_fds,
                 no_new_keyring: opts.no_new_keyring,
                 id: &opts.id,
-                terminal: relay_terminal,
-                close_fds: [state::lock_fd(&lock), parent_chan.raw_fd()]
+                terminal: c.relay_terminal,
+                close_fds: [state::lock_fd(lock), parent_chan.raw_fd()]
                     .into_iter()
-                    .chain(host_console.as_ref().map(|h| h.raw_fd()))
+                    .chain(c.host_console.as_ref().map(|h| h.raw_fd()))
                     .collect(),
                 parent: me,
-                seccomp: seccomp.as_ref(),
+                seccomp: c.seccomp.as_ref(),
                 seccomp_listener,
-                hooks: &hooks,
+                hooks: &c.hooks,
                 console_socket,
+                host_binds,
             });
         }
         other => other,
     };
-    restore.leave()?;
-    let mut pid = match forked {
+    trip.leave()?;
+    let pid = match forked {
         Ok(Forked::Parent(pid)) => pid,
         Ok(Forked::Child) => unreachable!("the child never returns from init::run"),
         Err(e) => bail!("clone3 with {clone_flags:?}: {e}"),
@@ -241,77 +339,109 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
     drop(listener);
     drop(console_socket);
     drop(seccomp_listener);
+    Ok(Init {
+        pid,
+        channel: parent_chan,
+        in_cgroup: cgroup_fd.is_some(),
+    })
+}
 
-    record_pid(&dir, &mut st, pid)?;
+/// Step 4, drive the init: record its pid, write its id maps, put it in its cgroup (v1) and set its
+/// oom_score_adj, send `Go`, then answer its requests (staged id maps, the forked init, runtime hooks, idmapped
+/// mounts, the pty master, warnings) until it is `Ready`. Returns the init's pid (the staged path forks a new one)
+/// and the pty master to relay, if any.
+fn drive_init(
+    c: &Checked,
+    dir: &StateDir,
+    st: &mut State,
+    init: &Init,
+    undo: &mut Undo,
+) -> Result<(Pid, Option<OwnedFd>)> {
+    let spec = &c.bundle.spec;
+    let linux = spec.linux().as_ref().expect("validated");
+    let process = spec.process().as_ref().expect("validated");
+    let (chan, mut pid) = (&init.channel, init.pid);
+    record_pid(dir, st, pid)?;
 
     let empty = Vec::new();
     let uid_maps = linux.uid_mappings().as_ref().unwrap_or(&empty);
     let gid_maps = linux.gid_mappings().as_ref().unwrap_or(&empty);
-    if plan.new_user && !plan.needs_staged_setup() {
+    if c.plan.new_user && !c.plan.needs_staged_setup() {
         idmap::write_maps(pid, uid_maps, gid_maps)?;
     }
-    if cgroup_fd.is_none() {
-        cgroup.add_task(pid)?;
+    if !init.in_cgroup {
+        undo.cgroup().add_task(pid)?;
     }
     // From the host, before the init goes on (whatever it forks and the program inherit it): inside a user
     // namespace the init could not write its own, its /proc files belonging to the host's root once it is
     // non-dumpable.
     if let Some(score) = process.oom_score_adj() {
-        crate::process::procfs::write_oom_score_adj(pid.as_raw(), score).with_context(|| {
+        crate::procfs::write_oom_score_adj(pid.as_raw(), score).with_context(|| {
             format!("set oom_score_adj to {score} (lowering it needs CAP_SYS_RESOURCE)")
         })?;
     }
-    send(&parent_chan, &Message::Go(st.oci(Status::Creating)), pid)?;
+    send(chan, &Message::Go(st.oci(Status::Creating)), pid)?;
     let mut idmapped = crate::rootfs::idmap::Maker::default();
     let mut master = None;
     loop {
-        let (msg, fd) = recv_with_fd(&parent_chan, pid)?;
+        let (msg, fd) = recv_with_fd(chan, pid)?;
         match msg {
             // Staged setup: the intermediate made its user namespace; later it forks the real init and exits.
             Message::MapIds => {
                 idmap::write_maps(pid, uid_maps, gid_maps)?;
-                send(&parent_chan, &Message::Go(st.oci(Status::Creating)), pid)?;
+                send(chan, &Message::Go(st.oci(Status::Creating)), pid)?;
             }
             Message::Forked(init) => {
                 let _ = waitpid(pid, None);
                 pid = Pid::from_raw(init);
                 undo.pid = Some(pid);
-                record_pid(&dir, &mut st, pid)?;
+                record_pid(dir, st, pid)?;
             }
             Message::RunHooks => {
                 let oci = st.oci(Status::Creating);
-                hooks.run_phase(Phase::Prestart, &oci)?;
-                hooks.run_phase(Phase::CreateRuntime, &oci)?;
-                send(&parent_chan, &Message::HooksDone, pid)?;
+                c.hooks.run_phase(Phase::Prestart, &oci)?;
+                c.hooks.run_phase(Phase::CreateRuntime, &oci)?;
+                send(chan, &Message::HooksDone, pid)?;
             }
             // The init cannot idmap a host filesystem from its user namespace: berth makes the mount for it.
             Message::IdmapRequest(index) => {
                 let tree = idmapped.tree(spec, index, pid)?;
-                send_fd(&parent_chan, &Message::IdmapFd, tree.as_fd(), pid)?;
+                send_fd(chan, &Message::IdmapFd, tree.as_fd(), pid)?;
             }
-            Message::Console if relay_terminal && fd.is_some() => master = fd,
+            Message::Console if c.relay_terminal && fd.is_some() => master = fd,
             Message::Warning(w) => crate::logging::warn(&w),
-            Message::Ready => break,
+            Message::Ready => return Ok((pid, master)),
             other => bail!("unexpected message from the init: {other:?}"),
         }
     }
+}
+
+/// Step 5, report ready: record `created` and the pid file, then release the init from berth's life (`Detach`);
+/// the foreground terminal's relay when there is one.
+fn report_ready(
+    opts: &CreateOptions,
+    host_console: Option<super::foreground::HostConsole>,
+    dir: &StateDir,
+    st: &mut State,
+    init: &Init,
+    pid: Pid,
+    master: Option<OwnedFd>,
+) -> Result<Option<super::foreground::Relay>> {
     st.status = Status::Created;
-    dir.save(&st)?;
+    dir.save(st)?;
     if let Some(pf) = &opts.pid_file {
         write_pid_file(pf, pid)?;
     }
-    send(&parent_chan, &Message::Detach, pid)?;
-    match recv(&parent_chan, pid)? {
+    send(&init.channel, &Message::Detach, pid)?;
+    match recv(&init.channel, pid)? {
         Message::Detached => {}
         other => bail!("unexpected message from the init: {other:?}"),
     }
-    let relay = match (host_console, master) {
+    Ok(match (host_console, master) {
         (Some(host), Some(master)) => Some(super::foreground::Relay::new(master, host)?),
         (Some(_), None) => bail!("the init sent no pty master"),
         _ => None,
-    };
-    undo.armed = false;
-    Ok(Created { pid, relay })
+    })
 }
 
 /// Records the init's pid with its start time (so a reused pid is never taken for it).
@@ -393,42 +523,22 @@ fn owner_name() -> String {
     String::new()
 }
 
-/// berth's own trip into the pid and time namespaces that the init must be born in, undone right after the clone
-/// so that hooks berth runs later stay in the runtime's namespaces.
-struct PreClone {
-    saved: Vec<(OwnedFd, CloneFlags)>,
-}
-
-impl PreClone {
-    fn enter(plan: &Plan, spec: &oci_spec::runtime::Spec) -> Result<PreClone> {
-        let mut saved = Vec::new();
-        let own = |name: &str, flag: CloneFlags| -> Result<(OwnedFd, CloneFlags)> {
-            let path = format!("/proc/self/ns/{name}");
-            let f = std::fs::File::open(&path).with_context(|| format!("open {path}"))?;
-            Ok((f.into(), flag))
-        };
-        for j in &plan.pre_joins {
-            let (name, flag) = match j.kind {
-                oci_spec::runtime::LinuxNamespaceType::Pid => ("pid", CloneFlags::CLONE_NEWPID),
-                _ => ("time", CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)),
-            };
-            saved.push(own(name, flag)?);
-            namespaces::enter(j)?;
-        }
-        if plan.new_time {
-            let flag = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
-            saved.push(own("time", flag)?);
-            namespaces::unshare(flag, "time namespace")?;
-            namespaces::write_time_offsets(spec)?;
-        }
-        Ok(PreClone { saved })
+/// berth's own trip into the pid and time namespaces that the init must be born in (they apply to children), left
+/// right after the clone so that hooks berth runs later stay in the runtime's namespaces.
+fn enter_birth_namespaces(plan: &Plan, spec: &oci_spec::runtime::Spec) -> Result<Trip> {
+    let mut trip = Trip::new();
+    for j in &plan.pre_joins {
+        let what = format!(
+            "{} namespace {}",
+            namespaces::kind_name(j.kind),
+            j.path.display()
+        );
+        trip.join(j.fd.as_fd(), namespaces::clone_flag(j.kind), &what)?;
     }
-
-    fn leave(self) -> Result<()> {
-        for (fd, flag) in &self.saved {
-            nix::sched::setns(fd.as_fd(), *flag)
-                .with_context(|| format!("setns back to berth's own {flag:?} namespace"))?;
-        }
-        Ok(())
+    if plan.new_time {
+        let flag = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+        trip.unshare(flag, "time namespace")?;
+        namespaces::write_time_offsets(spec)?;
     }
+    Ok(trip)
 }

@@ -307,7 +307,7 @@ pub fn exec(dir: &StateDir, opts: &ExecOptions) -> Result<i32> {
     }
     let (spec, mut process) = load_process(dir, opts)?;
     // As create checks the init's: a profile or label the host cannot apply is a clear error before any clone.
-    crate::process::lsm::check(
+    crate::lsm::check(
         process.apparmor_profile().as_deref(),
         process.selinux_label().as_deref(),
         None,

@@ -206,9 +206,7 @@ pub struct HostConsole {
 impl HostConsole {
     pub fn find(min_fd: i32) -> Result<HostConsole> {
         let dup = |fd: BorrowedFd<'_>| -> Result<OwnedFd> {
-            let raw = fcntl(fd.as_raw_fd(), FcntlArg::F_DUPFD_CLOEXEC(min_fd))
-                .context("dup the terminal")?;
-            Ok(crate::sys::adopt_fd(raw))
+            crate::sys::dup_cloexec_from(fd, min_fd).context("dup the terminal")
         };
         let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
         for fd in [stderr.as_fd(), stdout.as_fd(), stdin.as_fd()] {
@@ -219,13 +217,12 @@ impl HostConsole {
                 });
             }
         }
-        let tty = nix::fcntl::open(
+        let tty = crate::sys::open(
             "/dev/tty",
             OFlag::O_RDONLY | OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         )
         .map_err(|e| anyhow!("open /dev/tty: {}", lower(e.desc())))?;
-        let tty = crate::sys::adopt_fd(tty);
         termios::tcgetattr(&tty)
             .map_err(|e| anyhow!("unable to get console: {}", lower(e.desc())))?;
         Ok(HostConsole {
@@ -316,11 +313,4 @@ fn reap(pid: Pid) -> Result<Option<i32>> {
         WaitStatus::Signaled(_, sig, _) => Ok(Some(128 + sig as i32)),
         _ => Ok(None),
     }
-}
-
-/// The init's first act: an empty signal mask and default SIGPIPE (Rust ignores it; that would leak into the
-/// container program through execve).
-pub fn reset_signals_for_container() -> nix::Result<()> {
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
-    crate::sys::default_sigpipe()
 }

@@ -9,9 +9,9 @@ use anyhow::{bail, Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::Pid;
 
-use super::hooks::{Hooks, Phase};
 use super::state::{self, State, StateDir, Status};
 use crate::cgroups::{self, Freezer};
+use crate::process::hooks::{Hooks, Phase};
 
 /// The live status of a container.
 pub fn status_of(dir: &StateDir, st: &State) -> Status {

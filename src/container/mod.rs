@@ -5,7 +5,6 @@ pub mod control;
 pub mod create;
 pub mod exec;
 pub mod foreground;
-pub mod hooks;
 pub mod lifecycle;
 pub mod signal;
 pub mod state;

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+pub use crate::oci_state::{OciState, Status};
+
 pub const STATE_FILE: &str = "state.json";
 pub const CONFIG_FILE: &str = "config.json";
 /// The init's listening socket: present while the container is `created`; `start` connects to it.
@@ -95,44 +97,6 @@ impl State {
                 .map(|s| (s.unit.as_str(), s.slice.as_str())),
         )
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Creating,
-    Created,
-    Running,
-    Paused,
-    Stopped,
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Status::Creating => "creating",
-            Status::Created => "created",
-            Status::Running => "running",
-            Status::Paused => "paused",
-            Status::Stopped => "stopped",
-        })
-    }
-}
-
-/// The state document of the runtime spec plus runc's extra fields, as `berth state` prints it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OciState {
-    pub oci_version: String,
-    pub id: String,
-    pub pid: i32,
-    pub status: Status,
-    pub bundle: PathBuf,
-    pub rootfs: PathBuf,
-    pub created: String,
-    pub owner: String,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
-    pub annotations: BTreeMap<String, String>,
 }
 
 /// A container's state directory, `<root>/<id>`.

@@ -17,8 +17,18 @@ pub fn render(maps: &[LinuxIdMapping]) -> String {
 }
 
 pub fn write_maps(pid: Pid, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<(), Error> {
+    // The kernel takes a gid map from a writer without CAP_SETGID over the new namespace's parent (a rootless
+    // caller) only once setgroups(2) is denied in it, so that nobody drops a group to escape a deny rule; runc
+    // does the same. The container then keeps the groups it was born with (the init skips setgroups).
+    if !may_setgroups() {
+        write_proc(pid, "setgroups", "deny")?;
+    }
     write_proc(pid, "gid_map", &render(gid))?;
     write_proc(pid, "uid_map", &render(uid))
+}
+
+fn may_setgroups() -> bool {
+    caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SETGID).unwrap_or(false)
 }
 
 /// Writes a /proc/<pid>/ file after checking it really is on procfs (a bind mount over it must not redirect us).

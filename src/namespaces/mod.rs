@@ -7,6 +7,7 @@
 //! namespace is rooted at the container's cgroup.
 
 pub mod idmap;
+pub mod trip;
 
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
@@ -61,6 +62,26 @@ pub fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
         LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
         LinuxNamespaceType::Time => CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
     }
+}
+
+/// Whether berth itself runs in a user namespace other than the initial one (rootless podman calls the runtime as
+/// uid 0 of its own user namespace): the initial namespace maps every id, `0 0 4294967295`, and only it does.
+pub fn running_in_user_ns() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| !is_initial_map(&m))
+}
+
+/// Whether this process may setns(2) into a mount namespace: CAP_SYS_ADMIN and CAP_SYS_CHROOT in its own user
+/// namespace (a rootless caller has neither).
+pub fn may_enter_mount_ns() -> bool {
+    use caps::{has_cap, CapSet, Capability};
+    [Capability::CAP_SYS_ADMIN, Capability::CAP_SYS_CHROOT]
+        .into_iter()
+        .all(|c| has_cap(None, CapSet::Effective, c).unwrap_or(false))
+}
+
+fn is_initial_map(uid_map: &str) -> bool {
+    let fields: Vec<&str> = uid_map.split_whitespace().collect();
+    fields == ["0", "0", "4294967295"]
 }
 
 /// Config checks that need no kernel: no type twice, id mappings only with a user namespace, and so on.
@@ -274,6 +295,14 @@ mod tests {
             r#"{{"ociVersion":"1.0.2","root":{{"path":"r"}},"process":{{"cwd":"/","args":["a"],"user":{{"uid":0,"gid":0}}}},"linux":{json}}}"#
         );
         serde_json::from_str(&raw).unwrap()
+    }
+
+    #[test]
+    fn only_the_full_identity_map_is_the_initial_user_namespace() {
+        assert!(is_initial_map("         0          0 4294967295\n"));
+        assert!(!is_initial_map("         0       1000          1\n"));
+        assert!(!is_initial_map("0 0 1000\n1000 100000 65536\n"));
+        assert!(!is_initial_map("0 0 4294967294\n"));
     }
 
     #[test]

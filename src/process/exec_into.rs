@@ -117,7 +117,7 @@ fn setup_terminal(args: &ExecArgs) -> Result<()> {
 }
 
 fn setup_and_exec(args: &ExecArgs) -> Result<i32> {
-    crate::container::foreground::reset_signals_for_container().context("reset signal mask")?;
+    super::setup::reset_signals_for_container().context("reset signal mask")?;
     let (state, host_pid) = match args.channel.recv(None).context("waiting for the parent")? {
         Message::GoExec { state, pid } => (state, pid),
         other => anyhow::bail!("unexpected message from the parent: {other:?}"),

@@ -21,6 +21,15 @@ pub fn switch(user: &User, setgroups_allowed: bool) -> Result<(), Error> {
     let gids = supplementary(user.additional_gids().as_deref().unwrap_or_default());
     if setgroups_allowed {
         setgroups(&gids).map_err(err(format!("setgroups {:?}", user.additional_gids())))?;
+    } else if !gids.is_empty() {
+        // Accepted and not applied would be a lie (runc refuses too): a rootless gid map denies setgroups(2).
+        return Err(Error {
+            op: format!(
+                "additionalGids {:?}: setgroups is denied in this user namespace (rootless)",
+                user.additional_gids().as_deref().unwrap_or_default()
+            ),
+            source: nix::errno::Errno::EPERM,
+        });
     }
     let gid = Gid::from_raw(user.gid());
     setresgid(gid, gid, gid).map_err(err(format!("setresgid {gid}")))?;

@@ -1,5 +1,6 @@
-//! The init's side of `create`, top to bottom: wait for the parent (id maps, cgroup) → join namespaces → mounts →
-//! runtime hooks → pivot_root → process setup → report ready → wait for `start` → last hooks, seccomp → execve.
+//! The init's side of `create`, as steps: [`wait_for_go`] (id maps, cgroup) → [`enter_namespaces`] →
+//! [`build_rootfs`] → [`run_create_hooks`] → [`enter_rootfs`] (pivot_root) → [`prepare_process`] → [`report_ready`];
+//! then [`wait_and_exec`]: wait for `start`, startContainer hooks, execve. The messages are written on [`Message`].
 //!
 //! It runs in the child of a fork of a single-threaded berth, so it may allocate; any error is sent to the parent
 //! with its context and the child exits.
@@ -15,8 +16,8 @@ use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 
 use super::sync::{Channel, Message};
-use crate::container::state::{OciState, Status};
 use crate::namespaces::{self, Plan};
+use crate::oci_state::{OciState, Status};
 use crate::rootfs;
 
 /// Everything the init needs, prepared by the parent before the clone.
@@ -41,9 +42,11 @@ pub struct InitArgs<'a> {
     pub seccomp: Option<&'a super::seccomp::Filter>,
     /// The connection to linux.seccomp.listenerPath that `create` opened on the host (SCMP_ACT_NOTIFY only).
     pub seccomp_listener: Option<std::os::unix::net::UnixStream>,
-    pub hooks: &'a crate::container::hooks::Hooks,
+    pub hooks: &'a crate::process::hooks::Hooks,
     /// process.terminal with --console-socket: the connected socket the pty master is sent over.
     pub console_socket: Option<std::os::unix::net::UnixStream>,
+    /// `create` may enter the container's mount namespace to open bind sources (not so for a rootless caller).
+    pub host_binds: bool,
 }
 
 /// Runs the init; never returns.
@@ -78,19 +81,37 @@ struct Prepared {
     state: OciState,
 }
 
+/// The init's side of `create` (the exchange is written on [`Message`]), step by step.
 fn setup(args: &mut InitArgs) -> Result<Prepared> {
+    let mut state = wait_for_go(args)?;
+    let in_user_ns = enter_namespaces(args)?;
+    let mounted = build_rootfs(args, in_user_ns)?;
+    run_create_hooks(args, &state)?;
+    enter_rootfs(args, mounted)?;
+    let program = prepare_process(args, &state)?;
+    report_ready(args)?;
+    state.status = Status::Created;
+    Ok(Prepared { program, state })
+}
+
+/// Step 1: tie our life to berth's, drop its descriptors and signal mask, and wait for `Go` (our id maps are
+/// written, we are in our cgroup). Returns the state hooks receive.
+fn wait_for_go(args: &InitArgs) -> Result<OciState> {
     die_with_parent(args.parent)?;
     for fd in &args.close_fds {
         let _ = nix::unistd::close(*fd);
     }
-    crate::container::foreground::reset_signals_for_container().context("reset signal mask")?;
-    let spec = args.spec;
-    let process = spec.process().as_ref().expect("validated");
-
-    let mut state = match args.channel.recv(None).context("waiting for the parent")? {
-        Message::Go(state) => state,
+    super::setup::reset_signals_for_container().context("reset signal mask")?;
+    match args.channel.recv(None).context("waiting for the parent")? {
+        Message::Go(state) => Ok(state),
         other => anyhow::bail!("unexpected message from the parent: {other:?}"),
-    };
+    }
+}
+
+/// Step 2: join (or, staged, create) the namespaces, become root of the user namespace, turn non-dumpable, join a
+/// new session keyring, and create the cgroup namespace last (so that it is rooted at our cgroup). Returns
+/// whether we are in a user namespace.
+fn enter_namespaces(args: &InitArgs) -> Result<bool> {
     if args.plan.needs_staged_setup() {
         enter_namespaces_staged(args)?;
     } else {
@@ -126,17 +147,27 @@ fn setup(args: &mut InitArgs) -> Result<Prepared> {
     if args.plan.new_cgroup {
         namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP, "cgroup namespace")?;
     }
+    Ok(in_user_ns)
+}
 
+/// Step 3: the mounts under the rootfs, still at its host path (`rootfs::prepare`); binds the user namespace may not
+/// make come from berth (`IdmapRequest`).
+fn build_rootfs(args: &InitArgs, in_user_ns: bool) -> Result<rootfs::Mounted> {
     let host_tree = |index: usize| ask_host_tree(&args.channel, index);
     let ctx = rootfs::Context {
-        spec,
+        spec: args.spec,
         rootfs: &args.rootfs,
         cgroup_paths: args.cgroup_paths,
         in_user_ns,
+        host_binds: args.host_binds,
         host_tree: &host_tree,
     };
-    let mounted = rootfs::prepare(&ctx).context("rootfs")?;
+    rootfs::prepare(&ctx).context("rootfs")
+}
 
+/// Step 4: prestart and createRuntime hooks, run by berth in the runtime's namespaces (`RunHooks`), then
+/// createContainer hooks here, in the container's namespaces before pivot_root.
+fn run_create_hooks(args: &InitArgs, state: &OciState) -> Result<()> {
     if !args.hooks.prestart.is_empty() || !args.hooks.create_runtime.is_empty() {
         args.channel.send(&Message::RunHooks)?;
         match args.channel.recv(None)? {
@@ -144,22 +175,33 @@ fn setup(args: &mut InitArgs) -> Result<Prepared> {
             other => anyhow::bail!("unexpected message from the parent: {other:?}"),
         }
     }
-    args.hooks.create_container(&state, process, &args.rootfs)?;
+    let process = args.spec.process().as_ref().expect("validated");
+    args.hooks.create_container(state, process, &args.rootfs)?;
+    Ok(())
+}
 
+/// Step 5: the rootfs becomes `/` (pivot_root), the terminal is made on the container's devpts, the cwd exists, the
+/// finishing mounts are made (masked and read-only paths, read-only root) and the hostname set.
+fn enter_rootfs(args: &InitArgs, mounted: rootfs::Mounted) -> Result<()> {
+    let spec = args.spec;
+    let process = spec.process().as_ref().expect("validated");
     rootfs::enter_root(spec, &args.rootfs, args.no_pivot)?;
     setup_terminal(args, process)?;
     // The cwd is made (when missing) before the root may turn read-only, as runc does.
-    let cwd = process.cwd();
-    make_cwd(cwd)?;
+    make_cwd(process.cwd())?;
     rootfs::finish(spec, mounted)?;
-
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).with_context(|| format!("sethostname {h:?}"))?;
     }
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
         crate::sys::setdomainname(d).with_context(|| format!("setdomainname {d:?}"))?;
     }
-    // Becoming the container's process: the steps exec shares (process::setup), in its order.
+    Ok(())
+}
+
+/// Step 6: become the container's process, with the steps `exec` shares (`process::setup`) in their order, up to
+/// the seccomp filter; the program is looked up but not yet exec'd.
+fn prepare_process(args: &mut InitArgs, state: &OciState) -> Result<super::exec::Program> {
     drop(args.console_socket.take());
     let keep = [
         Some(args.channel.raw_fd()),
@@ -172,8 +214,8 @@ fn setup(args: &mut InitArgs) -> Result<Prepared> {
     setup.enter_cwd()?;
     setup.lsm()?;
     setup.rlimits()?;
-    super::attrs::apply_init(spec)?;
-    for w in setup.credentials(&state, state.pid)? {
+    super::attrs::apply_init(args.spec)?;
+    for w in setup.credentials(state, state.pid)? {
         args.channel.send(&Message::Warning(w))?;
     }
     // Changing credentials cleared the parent-death signal: set it again until create is done.
@@ -183,8 +225,12 @@ fn setup(args: &mut InitArgs) -> Result<Prepared> {
     // notify listener has its fd before `start` in both cases. (What then runs under it: the sync messages, the
     // wait for start, startContainer hooks, the stub and the exec; without no_new_privs all of these run under
     // the filter too.)
-    setup.seccomp_with_nnp(&state, state.pid)?;
+    setup.seccomp_with_nnp(state, state.pid)?;
+    Ok(program)
+}
 
+/// Step 7: `Ready`; once berth recorded `created` (`Detach`), stop dying with it, and confirm (`Detached`).
+fn report_ready(args: &InitArgs) -> Result<()> {
     args.channel.send(&Message::Ready)?;
     match args.channel.recv(None)? {
         Message::Detach => {}
@@ -192,8 +238,7 @@ fn setup(args: &mut InitArgs) -> Result<Prepared> {
     }
     nix::sys::prctl::set_pdeathsig(None).context("prctl(PR_SET_PDEATHSIG, 0)")?;
     args.channel.send(&Message::Detached)?;
-    state.status = Status::Created;
-    Ok(Prepared { program, state })
+    Ok(())
 }
 
 /// process.terminal: a pty of the container's own devpts, its master sent to the console socket or to berth.
@@ -298,7 +343,7 @@ fn wait_and_exec(args: &InitArgs, prepared: Prepared) -> i32 {
 }
 
 fn make_cwd(cwd: &std::path::Path) -> Result<()> {
-    let root = rootfs::resolve::Root::open(std::path::Path::new("/")).context("open /")?;
+    let root = crate::resolve::Root::open(std::path::Path::new("/")).context("open /")?;
     root.mkdir_all(cwd, 0o755)
         .map(drop)
         .with_context(|| format!("create cwd {}", cwd.display()))

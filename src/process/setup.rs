@@ -26,7 +26,7 @@ use oci_spec::runtime::Process;
 use super::exec::Program;
 use super::exec_stub::Stub;
 use super::seccomp::Filter;
-use crate::container::state::OciState;
+use crate::oci_state::OciState;
 
 /// What both the init and exec know about the process they become.
 pub struct Setup<'a> {
@@ -64,7 +64,7 @@ impl Setup<'_> {
     /// root, so no descriptor of berth nor a host directory can become the cwd).
     pub fn enter_cwd(&self) -> Result<()> {
         let cwd = self.process.cwd();
-        let root = crate::rootfs::resolve::Root::open(Path::new("/")).context("open /")?;
+        let root = crate::resolve::Root::open(Path::new("/")).context("open /")?;
         let dir = root
             .open_in_root(cwd, nix::fcntl::OFlag::O_DIRECTORY)
             .with_context(|| format!("cwd {}", cwd.display()))?;
@@ -75,7 +75,7 @@ impl Setup<'_> {
     /// Step 3: the LSM attributes for the next execve, while still root (our non-dumpable /proc files are root's).
     pub fn lsm(&self) -> Result<()> {
         let p = self.process;
-        super::lsm::apply_on_exec(
+        crate::lsm::apply_on_exec(
             p.apparmor_profile().as_deref(),
             p.selinux_label().as_deref(),
         )?;
@@ -171,6 +171,17 @@ fn setgroups_allowed() -> bool {
     std::fs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() != "deny")
         .unwrap_or(true)
+}
+
+/// The first act of the init and of exec's process: an empty signal mask and default SIGPIPE (Rust ignores it; that would leak into the
+/// container program through execve).
+pub fn reset_signals_for_container() -> nix::Result<()> {
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    )?;
+    crate::sys::default_sigpipe()
 }
 
 #[cfg(test)]

@@ -1,14 +1,13 @@
 //! The typed parent <-> init protocol over a SOCK_SEQPACKET socketpair: one JSON message per packet, every wait
 //! bounded, every failure carried back with its context.
 
-use std::io::{IoSlice, IoSliceMut};
+use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
-    recv, recvmsg, send, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned,
-    MsgFlags, SockFlag, SockType,
+    recv, send, sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
 };
 use serde::{Deserialize, Serialize};
 
@@ -17,10 +16,10 @@ pub enum Message {
     // parent -> init
     /// Ids are mapped and the init (or exec's intermediate) sits in its cgroup: go on with the setup. Carries the
     /// state hooks receive.
-    Go(crate::container::state::OciState),
+    Go(crate::oci_state::OciState),
     /// (exec) As Go, for the exec'd process, with its own host pid (a seccomp listener is told it).
     GoExec {
-        state: crate::container::state::OciState,
+        state: crate::oci_state::OciState,
         pid: i32,
     },
     /// The runtime-namespace hooks (prestart, createRuntime) have run.
@@ -104,30 +103,12 @@ impl Channel {
     pub fn recv_fd(&self, timeout: Option<Duration>) -> Result<(Message, Option<OwnedFd>), Error> {
         self.wait(timeout)?;
         let mut buf = vec![0u8; 64 * 1024];
-        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
         let (n, fd) = loop {
-            let mut iov = [IoSliceMut::new(&mut buf)];
-            match recvmsg::<()>(
-                self.fd.as_raw_fd(),
-                &mut iov,
-                Some(&mut space),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            ) {
+            match crate::sys::recv_with_fds(self.fd.as_fd(), &mut buf) {
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
-                Ok(msg) => {
-                    let mut fd = None;
-                    for c in msg.cmsgs()? {
-                        if let ControlMessageOwned::ScmRights(fds) = c {
-                            for raw in fds {
-                                // Adopt every descriptor received so that none leaks; keep the first.
-                                let owned = crate::sys::adopt_fd(raw);
-                                fd.get_or_insert(owned);
-                            }
-                        }
-                    }
-                    break (msg.bytes, fd);
-                }
+                // Every descriptor received is owned, so none leaks; the first is the message's.
+                Ok((n, fds)) => break (n, fds.into_iter().next()),
             }
         };
         if n == 0 {

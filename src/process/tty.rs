@@ -28,7 +28,7 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("console: /dev/console: {0}")]
-    Resolve(#[from] crate::rootfs::resolve::Error),
+    Resolve(#[from] crate::resolve::Error),
     #[error("console: send the pty master to berth: {0}")]
     Parent(String),
     #[error("console: {what}: {source}")]
@@ -63,7 +63,7 @@ pub fn open_pty() -> Result<Pty, Error> {
         .map_err(sys("open /dev/ptmx"))?;
     nix::pty::unlockpt(&master).map_err(sys("unlockpt"))?;
     let slave = crate::sys::open_pty_peer(master.as_fd()).map_err(sys("ioctl(TIOCGPTPEER)"))?;
-    let master = crate::sys::adopt_fd(std::os::fd::IntoRawFd::into_raw_fd(master));
+    let master = crate::sys::pty_master_fd(master);
     Ok(Pty { master, slave })
 }
 
@@ -77,7 +77,7 @@ pub fn set_size(slave: BorrowedFd<'_>, height: u64, width: u64) -> Result<(), Er
 /// Binds the slave over /dev/console (an empty file is made first if the image has none), so that programs that
 /// write to /dev/console reach the terminal, as under runc.
 pub fn bind_console(slave: BorrowedFd<'_>) -> Result<(), Error> {
-    let root = crate::rootfs::resolve::Root::open(Path::new("/"))?;
+    let root = crate::resolve::Root::open(Path::new("/"))?;
     let target = root.touch(Path::new("/dev/console"))?;
     let src = format!("/proc/self/fd/{}", slave.as_raw_fd());
     let dst = format!("/proc/self/fd/{}", target.as_raw_fd());

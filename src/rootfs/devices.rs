@@ -10,7 +10,7 @@ use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
 use nix::unistd::{fchownat, Gid, Uid};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Spec};
 
-use super::resolve::{fd_path, Root};
+use crate::resolve::{fd_path, Root};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -23,7 +23,7 @@ pub enum Error {
     #[error("device {path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
     #[error(transparent)]
-    Resolve(#[from] super::resolve::Error),
+    Resolve(#[from] crate::resolve::Error),
 }
 
 /// A device node to create: path in the container, kind, numbers, mode and owner.
@@ -154,7 +154,7 @@ pub fn mount_devpts(root: &Root) -> Result<(), Error> {
         "newinstance,ptmxmode=0666,mode=0620,gid=5",
         "newinstance,ptmxmode=0666,mode=0620",
     ] {
-        res = super::new_filesystem("devpts", Path::new("devpts"), flags, data);
+        res = super::mounts::new_filesystem("devpts", Path::new("devpts"), flags, data);
         if !matches!(res, Err(nix::errno::Errno::EINVAL)) {
             break;
         }
@@ -216,7 +216,7 @@ fn make_node(root: &Root, n: &Node) -> Result<(), Error> {
 /// In a user namespace mknod is not allowed: bind the host's device node instead.
 fn bind_host_device(root: &Root, n: &Node) -> Result<(), Error> {
     let target = root.touch(&n.path)?;
-    let src = super::cstr(&n.path).map_err(|reason| Error::Invalid {
+    let src = super::mounts::cstr(&n.path).map_err(|reason| Error::Invalid {
         path: n.path.clone(),
         reason,
     })?;

@@ -24,6 +24,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Mount, Spec};
 
 use super::options::{self, MountOptions};
+use crate::namespaces::trip::Trip;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -201,7 +202,15 @@ impl Maker {
             .map_err(|_| invalid("NUL in source".into()))?;
         // As runc: the copy is recursive for rbind, the id mapping for ridmap.
         let trip = if super::has_mount_ns(spec) {
-            Some(MountNsTrip::enter(init).map_err(|(what, e)| sys(what, e))?)
+            // open_tree copies only mounts of the caller's own mount namespace.
+            let mut trip = Trip::new();
+            trip.join_process(
+                init,
+                CloneFlags::CLONE_NEWNS,
+                "into the container's mount namespace",
+            )
+            .map_err(|e| sys(&e.what, e.source))?;
+            Some(trip)
         } else {
             None
         };
@@ -230,7 +239,7 @@ impl Maker {
             Ok(tree)
         })();
         if let Some(trip) = trip {
-            trip.leave().map_err(|(what, e)| sys(what, e))?;
+            trip.leave().map_err(|e| sys(&e.what, e.source))?;
         }
         made
     }
@@ -255,45 +264,6 @@ impl Maker {
             }
         };
         Ok(self.userns[i].1.as_fd())
-    }
-}
-
-/// `create`'s visit to the init's mount namespace (open_tree copies only mounts of the caller's own). Undone by
-/// [`MountNsTrip::leave`], which also restores the root and working directory that setns resets.
-struct MountNsTrip {
-    own_ns: OwnedFd,
-    root: OwnedFd,
-    cwd: OwnedFd,
-}
-
-impl MountNsTrip {
-    fn enter(init: Pid) -> Result<MountNsTrip, (&'static str, Errno)> {
-        let open = |path: &str| {
-            nix::fcntl::open(
-                path,
-                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::empty(),
-            )
-            .map(crate::sys::adopt_fd)
-        };
-        let own_ns = std::fs::File::open("/proc/self/ns/mnt")
-            .map(OwnedFd::from)
-            .map_err(|e| ("open berth's mount namespace", io_errno(e)))?;
-        let root = open("/").map_err(|e| ("open /", e))?;
-        let cwd = open(".").map_err(|e| ("open the working directory", e))?;
-        // A pidfd names the init itself, whatever its pid namespace; setns takes it for the init's namespaces.
-        let pidfd = crate::sys::pidfd_open(init).map_err(|e| ("pidfd_open the init", e))?;
-        nix::sched::setns(pidfd, CloneFlags::CLONE_NEWNS)
-            .map_err(|e| ("setns into the container's mount namespace", e))?;
-        Ok(MountNsTrip { own_ns, root, cwd })
-    }
-
-    fn leave(self) -> Result<(), (&'static str, Errno)> {
-        nix::sched::setns(self.own_ns, CloneFlags::CLONE_NEWNS)
-            .map_err(|e| ("setns back to berth's mount namespace", e))?;
-        nix::unistd::fchdir(self.root.as_raw_fd()).map_err(|e| ("restore the root", e))?;
-        nix::unistd::chroot(".").map_err(|e| ("restore the root", e))?;
-        nix::unistd::fchdir(self.cwd.as_raw_fd()).map_err(|e| ("restore the working directory", e))
     }
 }
 

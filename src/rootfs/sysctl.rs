@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
-use crate::process::procfs::Proc;
+use crate::procfs::Proc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -14,7 +14,7 @@ pub enum Error {
     #[error("sysctl {key}: {source}")]
     Proc {
         key: String,
-        source: crate::process::procfs::Error,
+        source: crate::procfs::Error,
     },
 }
 
@@ -151,7 +151,7 @@ fn is_own_netns(path: &Path) -> bool {
 }
 
 /// Writes every sysctl of the config through the container's /proc/sys (after pivot_root), with the checked
-/// procfs writer (crate::process::procfs): /proc must be a procfs root, and no symlink, magic link or mount
+/// procfs writer (crate::procfs): /proc must be a procfs root, and no symlink, magic link or mount
 /// crossing is followed on the way to the file.
 pub fn apply(spec: &Spec) -> Result<(), Error> {
     let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {

@@ -36,9 +36,20 @@ pub enum Forked {
 
 /// fork-like clone3: the child continues on a copy of the caller's stack, created directly in the namespaces named by
 /// `flags` and, when `cgroup` is given (cgroup v2), directly in that cgroup. SIGCHLD is delivered on exit.
-///
-/// The caller must be single-threaded (berth is, until it forks), so the child may use the allocator freely.
 pub fn clone3_fork(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> nix::Result<Forked> {
+    // SAFETY: berth has one thread, always: clippy.toml disallows every way std offers to start another (`make lint`
+    // runs clippy with -D warnings), and none of berth's dependencies starts one.
+    unsafe { clone3(flags, cgroup) }
+}
+
+/// clone3 without a stack, as fork.
+///
+/// # Safety
+///
+/// The calling process must have a single thread: the child is a copy of the calling thread alone, and a lock
+/// another thread held at the clone (the allocator's, stdio's) would stay held forever in the child, which uses
+/// them freely.
+unsafe fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> nix::Result<Forked> {
     // With CLONE_PARENT the kernel wants exit_signal 0: the child inherits the caller's (SIGCHLD for berth's own).
     let exit_signal = if flags & libc::CLONE_PARENT as u64 != 0 {
         0
@@ -117,7 +128,8 @@ pub fn memfd_executable(name: &CStr) -> nix::Result<OwnedFd> {
         // SAFETY: `name` is a valid C string; the returned fd is fresh and owned here.
         let fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
         match Errno::result(fd) {
-            Ok(fd) => return Ok(adopt_fd(fd)),
+            // SAFETY: memfd_create has just returned `fd`.
+            Ok(fd) => return Ok(unsafe { own_new_fd(fd) }),
             Err(Errno::EINVAL) if flags & MFD_EXEC != 0 => continue,
             Err(e) => return Err(e),
         }
@@ -265,6 +277,12 @@ pub fn fs_magic(fd: BorrowedFd<'_>) -> nix::Result<i64> {
     Ok(st.filesystem_type().0 as i64)
 }
 
+/// Is `path` the root of (or inside) a cgroup2 filesystem?
+pub fn is_cgroup2(path: &std::path::Path) -> nix::Result<bool> {
+    let st = nix::sys::statfs::statfs(path)?;
+    Ok(st.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+}
+
 /// setdomainname(2) (nix wraps only sethostname).
 pub fn setdomainname(name: &str) -> nix::Result<()> {
     // SAFETY: the pointer and length describe `name`'s bytes, which outlive the call.
@@ -295,12 +313,89 @@ pub fn clear_cloexec(fd: RawFd) -> nix::Result<()> {
     fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty())).map(drop)
 }
 
-/// Takes ownership of a descriptor that a nix call has just returned as a RawFd (nix 0.29 still returns raw fds
-/// from open/openat2). Only for fresh descriptors nobody else owns.
-pub fn adopt_fd(fd: RawFd) -> OwnedFd {
-    // SAFETY: callers pass a descriptor just returned by a successful open-like syscall, owned by nobody else.
+/// Owns a descriptor a successful open-like call has just returned (nix 0.29 still returns raw fds).
+///
+/// # Safety
+///
+/// `fd` must be a descriptor this process has just been given by the kernel and that nothing else owns or will
+/// close.
+unsafe fn own_new_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: the caller guarantees `fd` is fresh and owned by nobody else.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
+
+/// open(2), the descriptor owned.
+pub fn open<P: ?Sized + nix::NixPath>(
+    path: &P,
+    flags: nix::fcntl::OFlag,
+    mode: nix::sys::stat::Mode,
+) -> nix::Result<OwnedFd> {
+    let fd = nix::fcntl::open(path, flags, mode)?;
+    // SAFETY: open has just returned `fd`.
+    Ok(unsafe { own_new_fd(fd) })
+}
+
+/// openat(2) relative to `dir`, the descriptor owned.
+pub fn openat<P: ?Sized + nix::NixPath>(
+    dir: BorrowedFd<'_>,
+    path: &P,
+    flags: nix::fcntl::OFlag,
+    mode: nix::sys::stat::Mode,
+) -> nix::Result<OwnedFd> {
+    let fd = nix::fcntl::openat(Some(dir.as_raw_fd()), path, flags, mode)?;
+    // SAFETY: openat has just returned `fd`.
+    Ok(unsafe { own_new_fd(fd) })
+}
+
+/// openat2(2) relative to `dir`, the descriptor owned.
+pub fn openat2<P: ?Sized + nix::NixPath>(
+    dir: BorrowedFd<'_>,
+    path: &P,
+    how: nix::fcntl::OpenHow,
+) -> nix::Result<OwnedFd> {
+    let fd = nix::fcntl::openat2(dir.as_raw_fd(), path, how)?;
+    // SAFETY: openat2 has just returned `fd`.
+    Ok(unsafe { own_new_fd(fd) })
+}
+
+/// fcntl(F_DUPFD_CLOEXEC): a close-on-exec duplicate of `fd` numbered `min` or above.
+pub fn dup_cloexec_from(fd: BorrowedFd<'_>, min: RawFd) -> nix::Result<OwnedFd> {
+    let dup = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(min))?;
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) has just returned `dup`, a new descriptor.
+    Ok(unsafe { own_new_fd(dup) })
+}
+
+/// A pty master as a plain owned descriptor (nix's `PtyMaster` converts only to a raw fd).
+pub fn pty_master_fd(master: nix::pty::PtyMaster) -> OwnedFd {
+    use std::os::fd::IntoRawFd;
+    // SAFETY: `PtyMaster` owned the descriptor; into_raw_fd hands that ownership over without closing it.
+    unsafe { own_new_fd(master.into_raw_fd()) }
+}
+
+/// recvmsg(2) of one message into `buf`, with the descriptors it carries (SCM_RIGHTS, at most `MAX_RECV_FDS`, the
+/// rest dropped by the kernel) owned and close-on-exec. Returns the byte count (0: the peer closed).
+pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> nix::Result<(usize, Vec<OwnedFd>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut space = nix::cmsg_space!([RawFd; MAX_RECV_FDS]);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut fds = Vec::new();
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(raw) = c {
+            // SAFETY: SCM_RIGHTS descriptors are installed in this process by this recvmsg and owned by nobody.
+            fds.extend(raw.into_iter().map(|fd| unsafe { own_new_fd(fd) }));
+        }
+    }
+    Ok((msg.bytes, fds))
+}
+
+/// The descriptors one [`recv_with_fds`] takes: berth's messages carry one.
+pub const MAX_RECV_FDS: usize = 1;
 
 /// Restores SIGPIPE's default action (the Rust runtime sets it to ignored, which execve would pass on).
 pub fn default_sigpipe() -> nix::Result<()> {
@@ -372,7 +467,8 @@ pub fn open_tree_clone(path: &CStr, recursive: bool) -> nix::Result<OwnedFd> {
     if ret < 0 {
         return Err(Errno::last());
     }
-    Ok(adopt_fd(ret as RawFd))
+    // SAFETY: the syscall has just returned `ret`, a new descriptor.
+    Ok(unsafe { own_new_fd(ret as RawFd) })
 }
 
 /// move_mount(2) of the detached mount `from` onto the object `to` refers to (both by fd, AT_EMPTY_PATH).
@@ -505,7 +601,8 @@ pub fn fsopen(fstype: &CStr) -> nix::Result<OwnedFd> {
     if ret < 0 {
         return Err(Errno::last());
     }
-    Ok(adopt_fd(ret as RawFd))
+    // SAFETY: the syscall has just returned `ret`, a new descriptor.
+    Ok(unsafe { own_new_fd(ret as RawFd) })
 }
 
 const FSCONFIG_SET_FLAG: libc::c_uint = 0;
@@ -564,7 +661,8 @@ pub fn fsmount(fs: BorrowedFd<'_>, attrs: u64) -> nix::Result<OwnedFd> {
     if ret < 0 {
         return Err(Errno::last());
     }
-    Ok(adopt_fd(ret as RawFd))
+    // SAFETY: the syscall has just returned `ret`, a new descriptor.
+    Ok(unsafe { own_new_fd(ret as RawFd) })
 }
 
 /// open_tree(2) with OPEN_TREE_CLONE of what `fd` refers to (AT_EMPTY_PATH): a detached copy of that mount (tree,
@@ -581,7 +679,8 @@ pub fn open_tree_clone_fd(fd: BorrowedFd<'_>, recursive: bool) -> nix::Result<Ow
     if ret < 0 {
         return Err(Errno::last());
     }
-    Ok(adopt_fd(ret as RawFd))
+    // SAFETY: the syscall has just returned `ret`, a new descriptor.
+    Ok(unsafe { own_new_fd(ret as RawFd) })
 }
 
 /// `struct sched_attr` from linux/sched/types.h (SCHED_ATTR_SIZE_VER1, with the utilization clamps).

@@ -15,10 +15,13 @@ use std::time::{Duration, Instant};
 pub enum Value {
     Byte(u8),
     Bool(bool),
+    I16(i16),
+    U16(u16),
     I32(i32),
     U32(u32),
     I64(i64),
     U64(u64),
+    Double(f64),
     Str(String),
     ObjPath(String),
     Sig(String),
@@ -35,10 +38,13 @@ impl Value {
         match self {
             Value::Byte(_) => "y".into(),
             Value::Bool(_) => "b".into(),
+            Value::I16(_) => "n".into(),
+            Value::U16(_) => "q".into(),
             Value::I32(_) => "i".into(),
             Value::U32(_) => "u".into(),
             Value::I64(_) => "x".into(),
             Value::U64(_) => "t".into(),
+            Value::Double(_) => "d".into(),
             Value::Str(_) => "s".into(),
             Value::ObjPath(_) => "o".into(),
             Value::Sig(_) => "g".into(),
@@ -108,10 +114,13 @@ pub fn marshal(buf: &mut Vec<u8>, v: &Value) {
     match v {
         Value::Byte(b) => buf.push(*b),
         Value::Bool(b) => buf.extend_from_slice(&u32::from(*b).to_le_bytes()),
+        Value::I16(n) => buf.extend_from_slice(&n.to_le_bytes()),
+        Value::U16(n) => buf.extend_from_slice(&n.to_le_bytes()),
         Value::I32(n) => buf.extend_from_slice(&n.to_le_bytes()),
         Value::U32(n) => buf.extend_from_slice(&n.to_le_bytes()),
         Value::I64(n) => buf.extend_from_slice(&n.to_le_bytes()),
         Value::U64(n) => buf.extend_from_slice(&n.to_le_bytes()),
+        Value::Double(d) => buf.extend_from_slice(&d.to_le_bytes()),
         Value::Str(s) | Value::ObjPath(s) => {
             buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
             buf.extend_from_slice(s.as_bytes());
@@ -254,12 +263,17 @@ impl<'a> Reader<'a> {
                 } else {
                     u16::from_le_bytes(b)
                 };
-                Value::U32(u32::from(v))
+                if c == b'n' {
+                    Value::I16(v as i16)
+                } else {
+                    Value::U16(v)
+                }
             }
             b'i' => Value::I32(self.u32()? as i32),
             b'u' | b'h' => Value::U32(self.u32()?),
             b'x' => Value::I64(self.u64()? as i64),
-            b't' | b'd' => Value::U64(self.u64()?),
+            b't' => Value::U64(self.u64()?),
+            b'd' => Value::Double(f64::from_bits(self.u64()?)),
             b's' | b'o' => {
                 let len = self.u32()? as usize;
                 let s = self.string(len)?;
@@ -527,6 +541,74 @@ impl Message {
 pub const SYSTEM_BUS: &str = "/run/dbus/system_bus_socket";
 pub const SYSTEMD_PRIVATE: &str = "/run/systemd/private";
 
+/// The sockets to try, in order, with whether each is a bus daemon's (else systemd's own private socket).
+///
+/// root (`euid` 0) talks to the system manager: the system bus, then systemd's private socket (runc's fallback
+/// when the bus is down). Anyone else can only ask their own user manager (runc's rootless `--systemd-cgroup`):
+/// the session bus of `DBUS_SESSION_BUS_ADDRESS` (its `unix:path=` entries), else `$XDG_RUNTIME_DIR/bus`, then the
+/// user manager's private socket `$XDG_RUNTIME_DIR/systemd/private`; `XDG_RUNTIME_DIR` defaults to
+/// `/run/user/<uid>`. `env` reads the environment (a parameter for the tests).
+pub fn sockets_for(euid: u32, env: impl Fn(&str) -> Option<String>) -> Vec<(PathBuf, bool)> {
+    if euid == 0 {
+        return vec![
+            (PathBuf::from(SYSTEM_BUS), true),
+            (PathBuf::from(SYSTEMD_PRIVATE), false),
+        ];
+    }
+    let runtime = env("XDG_RUNTIME_DIR")
+        .filter(|d| d.starts_with('/'))
+        .unwrap_or_else(|| format!("/run/user/{euid}"));
+    let runtime = Path::new(&runtime);
+    let mut out: Vec<(PathBuf, bool)> = env("DBUS_SESSION_BUS_ADDRESS")
+        .map(|a| unix_paths(&a))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| (p, true))
+        .collect();
+    if out.is_empty() {
+        out.push((runtime.join("bus"), true));
+    }
+    out.push((runtime.join("systemd/private"), false));
+    out
+}
+
+/// The socket paths of a D-Bus address list (`unix:path=/run/user/1000/bus;...`, values %-escaped); other
+/// transports (abstract sockets, tcp) are left out.
+pub fn unix_paths(address: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in address.split(';') {
+        let Some(params) = entry.strip_prefix("unix:") else {
+            continue;
+        };
+        for kv in params.split(',') {
+            if let Some(v) = kv.strip_prefix("path=") {
+                if let Some(p) = unescape(v).filter(|p| p.starts_with('/')) {
+                    out.push(PathBuf::from(p));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// D-Bus address value unescaping: `%XX` is the byte XX.
+fn unescape(v: &str) -> Option<String> {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 pub struct Connection {
     stream: UnixStream,
     serial: u32,
@@ -554,12 +636,14 @@ impl std::fmt::Display for ConnectError {
 
 impl Connection {
     /// Connects to the first of `sockets` that answers (the bus daemon's socket first).
-    pub fn connect_any(sockets: &[(&Path, bool)]) -> std::result::Result<Connection, ConnectError> {
+    pub fn connect_any(
+        sockets: &[(PathBuf, bool)],
+    ) -> std::result::Result<Connection, ConnectError> {
         let mut tried = Vec::new();
         for (path, via_bus) in sockets {
             match Connection::open(path, *via_bus) {
                 Ok(c) => return Ok(c),
-                Err(e) => tried.push((path.to_path_buf(), e.to_string())),
+                Err(e) => tried.push((path.clone(), e.to_string())),
             }
         }
         Err(ConnectError { tried })
@@ -729,6 +813,12 @@ mod tests {
         roundtrip(Value::Str("system.slice".into()));
         roundtrip(Value::U64(u64::MAX));
         roundtrip(Value::Bool(true));
+        roundtrip(Value::Struct(vec![
+            Value::Byte(1),
+            Value::I16(-2),
+            Value::U16(3),
+            Value::Double(-0.25),
+        ]));
         roundtrip(Value::Array(
             "u".into(),
             vec![Value::U32(1), Value::U32(42)],
@@ -840,6 +930,91 @@ mod tests {
         assert!(Reader::new(&[255, 255, 255, 255], false).read("s").is_err());
         assert!(Reader::new(&[8, 0, 0, 0, 1, 2], false).read("ay").is_err());
         assert!(Message::decode(b"x234567890123456").is_err());
+    }
+
+    #[test]
+    fn root_asks_the_system_manager() {
+        let env = |_: &str| Some("unix:path=/tmp/ignored".to_string());
+        assert_eq!(
+            sockets_for(0, env),
+            vec![
+                (PathBuf::from("/run/dbus/system_bus_socket"), true),
+                (PathBuf::from("/run/systemd/private"), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn rootless_asks_the_user_manager() {
+        let env_of = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        // nothing set: the user's runtime dir by uid
+        assert_eq!(
+            sockets_for(1000, env_of(&[])),
+            vec![
+                (PathBuf::from("/run/user/1000/bus"), true),
+                (PathBuf::from("/run/user/1000/systemd/private"), false)
+            ]
+        );
+        // XDG_RUNTIME_DIR
+        assert_eq!(
+            sockets_for(1000, env_of(&[("XDG_RUNTIME_DIR", "/xdg")])),
+            vec![
+                (PathBuf::from("/xdg/bus"), true),
+                (PathBuf::from("/xdg/systemd/private"), false)
+            ]
+        );
+        // a relative XDG_RUNTIME_DIR is ignored (as the XDG spec says)
+        assert_eq!(
+            sockets_for(7, env_of(&[("XDG_RUNTIME_DIR", "rel")]))[0].0,
+            PathBuf::from("/run/user/7/bus")
+        );
+        // DBUS_SESSION_BUS_ADDRESS wins for the bus; the private socket stays the runtime dir's
+        assert_eq!(
+            sockets_for(
+                1000,
+                env_of(&[
+                    ("XDG_RUNTIME_DIR", "/xdg"),
+                    (
+                        "DBUS_SESSION_BUS_ADDRESS",
+                        "unix:abstract=/x;unix:path=/s%20b/bus,guid=ab"
+                    )
+                ])
+            ),
+            vec![
+                (PathBuf::from("/s b/bus"), true),
+                (PathBuf::from("/xdg/systemd/private"), false)
+            ]
+        );
+        // an address with no unix path: the runtime dir's bus
+        assert_eq!(
+            sockets_for(
+                1000,
+                env_of(&[("DBUS_SESSION_BUS_ADDRESS", "tcp:host=x,port=1")])
+            )[0]
+            .0,
+            PathBuf::from("/run/user/1000/bus")
+        );
+    }
+
+    #[test]
+    fn bus_address_unix_paths() {
+        assert_eq!(
+            unix_paths("unix:path=/run/user/1000/bus"),
+            vec![PathBuf::from("/run/user/1000/bus")]
+        );
+        assert_eq!(
+            unix_paths("unix:path=/a;unix:path=/b%3bc"),
+            vec![PathBuf::from("/a"), PathBuf::from("/b;c")]
+        );
+        assert!(unix_paths("unix:path=/bad%zz").is_empty());
+        assert!(unix_paths("unix:path=relative").is_empty());
+        assert!(unix_paths("unixexec:path=/bin/x").is_empty());
     }
 
     #[test]

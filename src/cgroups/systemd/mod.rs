@@ -7,6 +7,7 @@
 //! [`Manager::add_task`], once the init is forked (and waiting); `create` only connects, so that an unreachable
 //! systemd fails before anything is made.
 
+pub mod annotations;
 pub mod dbus;
 pub mod path;
 pub mod props;
@@ -43,14 +44,13 @@ pub struct Manager {
     started: Cell<bool>,
     /// The resources given to `apply` before the unit existed, for the start.
     pending: RefCell<Option<LinuxResources>>,
+    /// The config's `org.systemd.property.*` annotations, given last at the start (so they win, as in runc).
+    extra: Vec<props::Property>,
 }
 
-/// The sockets tried, in order: the system bus, then systemd's private socket (for when the bus is down).
-fn sockets() -> [(&'static Path, bool); 2] {
-    [
-        (Path::new(dbus::SYSTEM_BUS), true),
-        (Path::new(dbus::SYSTEMD_PRIVATE), false),
-    ]
+/// The sockets tried, in order ([`dbus::sockets_for`]): root's system manager, or a rootless user's own.
+fn sockets() -> Vec<(PathBuf, bool)> {
+    dbus::sockets_for(nix::unistd::geteuid().as_raw(), |k| std::env::var(k).ok())
 }
 
 fn sd_err(what: impl std::fmt::Display) -> Error {
@@ -58,14 +58,17 @@ fn sd_err(what: impl std::fmt::Display) -> Error {
 }
 
 impl Manager {
-    /// The manager of a new container: `cgroups_path` in systemd form (checked here).
+    /// The manager of a new container: `cgroups_path` in systemd form and the unit properties the annotations
+    /// ask for (both checked here, before anything exists).
     pub fn new(
         cgroups_path: Option<&str>,
+        annotations: Option<&std::collections::HashMap<String, String>>,
         id: &str,
         mounts: &[super::mountinfo::CgroupMount],
         own: &[(Vec<String>, PathBuf)],
     ) -> Result<Manager> {
         let unit = UnitPath::parse(cgroups_path, id)?;
+        let extra = annotations::properties(annotations.into_iter().flatten()).map_err(sd_err)?;
         let cg = PathBuf::from(unit.cgroup());
         let (unified, inner): (bool, Box<dyn super::Manager>) = match super::layout_of(mounts)? {
             super::Layout::Unified => (
@@ -88,6 +91,7 @@ impl Manager {
             conn: RefCell::new(None),
             started: Cell::new(false),
             pending: RefCell::new(None),
+            extra,
         })
     }
 
@@ -97,7 +101,7 @@ impl Manager {
         let unified = paths.len() == 1
             && paths
                 .keys()
-                .all(|mnt| super::fs::is_cgroup2(Path::new(mnt)).unwrap_or(false));
+                .all(|mnt| crate::sys::is_cgroup2(Path::new(mnt)).unwrap_or(false));
         Manager {
             unit: UnitPath {
                 slice: slice.to_string(),
@@ -108,6 +112,7 @@ impl Manager {
             conn: RefCell::new(None),
             started: Cell::new(true),
             pending: RefCell::new(None),
+            extra: Vec::new(),
         }
     }
 
@@ -213,6 +218,7 @@ impl Manager {
         if let Some(r) = self.pending.borrow().as_ref() {
             list.extend(self.properties(r)?);
         }
+        list.extend(self.extra.iter().cloned());
         let body = |list: Vec<props::Property>| {
             vec![
                 Value::Str(name.clone()),
@@ -255,7 +261,7 @@ impl Manager {
             Err(dbus::Error::Timeout(t)) => {
                 let _ = self.stop();
                 Err(sd_err(format!(
-                    "start unit {name}: no answer within {t:?}; the unit was stopped"
+                    "start unit {name}: systemd did not finish the start within {t:?}; the unit was stopped"
                 )))
             }
             Err(e) => Err(sd_err(format!("start unit {name}: {e}"))),

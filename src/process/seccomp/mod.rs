@@ -19,7 +19,7 @@ use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use oci_spec::runtime::LinuxSeccomp;
 use serde::Serialize;
 
-use crate::container::state::OciState;
+use crate::oci_state::OciState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -1,10 +1,10 @@
 //! Paths inside the container, resolved inside its rootfs: a symlink anywhere on the way is followed as if the
 //! rootfs were `/` (openat2 RESOLVE_IN_ROOT), so no bundle can point berth at a host path.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
-use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,13 +22,9 @@ pub struct Root {
     pub fd: OwnedFd,
 }
 
-fn own(fd: RawFd) -> OwnedFd {
-    crate::sys::adopt_fd(fd)
-}
-
 impl Root {
     pub fn open(path: &Path) -> Result<Root, Error> {
-        let fd = nix::fcntl::open(
+        let fd = crate::sys::open(
             path,
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
@@ -41,7 +37,7 @@ impl Root {
         })?;
         Ok(Root {
             path: path.to_path_buf(),
-            fd: own(fd),
+            fd,
         })
     }
 
@@ -66,9 +62,7 @@ impl Root {
         } else {
             &rel
         };
-        openat2(self.fd.as_raw_fd(), target, how)
-            .map(own)
-            .map_err(self.err("resolve", path))
+        crate::sys::openat2(self.fd.as_fd(), target, how).map_err(self.err("resolve", path))
     }
 
     /// mkdir -p inside the rootfs, each step resolved in root; returns an O_PATH fd of the final directory. A
@@ -137,13 +131,13 @@ impl Root {
         }
         // O_PATH dirs cannot be used for openat with O_CREAT directly on all kernels: reopen via /proc.
         let dirpath = fd_path(dir.as_fd());
-        let file = nix::fcntl::open(
+        let file = crate::sys::open(
             &dirpath.join(name),
             OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
             Mode::from_bits_truncate(0o644),
         )
         .map_err(self.err("create", path))?;
-        drop(own(file));
+        drop(file);
         self.open_in_root(path, OFlag::empty())
     }
 }

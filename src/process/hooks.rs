@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use oci_spec::runtime::{Hook, Spec};
 
-use super::state::{OciState, Status};
+use crate::oci_state::{OciState, Status};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -112,7 +112,7 @@ impl Hooks {
     ) -> Result<(), Error> {
         let env = process.env().as_deref().unwrap_or_default();
         let inherit = Inherit {
-            env: Some(crate::process::exec::dedup_env(env)),
+            env: Some(super::exec::dedup_env(env)),
             cwd: Some(rootfs.to_path_buf()),
         };
         self.run_in(Phase::CreateContainer, state, &inherit)

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
 
 /// The inode number of every procfs root (PROC_ROOT_INO).
@@ -49,12 +49,11 @@ impl Proc {
             let path = path.to_path_buf();
             move |source| Error::Sys { op, path, source }
         };
-        let fd = nix::fcntl::open(
+        let fd = crate::sys::open(
             path,
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
-        .map(crate::sys::adopt_fd)
         .map_err(sys("open"))?;
         let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(sys("fstat"))?;
         if !is_procfs(fd.as_fd()).map_err(sys("fstatfs"))? || st.st_ino != PROC_ROOT_INO {
@@ -77,13 +76,11 @@ impl Proc {
                     | ResolveFlag::RESOLVE_NO_SYMLINKS
                     | ResolveFlag::RESOLVE_NO_MAGICLINKS,
             );
-        let fd = openat2(self.fd.as_raw_fd(), rel, how)
-            .map(crate::sys::adopt_fd)
-            .map_err(|source| Error::Sys {
-                op: "open",
-                path: path.clone(),
-                source,
-            })?;
+        let fd = crate::sys::openat2(self.fd.as_fd(), rel, how).map_err(|source| Error::Sys {
+            op: "open",
+            path: path.clone(),
+            source,
+        })?;
         if !is_procfs(fd.as_fd()).map_err(|source| Error::Sys {
             op: "fstatfs",
             path: path.clone(),
@@ -105,9 +102,7 @@ impl Proc {
                     | ResolveFlag::RESOLVE_NO_XDEV
                     | ResolveFlag::RESOLVE_NO_SYMLINKS,
             );
-        openat2(self.fd.as_raw_fd(), rel, how)
-            .map(crate::sys::adopt_fd)
-            .is_ok()
+        crate::sys::openat2(self.fd.as_fd(), rel, how).is_ok()
     }
 }
 

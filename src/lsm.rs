@@ -1,11 +1,11 @@
 //! AppArmor (process.apparmorProfile) and SELinux (process.selinuxLabel, linux.mountLabel), applied on exec
-//! through the verified procfs ([`super::procfs`]). When the host does not have the LSM, berth does what runc does:
+//! through the verified procfs ([`crate::procfs`]). When the host does not have the LSM, berth does what runc does:
 //! an AppArmor profile or a SELinux process label is an error (runc fails writing the attribute, resp. refuses the
 //! label in its config validation); a mount label is ignored.
 
 use std::path::Path;
 
-use super::procfs::{self, Proc};
+use crate::procfs::{self, Proc};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
