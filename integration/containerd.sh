@@ -54,24 +54,8 @@ cleanup() {
 trap cleanup EXIT
 
 say "containerd on $sock (root and state under $work)"
-cat >"$work/config.toml" <<EOF
-version = 2
-root = "$work/root"
-state = "$work/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$sock"
-[ttrpc]
-  address = ""
-[debug]
-  address = ""
-[metrics]
-  address = ""
-EOF
-containerd --config "$work/config.toml" >"$work/containerd.log" 2>&1 &
-ctrd_pid=$!
-for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
-[ -S "$sock" ] || fail "containerd did not start"
+containerd_config "$work" "$sock" >"$work/config.toml"
+start_containerd "$work/config.toml" "$work/containerd.log" "$sock" || fail "containerd did not start"
 ctr version >/dev/null || fail "ctr cannot talk to containerd"
 
 say "import a busybox image built from busybox-static"

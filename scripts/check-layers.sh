@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fails when a module imports one above it (docs/architecture.md): commands → container → {process, rootfs,
-# cgroups, namespaces} → sys, with the leaves usable from anywhere; and when `unsafe` code appears outside src/sys.
-# Run by `make lint`.
+# cgroups, namespaces} → sys, with the leaves usable from anywhere; when `unsafe` code appears outside src/sys; and
+# when berth starts a thread (sys::clone3_fork relies on berth having one). Run by `make lint`.
 set -euo pipefail
 cd "$(dirname "$0")/../src"
 
@@ -37,6 +37,11 @@ for module in "${!allowed[@]}"; do
 done
 if grep -rnE '(^|[^a-z_])unsafe +(\{|fn|impl|extern)' --include='*.rs' . | grep -v '^\./sys/'; then
     echo "check-layers: unsafe code belongs in src/sys, behind a safe function" >&2
+    bad=1
+fi
+# Any use of std::thread but sleep (a thread started, or a Builder/scope/spawn imported for it).
+if grep -rnE 'thread::(spawn|scope|Builder)|use std::thread::\{|use std::thread;' --include='*.rs' .; then
+    echo "check-layers: berth stays single-threaded (sys::clone3_fork relies on it): no threads" >&2
     bad=1
 fi
 exit $bad

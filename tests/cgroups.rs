@@ -2,9 +2,6 @@
 //! the VM of integration/cgv2/test.sh. Every limit is read back from the cgroup files; pids.max, the memory limit,
 //! the device rules and the freezer are shown to act on real processes; bad input fails clearly and leaves nothing.
 
-// clippy.toml forbids threads to berth (its clone3 relies on one thread); a test is its own crate and may use them.
-#![allow(clippy::disallowed_methods)]
-
 mod common;
 
 use std::io::{BufRead, BufReader};

@@ -2,9 +2,6 @@
 //! container: capability sets as runc's default config has them, `exec --cap`, device rules for listed devices,
 //! the descriptors a created container holds, a frozen cgroup, and the seccomp notify fd under noNewPrivileges.
 
-// clippy.toml forbids threads to berth (its clone3 relies on one thread); a test is its own crate and may use them.
-#![allow(clippy::disallowed_methods)]
-
 mod common;
 
 use std::os::fd::{AsRawFd, OwnedFd};

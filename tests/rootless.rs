@@ -302,7 +302,15 @@ fn an_unprivileged_user_creates_starts_execs_kills_and_deletes() {
     assert_eq!(code, Some(3), "exec's exit code");
     let listed = user.ok(&["list", "-q"]);
     assert_eq!(listed.trim(), id);
-    user.ok(&["kill", &id, "KILL"]);
+    // Without a cgroup there is nothing to freeze: a clear refusal, the container untouched.
+    let out = user.run(&["pause", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has no cgroup"),
+        "{out:?}"
+    );
+    // `kill --all` (containerd's shim, podman) reaches the init even without a cgroup to sweep.
+    user.ok(&["kill", "--all", &id, "KILL"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let st: Value = serde_json::from_str(&user.ok(&["state", &id])).unwrap();
@@ -398,11 +406,24 @@ fn a_limit_needing_a_cgroup_the_user_may_not_write_is_refused() {
         "{err}"
     );
     user.assert_nothing_left();
+    // Lowering oom_score_adj needs CAP_SYS_RESOURCE on the host: refused, naming why.
     b.edit(|c| {
         c["process"]["user"]
             .as_object_mut()
             .unwrap()
             .remove("additionalGids");
+        c["process"]["oomScoreAdj"] = json!(-500);
+    });
+    let out = user.run(&["run", "--bundle", b.dir.to_str().unwrap(), &id]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("set oom_score_adj to -500 (lowering it needs CAP_SYS_RESOURCE)"),
+        "{err}"
+    );
+    user.assert_nothing_left();
+    b.edit(|c| {
+        c["process"].as_object_mut().unwrap().remove("oomScoreAdj");
     });
     // --rootless false: the cgroup is required, and its mkdir fails as it would for runc.
     b.edit(|c| {

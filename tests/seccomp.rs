@@ -2,9 +2,6 @@
 //! differences in either word), the x86 ABIs, and a notify listener that answers a syscall. The container runs
 //! tests/helpers/sysc (raw syscalls; prints `ret=N` or `errno=N`).
 
-// clippy.toml forbids threads to berth (its clone3 relies on one thread); a test is its own crate and may use them.
-#![allow(clippy::disallowed_methods)]
-
 mod common;
 
 use std::os::fd::AsRawFd;

@@ -1,9 +1,6 @@
 //! `--systemd-cgroup` on this host, which has no systemd: the errors, and that nothing is left behind. The driver
 //! itself is tested against a real systemd by integration/systemd/test.sh (a VM with systemd as PID 1).
 
-// clippy.toml forbids threads to berth (its clone3 relies on one thread); a test is its own crate and may use them.
-#![allow(clippy::disallowed_methods)]
-
 mod common;
 
 use common::*;

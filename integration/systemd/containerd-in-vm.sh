@@ -9,27 +9,20 @@ sock=$work/containerd.sock
 ns=berth-sd
 image=docker.io/library/berth-busybox:latest
 id=ctrsd
-pid=
+ctrd_pid=
+# shellcheck source=integration/lib.sh
+. "$(dirname "$0")/../lib.sh"
 ctr() { timeout 60 /usr/bin/ctr --address "$sock" --namespace "$ns" "$@"; }
 fail() { echo "FAIL: $*"; tail -n 20 "$work/containerd.log"; exit 1; }
 cleanup() {
   ctr task kill -s SIGKILL $id >/dev/null 2>&1; sleep 0.3
   ctr task delete -f $id >/dev/null 2>&1; ctr container delete $id >/dev/null 2>&1
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null
+  [ -n "$ctrd_pid" ] && kill "$ctrd_pid" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
-cat > "$work/config.toml" <<EOF
-version = 2
-root = "$work/root"
-state = "$work/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$sock"
-EOF
-containerd --config "$work/config.toml" > "$work/containerd.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
+containerd_config "$work" "$sock" > "$work/config.toml"
+start_containerd "$work/config.toml" "$work/containerd.log" "$sock" || fail "containerd did not start"
 ctr images import "$BERTH_SD_IMAGE" >/dev/null || fail "ctr images import"
 out=$(ctr run --rm --runc-systemd-cgroup --runc-binary "$BERTH" --runc-root "$work/berth-root" \
         --cgroup "system.slice:ctr:$id" "$image" $id sh -c 'cat /proc/self/cgroup; echo done-in-ctr' 2>&1) ||

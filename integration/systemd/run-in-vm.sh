@@ -14,8 +14,8 @@
 # timeout; 125 when the VM itself failed (console tail on stderr).
 #
 # Root filesystem: an ext4 image built once with mmdebstrap from apt (systemd, dbus, containerd, jq,
-# busybox-static), cached in ${BERTH_SDVM_CACHE:-~/.cache/berth-systemd-vm} and booted copy-on-write (snapshot=on):
-# every run starts clean. Kernel: the package linux-image-amd64 depends on (apt-get download), cached there too.
+# busybox-static, podman with crun and conmon), cached in ${BERTH_SDVM_CACHE:-~/.cache/berth-systemd-vm} and
+# booted copy-on-write (snapshot=on): every run starts clean. Kernel: the package linux-image-amd64 depends on (apt-get download), cached there too.
 # Missing host tools are installed with apt-get. BERTH_VM_ACCEL=auto|kvm|tcg (auto: KVM unless this host's
 # /dev/kvm is PVM, which boots no stock kernel), BERTH_VM_VERBOSE=1 prints the guest console afterwards.
 set -euo pipefail
@@ -130,7 +130,7 @@ kernel=$kdir/vmlinux; [ -f "$kernel" ] || kernel=$kdir/vmlinuz
 
 # ------------------------------------------------------------------------------------------- root image (cached)
 suite=bookworm   # systemd 252: the last Debian systemd that still boots hybrid cgroups
-packages="systemd,systemd-sysv,dbus,procps,util-linux,containerd,jq,busybox-static"
+packages="systemd,systemd-sysv,dbus,procps,util-linux,containerd,jq,busybox-static,podman,crun"
 mirror=$({ sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null || true
            sed -n 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\?\([^[:space:]]*\).*/\2/p' /etc/apt/sources.list 2>/dev/null || true
          } | grep '/debian/\?$' | head -n 1 || true)
@@ -187,7 +187,9 @@ customize_root() {  # customize_root ROOT: a fast, quiet boot straight to the ru
            apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer fstrim.timer \
            e2scrub_reap.service systemd-pstore.service systemd-firstboot.service systemd-logind.service \
            systemd-sysusers.service systemd-update-utmp.service systemd-update-utmp-runlevel.service \
-           systemd-modules-load.service modprobe@.service systemd-journal-flush.service containerd.service; do
+           systemd-modules-load.service modprobe@.service systemd-journal-flush.service containerd.service \
+           podman.socket podman.service podman-restart.service podman-auto-update.timer podman-auto-update.service \
+           podman-clean-transient.service; do
     ln -sfn /dev/null "$r/etc/systemd/system/$u"
   done
   rm -rf "$r/etc/systemd/system/timers.target.wants" "$r/etc/systemd/system/getty.target.wants"

@@ -19,6 +19,15 @@ make -s build
 # the busybox image containerd-in-vm.sh imports (built here: the VM has no python3)
 mkdir -p target/systemd-vm
 integration/oci-image.sh target/systemd-vm/image.tar docker.io/library/berth-busybox:latest
+# the CRI client (integration/cri, built here: the VM has no cargo) and its images, for cri.sh in the VM; the CRI
+# run is in the v2 boot only (most Kubernetes nodes; it costs a few emulated minutes)
+cri=target/systemd-vm/cri
+mkdir -p "$cri"
+CARGO_TARGET_DIR=$here/target/cri cargo build --release --locked --quiet \
+  --manifest-path integration/cri/Cargo.toml --target x86_64-unknown-linux-gnu
+cp target/cri/x86_64-unknown-linux-gnu/release/berth-cri-test "$cri/"
+integration/oci-image.sh "$cri/pause.tar" localhost/berth-test/pause:1 '["sleep","2147483647"]'
+integration/oci-image.sh "$cri/busybox.tar" localhost/berth-test/busybox:1
 modes=("$@"); [ ${#modes[@]} -gt 0 ] || modes=(v2 hybrid)
 rc=0
 for m in "${modes[@]}"; do
@@ -26,6 +35,7 @@ for m in "${modes[@]}"; do
   set +e
   integration/systemd/run-in-vm.sh --cgroup "$m" --timeout 1200 "$here" -- \
     env BERTH="$here/target/release/berth" BERTH_SD_IMAGE="$here/target/systemd-vm/image.tar" \
+    BERTH_SD_CRI="$([ "$m" = v2 ] && echo "$here/$cri")" \
     integration/systemd/tests.sh
   r=$?
   set -e

@@ -159,6 +159,23 @@ if bs run -d --bundle "$d" t2b; then
   no_state t2b
 else fail "run -d as kubepods-besteffort.slice"; fi
 
+echo "== org.systemd.property.* annotations (runc's): extra unit properties, given after berth's own"
+ann=".annotations = {\"org.systemd.property.TimeoutStopSec\": \"123\", \"org.systemd.property.CollectMode\": \"'inactive-or-failed'\", \"org.systemd.property.Description\": \"'set by an annotation'\"}"
+d=$(bundle t8 system.slice:berth:t8 "$ann")
+if bs run -d --bundle "$d" t8; then
+  check "TimeoutStopSec=123 (as TimeoutStopUSec)" "$(prop berth-t8.scope TimeoutStopUSec)" "2min 3s"
+  check "CollectMode" "$(prop berth-t8.scope CollectMode)" inactive-or-failed
+  check "Description (the annotation wins over berth's)" "$(prop berth-t8.scope Description)" "set by an annotation"
+  b delete -f t8 && pass "delete -f t8"
+  gone berth-t8.scope "$(cg pids /system.slice/berth-t8.scope)"
+else fail "run -d with org.systemd.property annotations"; fi
+d=$(bundle t9 system.slice:berth:t9 '.annotations = {"org.systemd.property.TimeoutStopUSec": "uint64 soon"}')
+out=$(bs run -d --bundle "$d" t9 2>&1); rc=$?
+check "malformed annotation exit" $rc 1
+contains "malformed annotation error" "$out" "annotation org.systemd.property.TimeoutStopUSec=uint64 soon value parse error"
+no_state t9
+gone berth-t9.scope "$(cg pids /system.slice/berth-t9.scope)"
+
 echo "== errors"
 d=$(bundle t3 /berth/t3)
 out=$(bs run -d --bundle "$d" t3 2>&1); rc=$?
@@ -213,8 +230,21 @@ if [ -n "${BERTH_SD_IMAGE:-}" ]; then
   "$(dirname "$0")/containerd-in-vm.sh" || fail "containerd with --runc-systemd-cgroup"
 fi
 
+if [ -n "${BERTH_SD_IMAGE:-}" ]; then
+  echo "== podman --cgroup-manager systemd --runtime berth"
+  "$(dirname "$0")/podman-in-vm.sh" || fail "podman with --cgroup-manager systemd"
+fi
+
+if [ -n "${BERTH_SD_CRI:-}" ]; then
+  echo "== CRI: containerd's CRI plugin with the berth handler and SystemdCgroup = true (integration/cri.sh)"
+  if CRI_SYSTEMD=1 CRI_CLIENT="$BERTH_SD_CRI/berth-cri-test" CRI_IMAGES="$BERTH_SD_CRI" BERTH="$BERTH" \
+       "$(dirname "$0")/../cri.sh" 2>&1 | sed 's/^/   /'; then
+    pass "CRI scenarios with SystemdCgroup = true"
+  else fail "CRI scenarios with SystemdCgroup = true"; fi
+fi
+
 echo "== leftovers"
-left=$(systemctl list-units --all --no-legend --plain 'berth-*.scope' 'cri-containerd-*' 'ctr-*')
+left=$(systemctl list-units --all --no-legend --plain 'berth-*.scope' 'cri-containerd-*' 'ctr-*' 'libpod-*')
 check "units left" "$left" ""
 if [ $failures -gt 0 ]; then echo "tests.sh: $failures check(s) FAILED ($mode)"; exit 1; fi
 echo "tests.sh: all checks passed ($mode)"

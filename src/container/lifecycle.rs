@@ -112,7 +112,12 @@ pub fn kill(dir: &StateDir, signal: i32, all: bool) -> Result<()> {
     let status = status_of(dir, &st);
     if all {
         if st.cgroup_paths.is_empty() {
-            return Ok(());
+            // No cgroup to sweep (rootless, where none was writable): the one process known is the init; in its own
+            // pid namespace a SIGKILL to it takes every other process with it.
+            return match status {
+                Status::Stopped => Ok(()),
+                _ => signal_init(&st, signal),
+            };
         }
         let cg = cgroups::from_paths(&st.cgroup_paths);
         return match signal_all(cg.as_ref(), signal) {

@@ -58,11 +58,16 @@ impl Trip {
         Trip::default()
     }
 
-    /// Saves berth's own namespace of type `flag` (one type) before the trip changes it.
-    fn save(&mut self, flag: CloneFlags) -> Result<(), Error> {
+    /// Takes one step: `change` alters berth's namespace of type `flag` (one type); what it changes is saved
+    /// before, and recorded for the way back only once the step succeeded.
+    fn step(
+        &mut self,
+        flag: CloneFlags,
+        change: impl FnOnce() -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let path = format!("/proc/self/ns/{}", ns_file(flag));
         let own = std::fs::File::open(&path).map_err(io_err(format!("open {path}")))?;
-        if flag == CloneFlags::CLONE_NEWNS && self.root_cwd.is_none() {
+        let root_cwd = if flag == CloneFlags::CLONE_NEWNS && self.root_cwd.is_none() {
             let open = |path: &str, what: &str| {
                 std::fs::OpenOptions::new()
                     .read(true)
@@ -71,12 +76,18 @@ impl Trip {
                     .map(OwnedFd::from)
                     .map_err(io_err(what))
             };
-            self.root_cwd = Some((
+            Some((
                 open("/", "open /")?,
                 open(".", "open the working directory")?,
-            ));
-        }
+            ))
+        } else {
+            None
+        };
+        change()?;
         self.own.push((own.into(), flag));
+        if root_cwd.is_some() {
+            self.root_cwd = root_cwd;
+        }
         Ok(())
     }
 
@@ -87,8 +98,9 @@ impl Trip {
         flag: CloneFlags,
         what: &str,
     ) -> Result<(), Error> {
-        self.save(flag)?;
-        nix::sched::setns(target, flag).map_err(err(format!("setns {what}")))
+        self.step(flag, || {
+            nix::sched::setns(target, flag).map_err(err(format!("setns {what}")))
+        })
     }
 
     /// setns into the namespace of type `flag` of the process `pid` (through a pidfd, which names the process
@@ -100,8 +112,9 @@ impl Trip {
 
     /// unshare a new namespace of type `flag`.
     pub fn unshare(&mut self, flag: CloneFlags, what: &str) -> Result<(), Error> {
-        self.save(flag)?;
-        nix::sched::unshare(flag).map_err(err(format!("unshare {what}")))
+        self.step(flag, || {
+            nix::sched::unshare(flag).map_err(err(format!("unshare {what}")))
+        })
     }
 
     /// Back to berth's own namespaces, root and working directory.

@@ -3,8 +3,6 @@
 //!
 //! These tests need root and `busybox-static` (`make deps`).
 
-// clippy.toml forbids threads to berth (its clone3 relies on one thread); a test is its own crate and may use them.
-#![allow(clippy::disallowed_methods)]
 #![allow(dead_code)]
 
 pub mod tty;

@@ -102,3 +102,42 @@ pub async fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// The CPU quota in µs per period, from cgroup v1's cpu.cfs_quota_us or v2's cpu.max.
+pub fn cpu_quota(dirs: &[PathBuf]) -> Result<String> {
+    cgroup_value(dirs, "cpu.cfs_quota_us").or_else(|_| {
+        let max = cgroup_value(dirs, "cpu.max")?;
+        Ok(max.split(' ').next().unwrap_or("").to_string())
+    })
+}
+
+/// The memory limit, from cgroup v1's memory.limit_in_bytes or v2's memory.max.
+pub fn memory_limit(dirs: &[PathBuf]) -> Result<String> {
+    cgroup_value(dirs, "memory.limit_in_bytes").or_else(|_| cgroup_value(dirs, "memory.max"))
+}
+
+/// CPU shares as cgroup v1's cpu.shares, or v2's cpu.weight compared with the weight the shares map to (the
+/// log-quadratic map of runc 1.3.2+, crun and berth: 512 → 59, 1024 → 100).
+pub fn cpu_shares(dirs: &[PathBuf], want: u64) -> Result<bool> {
+    if let Ok(s) = cgroup_value(dirs, "cpu.shares") {
+        return Ok(s == want.to_string());
+    }
+    let weight = cgroup_value(dirs, "cpu.weight")?;
+    let l = (want as f64).log2();
+    let mapped = 10f64.powf((l * l + 125.0 * l) / 612.0 - 7.0 / 34.0).ceil() as u64;
+    Ok(weight == mapped.to_string())
+}
+
+/// `systemctl show -P PROP UNIT` (systemd as PID 1, the systemd cgroup tests only).
+pub fn unit_property(unit: &str, prop: &str) -> Result<String> {
+    let out = Command::new("systemctl")
+        .args(["show", "-P", prop, unit])
+        .output()
+        .context("run systemctl")?;
+    ensure!(
+        out.status.success(),
+        "systemctl show {unit}: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}

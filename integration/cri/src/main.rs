@@ -4,7 +4,10 @@
 //!
 //!   CRI_SOCKET, HANDLER (berth, or runc for comparison), RUNTIME_BIN and RUNTIME_ROOT (the handler's binary, and
 //!   its Root + "/k8s.io"), CG_PARENT (relative cgroup parent of the pods), SLICE_PARENT (a `*.slice` parent),
-//!   LOG_DIR, IMAGE (busybox image, fully qualified)
+//!   LOG_DIR, IMAGE (busybox image, fully qualified); SYSTEMD_CGROUP=1 when the handler has `SystemdCgroup = true`
+//!   (then CG_PARENT is a kubelet-style slice prefix such as `kubepods-besteffort` and SLICE_PARENT a slice, and
+//!   each container's scope is checked with systemctl: it needs systemd as PID 1); TIME_SCALE=N multiplies the
+//!   time bounds of stop and exit (an emulated VM is several times slower than the host)
 //!
 //!   berth-cri-test test          the scenarios (first failure: non-zero exit and what failed)
 //!   berth-cri-test abandon       leaves a running pod behind, for the script's teardown to remove
@@ -26,6 +29,10 @@ pub struct Env {
     pub slice_parent: String,
     pub log_dir: String,
     pub image: String,
+    /// containerd asks the runtime for systemd cgroups (`slice:cri-containerd:<id>`, a scope per container).
+    pub systemd: bool,
+    /// Multiplies the time bounds of stop and exit (1 on the host).
+    pub time_scale: u64,
 }
 
 fn var(name: &str) -> Result<String> {
@@ -44,6 +51,12 @@ fn env() -> Result<Env> {
         slice_parent: var("SLICE_PARENT")?,
         log_dir: var("LOG_DIR")?,
         image: var("IMAGE")?,
+        systemd: std::env::var("SYSTEMD_CGROUP").is_ok_and(|v| v == "1"),
+        time_scale: std::env::var("TIME_SCALE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|n| *n >= 1)
+            .unwrap_or(1),
     })
 }
 

@@ -8,7 +8,10 @@ use anyhow::{bail, ensure, Context, Result};
 use k8s_cri::v1::{ContainerState, PodSandboxState};
 
 use crate::cri::{sh, Cri, CtrSpec, PodSpec};
-use crate::host::{cgroup_value, eventually, mounts_mentioning, ns_file, ns_of};
+use crate::host::{
+    cpu_quota, cpu_shares, eventually, memory_limit, mounts_mentioning, ns_file, ns_of,
+    unit_property,
+};
 use crate::Env;
 
 const MIB: i64 = 1024 * 1024;
@@ -18,10 +21,16 @@ fn say(s: &str) {
 }
 
 fn pod(env: &Env, name: &str) -> PodSpec {
+    // kubelet's systemd driver names a pod's slice `kubepods-<qos>-pod<uid>.slice` (a dash nests a slice)
+    let cgroup_parent = if env.systemd {
+        format!("{}-pod{}.slice", env.cg_parent, name.replace('-', "_"))
+    } else {
+        format!("{}/{name}", env.cg_parent)
+    };
     PodSpec {
         name: name.into(),
         handler: env.handler.clone(),
-        cgroup_parent: format!("{}/{name}", env.cg_parent),
+        cgroup_parent,
         log_dir: format!("{}/{name}", env.log_dir),
         host_network: false,
         shared_pid: false,
@@ -43,10 +52,40 @@ struct Trace {
     cgroups: Vec<PathBuf>,
 }
 
+/// containerd's unit for a container with systemd cgroups.
+fn scope_of(id: &str) -> String {
+    format!("cri-containerd-{id}.scope")
+}
+
 fn trace(env: &Env, id: &str) -> Result<Trace> {
+    let cgroups = env.runtime.cgroup_dirs(id)?;
+    if env.systemd {
+        // systemd has the container's scope, active, in a slice of the pod, at the cgroup berth recorded
+        let unit = scope_of(id);
+        let (state, slice, cg) = (
+            unit_property(&unit, "ActiveState")?,
+            unit_property(&unit, "Slice")?,
+            unit_property(&unit, "ControlGroup")?,
+        );
+        ensure!(state == "active", "{unit}: ActiveState {state}");
+        ensure!(
+            slice.starts_with(&format!("{}-pod", env.cg_parent)) || slice == env.slice_parent,
+            "{unit}: in slice {slice}, not a pod slice of {}",
+            env.cg_parent
+        );
+        ensure!(
+            !cg.is_empty()
+                && cgroups
+                    .iter()
+                    .all(|d| d.ends_with(cg.trim_start_matches('/'))),
+            "{unit}: ControlGroup {cg}, but {} recorded {cgroups:?}",
+            env.handler
+        );
+        println!("   {unit}: {state} in {slice}, {cg}");
+    }
     Ok(Trace {
         id: id.into(),
-        cgroups: env.runtime.cgroup_dirs(id)?,
+        cgroups,
     })
 }
 
@@ -64,6 +103,18 @@ async fn assert_gone(env: &Env, t: &Trace) -> Result<()> {
     ensure!(gone, "cgroups of {} left: {:?}", t.id, t.cgroups);
     let m = mounts_mentioning(&t.id);
     ensure!(m.is_empty(), "mounts of {} left: {m:?}", t.id);
+    if env.systemd {
+        let unit = scope_of(&t.id);
+        let gone = eventually(10, || {
+            unit_property(&unit, "LoadState").is_ok_and(|s| s == "not-found")
+        })
+        .await;
+        ensure!(
+            gone,
+            "{unit} is left: {:?}",
+            unit_property(&unit, "ActiveState")
+        );
+    }
     Ok(())
 }
 
@@ -212,13 +263,14 @@ async fn main_pod(c: &mut Cri, env: &Env) -> Result<()> {
     let web = trace(env, &id)?;
 
     say("host: cgroup files carry the limits; the pod's network namespace is CRI's");
-    let mem = cgroup_value(&web.cgroups, "memory.limit_in_bytes")
-        .or_else(|_| cgroup_value(&web.cgroups, "memory.max"))?;
+    let mem = memory_limit(&web.cgroups)?;
     ensure!(mem == (64 * MIB).to_string(), "memory limit {mem}");
-    let quota = cgroup_value(&web.cgroups, "cpu.cfs_quota_us")?;
+    let quota = cpu_quota(&web.cgroups)?;
     ensure!(quota == "50000", "cpu quota {quota}");
-    let shares = cgroup_value(&web.cgroups, "cpu.shares")?;
-    ensure!(shares == "512", "cpu shares {shares}");
+    ensure!(
+        cpu_shares(&web.cgroups, 512)?,
+        "cpu shares are not 512 (cpu.shares, or cpu.weight 59)"
+    );
     let pod_ns = ns_file(&netns)?;
     ensure!(
         ns_of(pid, "net")? == pod_ns,
@@ -260,12 +312,12 @@ async fn main_pod(c: &mut Cri, env: &Env) -> Result<()> {
 
     say("UpdateContainerResources");
     c.update(&id, 128 * MIB, 20_000).await?;
-    let mem = cgroup_value(&web.cgroups, "memory.limit_in_bytes")?;
+    let mem = memory_limit(&web.cgroups)?;
     ensure!(
         mem == (128 * MIB).to_string(),
         "memory limit after update {mem}"
     );
-    let quota = cgroup_value(&web.cgroups, "cpu.cfs_quota_us")?;
+    let quota = cpu_quota(&web.cgroups)?;
     ensure!(quota == "20000", "cpu quota after update {quota}");
 
     say("log file read back");
@@ -282,12 +334,13 @@ async fn main_pod(c: &mut Cri, env: &Env) -> Result<()> {
     say("StopContainer (SIGTERM honoured), RemoveContainer");
     let t0 = Instant::now();
     c.stop(&id, 30).await?;
+    println!("   StopContainer took {:?}", t0.elapsed());
     ensure!(
-        t0.elapsed() < Duration::from_secs(10),
+        t0.elapsed() < Duration::from_secs(10 * env.time_scale),
         "stop took {:?}",
         t0.elapsed()
     );
-    let code = wait_exited(c, &id, 10).await?;
+    let code = wait_exited(c, &id, 10 * env.time_scale).await?;
     ensure!(code == 0, "exit code after SIGTERM {code}");
     ensure!(
         eventually(5, || std::fs::read_to_string(&log)
@@ -307,7 +360,10 @@ async fn main_pod(c: &mut Cri, env: &Env) -> Result<()> {
         id: id.clone(),
         cgroups: Vec::new(),
     };
-    ensure!(wait_exited(c, &id, 10).await? == 7, "exit code not 7");
+    ensure!(
+        wait_exited(c, &id, 10 * env.time_scale).await? == 7,
+        "exit code not 7"
+    );
     c.remove(&id).await?;
     assert_gone(env, &t).await?;
 
@@ -330,10 +386,10 @@ async fn main_pod(c: &mut Cri, env: &Env) -> Result<()> {
     c.stop(&id, 2).await?;
     let took = t0.elapsed();
     ensure!(
-        took >= Duration::from_secs(2) && took < Duration::from_secs(15),
+        took >= Duration::from_secs(2) && took < Duration::from_secs(15 * env.time_scale),
         "stop took {took:?}"
     );
-    let code = wait_exited(c, &id, 10).await?;
+    let code = wait_exited(c, &id, 10 * env.time_scale).await?;
     ensure!(code == 137, "exit code after SIGKILL {code}");
     c.remove(&id).await?;
     assert_gone(env, &stubborn).await?;
@@ -411,19 +467,24 @@ async fn host_network_pod(c: &mut Cri, env: &Env) -> Result<()> {
     std::fs::create_dir_all(&p.log_dir)?;
     let pod_id = c.run_pod(&p).await?;
     let pause = trace(env, &pod_id)?;
-    let want = format!(
-        "{}:cri-containerd:{pod_id}",
-        Path::new(&p.cgroup_parent)
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-    );
+    // cgroupfs: the literal directory `slice:cri-containerd:id` (runc's reading); systemd: the pod's scope
+    let want = if env.systemd {
+        scope_of(&pod_id)
+    } else {
+        format!(
+            "{}:cri-containerd:{pod_id}",
+            Path::new(&p.cgroup_parent)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+        )
+    };
     ensure!(
         pause
             .cgroups
             .iter()
             .all(|d| d.file_name().is_some_and(|n| n.to_string_lossy() == want)),
-        "sandbox cgroups {:?}: not the literal directory {want}",
+        "sandbox cgroups {:?}: not the directory {want}",
         pause.cgroups
     );
     let id = c
@@ -438,7 +499,7 @@ async fn host_network_pod(c: &mut Cri, env: &Env) -> Result<()> {
     let app = trace(env, &id)?;
     say("StopContainer, RemoveContainer, StopPodSandbox, RemovePodSandbox");
     c.stop(&id, 2).await?;
-    let code = wait_exited(c, &id, 10).await?;
+    let code = wait_exited(c, &id, 10 * env.time_scale).await?;
     ensure!(
         code == 137,
         "sleep as pid 1 ignores SIGTERM: SIGKILL expected, got exit {code}"
@@ -486,7 +547,7 @@ async fn shared_pid_pod(c: &mut Cri, env: &Env) -> Result<()> {
 
     say("StopContainer of a container without its own pid namespace (its child outlives the init)");
     c.stop(&b, 2).await?;
-    wait_exited(c, &b, 10).await?;
+    wait_exited(c, &b, 10 * env.time_scale).await?;
     ensure!(
         eventually(10, || !ps_has("sleep 1002")).await,
         "b's background sleep outlived the stop"
