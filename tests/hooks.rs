@@ -194,7 +194,9 @@ fn a_failing_create_time_hook_fails_create_and_leaves_nothing() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{phase}: {err}");
         assert!(
-            err.contains(phase) && err.contains("hook.sh") && err.contains("status 3"),
+            err.contains(&format!("error running {phase} hook #0: "))
+                && err.contains("hook.sh")
+                && err.contains("exit status 3"),
             "{phase}: {err}"
         );
         assert_gone(&berth, &id, &cgroups_of(&b), None);
@@ -284,7 +286,8 @@ fn a_hook_that_hangs_past_its_timeout_is_killed_and_fails_create() {
         "the timeout was not enforced"
     );
     assert!(
-        err.contains("prestart") && err.contains("timed out"),
+        err.contains("error running prestart hook #0")
+            && err.contains("ran past specified timeout of 1.0s"),
         "{err}"
     );
     let hook_pid: i64 = std::fs::read_to_string(&marker)
@@ -329,4 +332,70 @@ fn container_hooks_without_env_get_the_process_env_and_create_container_runs_in_
     assert_eq!(started, "ONE=two FOO=bar HOME=/root\n");
     let own = std::fs::read_to_string(b.rootfs().join("own.out")).unwrap();
     assert_eq!(own, "ONE=\n");
+}
+
+/// runc's hooks.bats "run [hook's argv is preserved]": a startContainer hook that fails under a foreground `run`
+/// with a terminal (the init's stdio is the relayed pty) — what it wrote on stderr reaches the user, on berth's
+/// error line (runc's `exit status 1, stdout: ..., stderr: ...`), and args[0] is passed as written.
+#[test]
+fn a_failing_hooks_output_is_in_the_error_even_under_a_relayed_terminal() {
+    use common::tty::*;
+    let berth = Berth::new();
+    for args in [
+        json!(["cat", "/nosuchfile"]),
+        json!(["busybox", "cat", "/nosuchfile"]),
+    ] {
+        let id = unique("hooks-tty");
+        let mut b = Bundle::new(&id);
+        b.args(&["echo", "never"]).edit(|c| {
+            c["process"]["terminal"] = json!(true);
+            c["hooks"] = json!({"startContainer": [{"path": "/bin/busybox", "args": args}]});
+        });
+        let pty = TestPty::new(24, 80);
+        let mut cmd = berth.cmd();
+        cmd.args(["run", "--bundle", b.dir.to_str().unwrap(), &id]);
+        let mut child = pty.spawn(&cmd);
+        let text = read_until(&pty.master, "/nosuchfile");
+        assert_ne!(wait_exit(&mut child, Duration::from_secs(20)), 0, "{text}");
+        assert!(
+            text.contains("error running startContainer hook #0: /bin/busybox: exit status 1")
+                && text.contains("stderr: cat: can't open '/nosuchfile'"),
+            "{args}: {text:?}"
+        );
+        assert!(!text.contains("never"), "{text:?}");
+        assert!(!berth.root.join(&id).exists(), "run left {id} behind");
+    }
+}
+
+/// As runc, what a hook writes is captured, not passed on: a createContainer hook's output (it runs in the init,
+/// whose stdout is the container's) does not end up in the container's output, nor a prestart hook's on berth's.
+#[test]
+fn a_hooks_output_stays_out_of_the_containers_output() {
+    let id = unique("hooks-quiet");
+    let mut b = Bundle::new(&id);
+    b.edit(|c| c["root"]["readonly"] = json!(false));
+    let script = install_script(
+        &b,
+        "hook.sh",
+        "#!/bin/busybox sh\necho hook-out\necho hook-err >&2\n",
+    );
+    b.args(&["echo", "main"]);
+    let h = hook(&b, "createContainer", &script, json!({}));
+    let p = hook(&b, "prestart", &script, json!({}));
+    b.edit(|c| c["hooks"] = json!({"createContainer": [h], "prestart": [p]}));
+    let berth = Berth::new();
+    let out = berth.create(&b, &id, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    berth.ok(&["start", &id]);
+    berth.wait_status(&id, "stopped");
+    assert_eq!(berth.stdout_of(&b, &id), "main\n");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("hook-"),
+        "{out:?}"
+    );
+    berth.ok(&["delete", &id]);
 }

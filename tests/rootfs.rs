@@ -900,3 +900,83 @@ fn a_relative_bind_source_is_taken_from_the_bundle() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "from the bundle\nfrom the bundle\n", "{err}");
 }
+
+/// A bind's atime state follows mount(2)'s bind remount, as runc's mounts_sshfs.bats "{no,rel,strict}atime
+/// semantics" checks: naming no atime word keeps the source's (noatime, nodiratime), `atime`/`norelatime` clear
+/// nothing that is set, and naming any replaces all of it: `nodiratime` alone gives relatime,nodiratime (the
+/// source's noatime goes), `strictatime` drops the source's nodiratime.
+#[test]
+fn bind_atime_flags_follow_mount2() {
+    let berth = Berth::new();
+    let src = std::env::temp_dir().join(unique("atime-src"));
+    let _host = HostMount::tmpfs(&src, false);
+    for (host, opts, want, not) in [
+        (
+            "noatime",
+            &["bind"][..],
+            &["noatime"][..],
+            &["relatime"][..],
+        ),
+        ("noatime", &["bind", "atime"], &["noatime"], &["relatime"]),
+        (
+            "noatime",
+            &["bind", "norelatime"],
+            &["noatime"],
+            &["relatime"],
+        ),
+        (
+            "noatime",
+            &["bind", "relatime"],
+            &["relatime"],
+            &["noatime"],
+        ),
+        (
+            "noatime",
+            &["bind", "nodiratime"],
+            &["relatime", "nodiratime"],
+            &["noatime"],
+        ),
+        (
+            "nodiratime",
+            &["bind", "ro"],
+            &["nodiratime", "relatime"],
+            &[],
+        ),
+        (
+            "nodiratime",
+            &["bind", "strictatime"],
+            &[],
+            &["nodiratime", "relatime", "noatime"],
+        ),
+    ] {
+        // Reset, then set the source's flags on its own mount (not the superblock), as the bats test does.
+        for o in [
+            "remount,diratime,atime,strictatime",
+            &format!("remount,{host}"),
+        ] {
+            let st = Command::new("mount")
+                .args(["--bind", "-o", o])
+                .arg(&src)
+                .status()
+                .unwrap();
+            assert!(st.success(), "mount -o {o}");
+        }
+        let id = unique("atime");
+        let mut b = Bundle::new(&id);
+        b.sh("grep ' /mnt ' /proc/self/mounts").edit(|c| {
+            add_mount(
+                c,
+                json!({"destination": "/mnt", "type": "bind", "source": src, "options": opts}),
+            );
+        });
+        let (code, out, err) = berth.run_bundle(&b, &id);
+        assert_eq!(code, 0, "{err}");
+        let flags: Vec<&str> = out.split(' ').nth(3).unwrap_or("").split(',').collect();
+        for w in want {
+            assert!(flags.contains(w), "{host} + {opts:?}: {w} missing in {out}");
+        }
+        for n in not {
+            assert!(!flags.contains(n), "{host} + {opts:?}: {n} in {out}");
+        }
+    }
+}

@@ -1,10 +1,12 @@
 //! OCI hooks: each gets the container state on stdin, runs with its own args and env, and is killed after its
 //! timeout. Where a hook runs (runtime or container namespace) is decided by who calls [`Hooks::run_phase`].
 
-use std::io::Write;
-use std::os::fd::AsFd;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
@@ -21,11 +23,13 @@ fn status(phase: Phase) -> Status {
     }
 }
 
+/// runc's words (`error running <phase> hook #<n>:`, n from 0), then the hook's path and what happened.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{phase} hook {path}: {reason}")]
+    #[error("error running {phase} hook #{index}: {path}: {reason}")]
     Failed {
         phase: &'static str,
+        index: usize,
         path: String,
         reason: String,
     },
@@ -73,8 +77,8 @@ impl Hooks {
         let mut state = state.clone();
         state.status = status(phase);
         let json = serde_json::to_vec(&state).expect("state serialises");
-        for hook in hooks {
-            run_one(phase, hook, &json, inherit)?;
+        for (index, hook) in hooks.iter().enumerate() {
+            run_one(phase, index, hook, &json, inherit)?;
         }
         Ok(())
     }
@@ -91,7 +95,8 @@ impl Hooks {
         let json = serde_json::to_vec(&state).expect("state serialises");
         hooks
             .iter()
-            .filter_map(|hook| run_one(phase, hook, &json, &Inherit::default()).err())
+            .enumerate()
+            .filter_map(|(i, hook)| run_one(phase, i, hook, &json, &Inherit::default()).err())
             .collect()
     }
 }
@@ -103,10 +108,20 @@ struct Inherit {
     cwd: Option<std::path::PathBuf>,
 }
 
-fn run_one(phase: Phase, hook: &Hook, state: &[u8], inherit: &Inherit) -> Result<(), Error> {
+/// Runs one hook. As runc, its stdout and stderr are captured, never passed on: a hook run by the init would
+/// otherwise write into the container's output (or a relayed terminal torn down on the failure); a failure
+/// carries both, on one line.
+fn run_one(
+    phase: Phase,
+    index: usize,
+    hook: &Hook,
+    state: &[u8],
+    inherit: &Inherit,
+) -> Result<(), Error> {
     let path = hook.path.display().to_string();
     let fail = |reason: String| Error::Failed {
         phase: phase.name(),
+        index,
         path: path.clone(),
         reason,
     };
@@ -124,37 +139,138 @@ fn run_one(phase: Phase, hook: &Hook, state: &[u8], inherit: &Inherit) -> Result
     if let Some(dir) = &inherit.cwd {
         cmd.current_dir(dir);
     }
-    cmd.stdin(Stdio::piped());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| fail(format!("spawn: {e}")))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin is fine (EPIPE is ignored).
         let _ = stdin.write_all(state);
     }
-    if let Some(t) = hook.timeout {
-        let pidfd = crate::sys::pidfd_open(nix::unistd::Pid::from_raw(child.id() as i32))
-            .map_err(|e| fail(format!("pidfd_open: {e}")))?;
-        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-        let ms = PollTimeout::try_from(t.as_millis().min(i32::MAX as u128) as i32)
-            .unwrap_or(PollTimeout::MAX);
-        let ready = loop {
-            match poll(&mut fds, ms) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                r => break r.unwrap_or(0),
-            }
-        };
-        if ready == 0 {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(fail(format!("timed out after {}s", t.as_secs())));
-        }
+    let timeout = hook.timeout;
+    let pidfd = crate::sys::pidfd_open(nix::unistd::Pid::from_raw(child.id() as i32))
+        .map_err(|e| fail(format!("pidfd_open: {e}")))?;
+    let (mut out, mut err) = (Captured::default(), Captured::default());
+    let pipes = [
+        child.stdout.take().map(|p| File::from(OwnedFd::from(p))),
+        child.stderr.take().map(|p| File::from(OwnedFd::from(p))),
+    ];
+    let exited = collect_until_exit(
+        &pidfd,
+        pipes,
+        [&mut out, &mut err],
+        timeout.map(|t| Instant::now() + t),
+    );
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+        let t = timeout.unwrap_or_default();
+        return Err(fail(format!(
+            "hook ran past specified timeout of {:.1}s",
+            t.as_secs_f64()
+        )));
     }
     let status = child.wait().map_err(|e| fail(format!("wait: {e}")))?;
     if status.success() {
         return Ok(());
     }
-    Err(fail(match (status.code(), status.signal()) {
-        (Some(c), _) => format!("exited with status {c}"),
-        (_, Some(s)) => format!("killed by signal {s}"),
+    let how = match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (_, Some(s)) => format!("signal: {}", signal_name(s)),
         _ => "failed".into(),
-    }))
+    };
+    Err(fail(format!(
+        "{how}, stdout: {}, stderr: {}",
+        out.one_line(),
+        err.one_line()
+    )))
+}
+
+fn signal_name(s: i32) -> String {
+    nix::sys::signal::Signal::try_from(s).map_or_else(|_| s.to_string(), |s| s.as_str().to_string())
+}
+
+/// What a hook wrote on one stream, up to a bound (the rest is read and dropped).
+#[derive(Default)]
+struct Captured(Vec<u8>);
+
+impl Captured {
+    const KEEP: usize = 16 * 1024;
+
+    fn push(&mut self, b: &[u8]) {
+        let room = Self::KEEP.saturating_sub(self.0.len());
+        self.0.extend_from_slice(&b[..b.len().min(room)]);
+    }
+
+    /// The text on one line: trailing newlines dropped, inner ones written as `\n`.
+    fn one_line(&self) -> String {
+        String::from_utf8_lossy(&self.0)
+            .trim_end()
+            .replace('\n', "\\n")
+    }
+}
+
+/// Reads the hook's pipes until it exits (its pidfd turns readable), then takes what is left in them without
+/// waiting for their other ends (a process the hook left behind may hold them). False if `deadline` came first.
+fn collect_until_exit(
+    pidfd: &OwnedFd,
+    mut pipes: [Option<File>; 2],
+    bufs: [&mut Captured; 2],
+    deadline: Option<Instant>,
+) -> bool {
+    let mut chunk = [0u8; 4096];
+    loop {
+        let ms = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+                    .unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut fds = vec![PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        let mut which = Vec::new();
+        for (i, p) in pipes.iter().enumerate() {
+            if let Some(p) = p {
+                fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+                which.push(i);
+            }
+        }
+        match poll(&mut fds, ms) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Ok(0) => return false,
+            Err(_) => return false,
+            Ok(_) => {}
+        }
+        let exited = fds[0].any().unwrap_or(false);
+        let ready: Vec<usize> = fds[1..]
+            .iter()
+            .zip(&which)
+            .filter(|(f, _)| f.any().unwrap_or(false))
+            .map(|(_, i)| *i)
+            .collect();
+        for i in ready {
+            match pipes[i].as_mut().map(|p| p.read(&mut chunk)) {
+                Some(Ok(0)) | Some(Err(_)) => pipes[i] = None,
+                Some(Ok(n)) => bufs[i].push(&chunk[..n]),
+                None => {}
+            }
+        }
+        if exited {
+            for (i, p) in pipes.iter_mut().enumerate() {
+                let Some(p) = p else { continue };
+                let _ = nix::fcntl::fcntl(
+                    std::os::fd::AsRawFd::as_raw_fd(p),
+                    nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+                );
+                while let Ok(n) = p.read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    bufs[i].push(&chunk[..n]);
+                }
+            }
+            return true;
+        }
+    }
 }

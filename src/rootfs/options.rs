@@ -157,8 +157,10 @@ pub fn recursive_attr(word: &str) -> Option<(u64, u64)> {
 }
 
 /// The per-mount flags of `flags` as mount_setattr bits (set, clear) for a mount being made: what is asked is set,
-/// every other per-mount flag is cleared (as a bind remount with mount(2) does), and the atime mode changes only
-/// when one is named (strictatime over noatime over relatime, as mount(2) ranks them).
+/// every other per-mount flag is cleared (as a bind remount with mount(2) does). The atime state (mode and
+/// nodiratime) is mount(2)'s too: naming none of noatime, nodiratime, relatime, strictatime keeps it; naming any
+/// replaces all of it, the mode being strictatime over noatime over the default relatime (so `nodiratime` alone
+/// gives relatime,nodiratime, as runc's mounts_sshfs.bats wants).
 pub fn mount_attrs(flags: MsFlags) -> (u64, u64) {
     use crate::sys::*;
     let mut set = 0;
@@ -181,21 +183,21 @@ pub fn mount_attrs(flags: MsFlags) -> (u64, u64) {
         | MOUNT_ATTR_NOSUID
         | MOUNT_ATTR_NODEV
         | MOUNT_ATTR_NOEXEC
-        | MOUNT_ATTR_NODIRATIME
         | MOUNT_ATTR_NOSYMFOLLOW)
         & !set;
-    let atime = if flags.contains(MsFlags::MS_STRICTATIME) {
-        Some(MOUNT_ATTR_STRICTATIME)
-    } else if flags.contains(MsFlags::MS_NOATIME) {
-        Some(MOUNT_ATTR_NOATIME)
-    } else if flags.contains(MsFlags::MS_RELATIME) {
-        Some(MOUNT_ATTR_RELATIME)
-    } else {
-        None
-    };
-    if let Some(mode) = atime {
-        set |= mode;
-        clr |= MOUNT_ATTR__ATIME;
+    let atime_words = MsFlags::MS_NOATIME
+        | MsFlags::MS_NODIRATIME
+        | MsFlags::MS_RELATIME
+        | MsFlags::MS_STRICTATIME;
+    if flags.intersects(atime_words) {
+        set |= if flags.contains(MsFlags::MS_STRICTATIME) {
+            MOUNT_ATTR_STRICTATIME
+        } else if flags.contains(MsFlags::MS_NOATIME) {
+            MOUNT_ATTR_NOATIME
+        } else {
+            MOUNT_ATTR_RELATIME
+        };
+        clr |= MOUNT_ATTR__ATIME | (MOUNT_ATTR_NODIRATIME & !set);
     }
     (set, clr)
 }
@@ -315,18 +317,45 @@ mod tests {
         use crate::sys::*;
         let (set, clr) = mount_attrs(p(&["bind", "ro", "nosuid"]).flags);
         assert_eq!(set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID);
+        // No atime word: the atime state (mode and nodiratime) is left alone.
         assert_eq!(
             clr,
-            MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NODIRATIME | MOUNT_ATTR_NOSYMFOLLOW
+            MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOSYMFOLLOW
         );
-        // No atime word: the atime mode is left alone.
-        assert_eq!(clr & MOUNT_ATTR__ATIME, 0);
+        // "atime" and "norelatime" clear flags that are not set: no atime word either (runc's "FIXME" cases).
+        for words in [&["bind", "atime"][..], &["bind", "norelatime"]] {
+            let (set, clr) = mount_attrs(p(words).flags);
+            assert_eq!(
+                (set & MOUNT_ATTR__ATIME, clr & MOUNT_ATTR__ATIME),
+                (0, 0),
+                "{words:?}"
+            );
+            assert_eq!(clr & MOUNT_ATTR_NODIRATIME, 0, "{words:?}");
+        }
         let (set, clr) = mount_attrs(p(&["noatime", "strictatime"]).flags);
         assert_eq!(set & MOUNT_ATTR__ATIME, MOUNT_ATTR_STRICTATIME);
         assert_eq!(clr & MOUNT_ATTR__ATIME, MOUNT_ATTR__ATIME);
         let (set, clr) = mount_attrs(p(&["relatime"]).flags);
         assert_eq!(set, 0);
-        assert_eq!(clr & MOUNT_ATTR__ATIME, MOUNT_ATTR__ATIME);
+        assert_eq!(
+            clr,
+            MOUNT_ATTR__ATIME
+                | MOUNT_ATTR_NODIRATIME
+                | MOUNT_ATTR_RDONLY
+                | MOUNT_ATTR_NOSUID
+                | MOUNT_ATTR_NODEV
+                | MOUNT_ATTR_NOEXEC
+                | MOUNT_ATTR_NOSYMFOLLOW
+        );
+        // nodiratime alone: relatime (0) and nodiratime, whatever the mode was (noatime cleared).
+        let (set, clr) = mount_attrs(p(&["bind", "nodiratime"]).flags);
+        assert_eq!(set, MOUNT_ATTR_NODIRATIME | MOUNT_ATTR_RELATIME);
+        assert_eq!(
+            clr & (MOUNT_ATTR__ATIME | MOUNT_ATTR_NODIRATIME),
+            MOUNT_ATTR__ATIME
+        );
+        let (set, _) = mount_attrs(p(&["bind", "nodiratime", "strictatime"]).flags);
+        assert_eq!(set, MOUNT_ATTR_NODIRATIME | MOUNT_ATTR_STRICTATIME);
     }
 
     #[test]
