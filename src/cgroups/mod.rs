@@ -157,6 +157,7 @@ pub fn for_container(
     annotations: Option<&std::collections::HashMap<String, String>>,
     id: &str,
     systemd: bool,
+    rootless: bool,
 ) -> Result<Box<dyn Manager>> {
     if systemd {
         let raw = cgroups_path.map(|p| {
@@ -174,6 +175,7 @@ pub fn for_container(
             id,
             &mounts,
             &own,
+            rootless,
         )?));
     }
     let default = Path::new(fs::DEFAULT_PARENT).join(id);

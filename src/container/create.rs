@@ -207,6 +207,7 @@ fn state_and_cgroup(
         spec.annotations().as_ref(),
         &opts.id,
         opts.systemd_cgroup,
+        opts.rootless_cgroups,
     )?;
     let cgroup = match opts.rootless_cgroups {
         true => cgroups::rootless::restrict(cgroup, linux)?,

@@ -635,13 +635,14 @@ impl std::fmt::Display for ConnectError {
 }
 
 impl Connection {
-    /// Connects to the first of `sockets` that answers (the bus daemon's socket first).
+    /// Connects to the first of `sockets` that answers (the bus daemon's socket first), authenticating as `uid`.
     pub fn connect_any(
         sockets: &[(PathBuf, bool)],
+        uid: u32,
     ) -> std::result::Result<Connection, ConnectError> {
         let mut tried = Vec::new();
         for (path, via_bus) in sockets {
-            match Connection::open(path, *via_bus) {
+            match Connection::open(path, *via_bus, uid) {
                 Ok(c) => return Ok(c),
                 Err(e) => tried.push((path.clone(), e.to_string())),
             }
@@ -649,7 +650,9 @@ impl Connection {
         Err(ConnectError { tried })
     }
 
-    pub fn open(path: &Path, via_bus: bool) -> Result<Connection> {
+    /// `uid` is the one EXTERNAL authentication claims: the peer checks it against the socket's credentials,
+    /// which the kernel gives in the initial user namespace (so uid 0 of a user namespace sends its host uid).
+    pub fn open(path: &Path, via_bus: bool, uid: u32) -> Result<Connection> {
         let stream = UnixStream::connect(path)?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         stream.set_write_timeout(Some(Duration::from_secs(10)))?;
@@ -659,15 +662,15 @@ impl Connection {
             via_bus,
             pending: Vec::new(),
         };
-        c.authenticate()?;
+        c.authenticate(uid)?;
         if via_bus {
             c.call_bus("Hello", vec![])?;
         }
         Ok(c)
     }
 
-    fn authenticate(&mut self) -> Result<()> {
-        let uid = nix::unistd::geteuid().as_raw().to_string();
+    fn authenticate(&mut self, uid: u32) -> Result<()> {
+        let uid = uid.to_string();
         let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
         self.stream
             .write_all(format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes())?;

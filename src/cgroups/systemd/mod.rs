@@ -46,11 +46,42 @@ pub struct Manager {
     pending: RefCell<Option<LinuxResources>>,
     /// The config's `org.systemd.property.*` annotations, given last at the start (so they win, as in runc).
     extra: Vec<props::Property>,
+    /// Rootless: the user's own manager is asked, as `uid` (the host uid of this caller).
+    rootless: bool,
+    uid: u32,
 }
 
-/// The sockets tried, in order ([`dbus::sockets_for`]): root's system manager, or a rootless user's own.
-fn sockets() -> Vec<(PathBuf, bool)> {
-    dbus::sockets_for(nix::unistd::geteuid().as_raw(), |k| std::env::var(k).ok())
+/// The sockets tried, in order ([`dbus::sockets_for`]): root's system manager, or a rootless user's own (the
+/// user of host uid `uid`).
+fn sockets(rootless: bool, uid: u32) -> Vec<(PathBuf, bool)> {
+    let user = if rootless { uid } else { 0 };
+    dbus::sockets_for(user, |k| std::env::var(k).ok())
+}
+
+/// This process's uid as the host sees it (the kernel passes that one as the D-Bus peer's credentials): `euid`
+/// mapped through `/proc/self/uid_map` (uid 0 of a rootless podman's user namespace is the user's own uid).
+fn host_uid() -> u32 {
+    let euid = nix::unistd::geteuid().as_raw();
+    let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    map_to_host(euid, &map).unwrap_or(euid)
+}
+
+/// `uid` of this namespace in the parent's terms, from a uid_map's `inside outside count` lines.
+fn map_to_host(uid: u32, uid_map: &str) -> Option<u32> {
+    uid_map.lines().find_map(|line| {
+        let f: Vec<u64> = line
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<std::result::Result<_, _>>()
+            .ok()?;
+        let [inside, outside, count] = f[..] else {
+            return None;
+        };
+        let uid = u64::from(uid);
+        (inside <= uid && uid < inside + count)
+            .then(|| u32::try_from(outside + (uid - inside)).ok())
+            .flatten()
+    })
 }
 
 fn sd_err(what: impl std::fmt::Display) -> Error {
@@ -60,17 +91,47 @@ fn sd_err(what: impl std::fmt::Display) -> Error {
 impl Manager {
     /// The manager of a new container: `cgroups_path` in systemd form and the unit properties the annotations
     /// ask for (both checked here, before anything exists).
+    ///
+    /// `rootless` (runc's rules, v2 only): the empty slice is `user.slice` and the unit's cgroup lies below the
+    /// user manager's own (its `ControlGroup`, read here, so this connects already).
     pub fn new(
         cgroups_path: Option<&str>,
         annotations: Option<&std::collections::HashMap<String, String>>,
         id: &str,
         mounts: &[super::mountinfo::CgroupMount],
         own: &[(Vec<String>, PathBuf)],
+        rootless: bool,
     ) -> Result<Manager> {
-        let unit = UnitPath::parse(cgroups_path, id)?;
+        let default_slice = if rootless {
+            "user.slice"
+        } else {
+            "system.slice"
+        };
+        let unit = UnitPath::parse_in(cgroups_path, id, default_slice)?;
         let extra = annotations::properties(annotations.into_iter().flatten()).map_err(sd_err)?;
-        let cg = PathBuf::from(unit.cgroup());
-        let (unified, inner): (bool, Box<dyn super::Manager>) = match super::layout_of(mounts)? {
+        let layout = super::layout_of(mounts)?;
+        if rootless && !matches!(layout, super::Layout::Unified) {
+            // runc's words: a user manager delegates only on the unified hierarchy
+            return Err(sd_err(
+                "cannot use rootless systemd cgroups manager on cgroup v1",
+            ));
+        }
+        let uid = host_uid();
+        let conn = RefCell::new(None);
+        let cg = if rootless {
+            let mut c = Connection::connect_any(&sockets(true, uid), uid).map_err(sd_err)?;
+            let manager_cg = manager_control_group(&mut c)?;
+            *conn.borrow_mut() = Some(c);
+            path::under_manager(&manager_cg, &unit.cgroup()).map_err(|_| {
+                sd_err(format!(
+                    "the user manager's ControlGroup {manager_cg:?} is not an absolute cgroup path"
+                ))
+            })?
+        } else {
+            unit.cgroup()
+        };
+        let cg = PathBuf::from(cg);
+        let (unified, inner): (bool, Box<dyn super::Manager>) = match layout {
             super::Layout::Unified => (
                 true,
                 Box::new(super::v2::Manager::new(super::v2::resolve(
@@ -88,15 +149,19 @@ impl Manager {
             unit,
             unified,
             inner,
-            conn: RefCell::new(None),
+            conn,
             started: Cell::new(false),
             pending: RefCell::new(None),
             extra,
+            rootless,
+            uid,
         })
     }
 
-    /// The manager of a recorded container whose scope `unit` exists (or existed) at `paths`.
+    /// The manager of a recorded container whose scope `unit` exists (or existed) at `paths`. A caller that is
+    /// not the host's root asks its own user manager (the one that made the unit).
     pub fn existing(unit: &str, slice: &str, paths: &BTreeMap<String, PathBuf>) -> Manager {
+        let uid = host_uid();
         let inner = super::from_paths(paths);
         let unified = paths.len() == 1
             && paths
@@ -113,13 +178,18 @@ impl Manager {
             started: Cell::new(true),
             pending: RefCell::new(None),
             extra: Vec::new(),
+            rootless: uid != 0,
+            uid,
         }
     }
 
     fn conn(&self) -> Result<RefMut<'_, Connection>> {
         let mut c = self.conn.borrow_mut();
         if c.is_none() {
-            *c = Some(Connection::connect_any(&sockets()).map_err(sd_err)?);
+            *c = Some(
+                Connection::connect_any(&sockets(self.rootless, self.uid), self.uid)
+                    .map_err(sd_err)?,
+            );
         }
         Ok(RefMut::map(c, |c| c.as_mut().expect("just connected")))
     }
@@ -318,6 +388,26 @@ impl Manager {
     }
 }
 
+/// The manager's own cgroup (its `ControlGroup` property): `/` for the system manager, e.g.
+/// `/user.slice/user-1000.slice/user@1000.service` for a user's.
+fn manager_control_group(c: &mut Connection) -> Result<String> {
+    let m = Message::call(
+        DEST,
+        OBJ,
+        "org.freedesktop.DBus.Properties",
+        "Get",
+        vec![Value::Str(IFACE.into()), Value::Str("ControlGroup".into())],
+    );
+    let v = c
+        .call(m, METHOD_TIMEOUT)
+        .map_err(|e| sd_err(format!("get the manager's ControlGroup: {e}")))?;
+    match v.first() {
+        Some(Value::Variant(inner)) => inner.as_str().map(str::to_string),
+        _ => None,
+    }
+    .ok_or_else(|| sd_err("get the manager's ControlGroup: the reply is not a string"))
+}
+
 impl super::Manager for Manager {
     fn paths(&self) -> &BTreeMap<String, PathBuf> {
         self.inner.paths()
@@ -409,5 +499,27 @@ impl super::Manager for Manager {
 
     fn oom_watch(&self) -> Result<super::oom::Watch> {
         self.inner.oom_watch()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::map_to_host;
+
+    #[test]
+    fn maps_uid_to_the_host() {
+        // the initial namespace: every uid is itself
+        assert_eq!(
+            map_to_host(1000, "         0          0 4294967295\n"),
+            Some(1000)
+        );
+        // rootless podman: uid 0 is the user, 1.. the subuid range
+        let map = "0 1000 1\n1 100000 65536\n";
+        assert_eq!(map_to_host(0, map), Some(1000));
+        assert_eq!(map_to_host(1, map), Some(100000));
+        assert_eq!(map_to_host(65536, map), Some(165535));
+        assert_eq!(map_to_host(65537, map), None);
+        assert_eq!(map_to_host(0, ""), None);
+        assert_eq!(map_to_host(0, "garbage\n"), None);
     }
 }

@@ -14,8 +14,15 @@ pub struct UnitPath {
 }
 
 impl UnitPath {
-    /// Parses `slice:prefix:name`; no cgroupsPath at all means `:berth:<id>` (runc's `:runc:<id>`).
+    /// Parses `slice:prefix:name`; no cgroupsPath at all means `:berth:<id>` (runc's `:runc:<id>`). An empty
+    /// slice is `system.slice`.
+    #[cfg(test)]
     pub fn parse(cgroups_path: Option<&str>, id: &str) -> Result<UnitPath> {
+        Self::parse_in(cgroups_path, id, "system.slice")
+    }
+
+    /// [`UnitPath::parse`] with `default_slice` for an empty slice (a rootless caller's is `user.slice`, as runc's).
+    pub fn parse_in(cgroups_path: Option<&str>, id: &str, default_slice: &str) -> Result<UnitPath> {
         let default = format!(":berth:{id}");
         let raw = match cgroups_path {
             Some(p) if !p.is_empty() => p,
@@ -38,7 +45,7 @@ impl UnitPath {
             return Err(bad("systemd unit and slice names cannot contain '/'"));
         }
         let slice = if slice.is_empty() {
-            "system.slice"
+            default_slice
         } else {
             slice
         };
@@ -61,6 +68,23 @@ impl UnitPath {
         let slice = expand_slice(&self.slice).expect("checked by parse");
         format!("{}/{}", slice.trim_end_matches('/'), self.unit)
     }
+}
+
+/// The unit's cgroup below the cgroup of the manager that runs it: `manager_cg` is the manager's `ControlGroup`
+/// (empty or `/` for the system manager, `/user.slice/user-1000.slice/user@1000.service` for a user's), `unit_cg` is
+/// [`UnitPath::cgroup`]. A manager's cgroup that is not absolute or climbs (`..`) is refused: it would place the
+/// container elsewhere.
+pub fn under_manager(manager_cg: &str, unit_cg: &str) -> std::result::Result<String, ()> {
+    let manager_cg = if manager_cg.is_empty() {
+        "/"
+    } else {
+        manager_cg
+    };
+    if !manager_cg.starts_with('/') || manager_cg.split('/').any(|c| c == ".." || c == ".") {
+        return Err(());
+    }
+    let base = manager_cg.trim_end_matches('/');
+    Ok(format!("{base}{unit_cg}"))
 }
 
 /// `a-b-c.slice` → `/a.slice/a-b.slice/a-b-c.slice`; `-.slice` is the root. Empty components (`a--b.slice`,
@@ -148,6 +172,46 @@ mod tests {
 
         let u = UnitPath::parse(None, "ctr1").unwrap();
         assert_eq!(u.cgroup(), "/system.slice/berth-ctr1.scope");
+    }
+
+    #[test]
+    fn rootless_default_slice_is_user_slice() {
+        let u = UnitPath::parse_in(None, "c1", "user.slice").unwrap();
+        assert_eq!(u.slice, "user.slice");
+        assert_eq!(u.cgroup(), "/user.slice/berth-c1.scope");
+        let u = UnitPath::parse_in(Some(":p:n"), "x", "user.slice").unwrap();
+        assert_eq!(u.cgroup(), "/user.slice/p-n.scope");
+        // an explicit slice is kept
+        let u = UnitPath::parse_in(Some("app.slice:p:n"), "x", "user.slice").unwrap();
+        assert_eq!(u.cgroup(), "/app.slice/p-n.scope");
+    }
+
+    #[test]
+    fn unit_cgroup_goes_below_the_managers() {
+        assert_eq!(
+            under_manager(
+                "/user.slice/user-1000.slice/user@1000.service",
+                "/user.slice/berth-c1.scope"
+            )
+            .unwrap(),
+            "/user.slice/user-1000.slice/user@1000.service/user.slice/berth-c1.scope"
+        );
+        // the system manager's cgroup is the root: nothing changes
+        assert_eq!(
+            under_manager("/", "/system.slice/berth-c1.scope").unwrap(),
+            "/system.slice/berth-c1.scope"
+        );
+        assert_eq!(
+            under_manager("", "/system.slice/berth-c1.scope").unwrap(),
+            "/system.slice/berth-c1.scope"
+        );
+        assert_eq!(
+            under_manager("/a/", "/s.slice/u.scope").unwrap(),
+            "/a/s.slice/u.scope"
+        );
+        for bad in ["rel/x", "/a/../b", "/a/./b"] {
+            assert!(under_manager(bad, "/s.slice/u.scope").is_err(), "{bad}");
+        }
     }
 
     #[test]
