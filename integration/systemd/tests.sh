@@ -225,6 +225,12 @@ contains "unreachable error" "$out" "/run/systemd/private"
 no_state t7
 gone berth-t7.scope "$(cg pids /system.slice/berth-t7.scope)"
 
+if [ $mode = v2 ]; then
+  echo "== rootless --systemd-cgroup: a user's own manager (integration/systemd/rootless.sh)"
+  BERTH="$BERTH" "$(dirname "$0")/rootless.sh" 2>&1 | sed 's/^/   /'
+  [ "${PIPESTATUS[0]}" = 0 ] && pass "rootless --systemd-cgroup" || fail "rootless --systemd-cgroup"
+fi
+
 if [ -n "${BERTH_SD_IMAGE:-}" ]; then
   echo "== containerd: ctr run --runc-systemd-cgroup --runc-binary berth"
   "$(dirname "$0")/containerd-in-vm.sh" || fail "containerd with --runc-systemd-cgroup"

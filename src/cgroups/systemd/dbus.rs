@@ -665,8 +665,32 @@ impl Connection {
         c.authenticate(uid)?;
         if via_bus {
             c.call_bus("Hello", vec![])?;
+        } else {
+            c.settle()?;
         }
         Ok(c)
+    }
+
+    /// On a direct connection, pings systemd until it answers. sd-bus (seen with systemd 252's user manager) can
+    /// leave a message that arrived in the same read as `BEGIN` unread until more bytes come; a ping that is not
+    /// answered soon is followed by another, whose bytes wake it. After this, one call is in flight at a time.
+    fn settle(&mut self) -> Result<()> {
+        let step = Duration::from_millis(500);
+        for _ in 0..20 {
+            let ping = Message::call(
+                "org.freedesktop.systemd1",
+                "/org/freedesktop/systemd1",
+                "org.freedesktop.DBus.Peer",
+                "Ping",
+                vec![],
+            );
+            match self.call(ping, step) {
+                Ok(_) | Err(Error::Reply { .. }) => return Ok(()),
+                Err(Error::Timeout(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Timeout(step * 20))
     }
 
     fn authenticate(&mut self, uid: u32) -> Result<()> {

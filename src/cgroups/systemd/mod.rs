@@ -423,6 +423,20 @@ impl super::Manager for Manager {
     }
 
     fn apply(&self, r: &LinuxResources) -> Result<()> {
+        // Rootless: no device filter can be set up (a BPF program needs the host's root); rootless::apply tries
+        // the rules alone and ignores a failure, so they are dropped here, and a devices-only call is a no-op.
+        let stripped;
+        let r = if self.rootless {
+            let mut c = r.clone();
+            c.set_devices(None);
+            if c == LinuxResources::default() {
+                return Ok(());
+            }
+            stripped = c;
+            &stripped
+        } else {
+            r
+        };
         if !self.started.get() {
             *self.pending.borrow_mut() = Some(r.clone());
             return Ok(());
