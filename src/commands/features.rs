@@ -5,8 +5,8 @@
 use anyhow::Result;
 use serde_json::{json, Value};
 
+use crate::config::mount_options as options;
 use crate::process::hooks::Phase;
-use crate::rootfs::options;
 
 /// Every option word runc knows; `features` lists those berth's parser consumes itself (the rest would be handed
 /// to the filesystem as data, which is not "supporting" them).
@@ -79,11 +79,7 @@ pub fn mount_options() -> Vec<&'static str> {
     let mut out: Vec<&str> = CANDIDATE_MOUNT_OPTIONS
         .iter()
         .copied()
-        .filter(|o| {
-            options::parse(&[o.to_string()])
-                .map(|p| p.data.is_empty())
-                .unwrap_or(false)
-        })
+        .filter(|o| options::parse(&[o.to_string()]).data.is_empty())
         .collect();
     out.sort_unstable();
     out

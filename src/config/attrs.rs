@@ -165,10 +165,12 @@ pub fn personality(p: &LinuxPersonality) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sched(v: serde_json::Value) -> Scheduler {
+    /// A `process.scheduler` from its config.json form (flag names translated), for the tests here and in
+    /// `process::sched`.
+    pub(crate) fn sched(v: serde_json::Value) -> Scheduler {
         let mut p = serde_json::json!({ "scheduler": v });
         crate::config::translate_scheduler_flags(&mut p);
         serde_json::from_value(p["scheduler"].take()).unwrap()

@@ -278,7 +278,7 @@ fn translate(raw: &[u8]) -> bool {
     }
     let _ = super::Hooks::from_oci(spec.hooks().clone());
     for m in spec.mounts().iter().flatten() {
-        let _ = crate::rootfs::options::parse(m.options().as_deref().unwrap_or(&[]));
+        let _ = super::mount_options::parse(m.options().as_deref().unwrap_or(&[]));
     }
     if let Some(linux) = spec.linux() {
         if let Some(s) = linux.seccomp() {

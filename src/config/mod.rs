@@ -9,12 +9,15 @@ mod fields;
 pub(crate) mod fuzz;
 mod hooks;
 mod id;
+pub mod mount_options;
+mod mounts;
 mod namespaces;
 mod validate;
 
 pub use default::default_config;
 pub use hooks::{Hook, Hooks, Phase};
 pub use id::validate_id;
+pub use mounts::{Mapping, Mount};
 pub use namespaces::{clone_flag, Namespaces, NsPath};
 pub use validate::namespace_kind;
 
@@ -79,9 +82,9 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle, Error> {
         path: config.clone(),
         source,
     })?;
-    let spec = parse(&config, &raw)?;
-    let mut translated = Config::from_spec(&config, spec)?;
-    anchor_bind_sources(&mut translated.spec, &dir);
+    let mut spec = parse(&config, &raw)?;
+    anchor_bind_sources(&mut spec, &dir);
+    let translated = Config::from_spec(&config, spec)?;
     let root = translated.root.path();
     let rootfs = if root.is_absolute() {
         root.clone()
@@ -109,12 +112,14 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle, Error> {
 /// config.json translated for `create`: what validation guaranteed, the types say.
 #[derive(Debug)]
 pub struct Config {
-    /// The rest of config.json as decoded. `root`, `process`, `linux` and `hooks` are moved out of it into the
-    /// fields below (they are `None` here): read them there.
+    /// The rest of config.json as decoded. `root`, `process`, `linux`, `mounts` and `hooks` are moved out of it into
+    /// the fields below (they are `None` here): read them there.
     pub spec: Spec,
     pub root: Root,
     pub process: Process,
     pub linux: Linux,
+    /// `mounts`, in config order, options parsed.
+    pub mounts: Vec<Mount>,
     /// `hooks`, by phase.
     pub hooks: Hooks,
     /// The namespace plan of `linux.namespaces`.
@@ -148,12 +153,14 @@ impl Config {
             .ok_or_else(|| invalid("linux is missing: berth runs Linux containers".into()))?;
         validate::check(&spec, &root, &process, &linux).map_err(invalid)?;
         let namespaces = Namespaces::from_linux(&linux).map_err(invalid)?;
+        let mounts = mounts::translate(spec.mounts_mut().take(), &linux).map_err(invalid)?;
         let hooks = Hooks::from_oci(spec.hooks_mut().take());
         Ok(Config {
             spec,
             root,
             process,
             linux,
+            mounts,
             hooks,
             namespaces,
         })
@@ -347,6 +354,7 @@ mod tests {
         // Read them in the Config, never in the spec.
         assert!(c.spec.root().is_none() && c.spec.process().is_none() && c.spec.linux().is_none());
         assert!(c.spec.hooks().is_none() && c.hooks.is_empty());
+        assert!(c.spec.mounts().is_none() && c.mounts.is_empty());
     }
 
     #[test]
@@ -372,6 +380,13 @@ mod tests {
                     r#""mounts":[{"destination":"/a"},{"destination":"b"}],"root":"#,
                 ),
                 "mounts[1].destination \"b\": must be absolute",
+            ),
+            (
+                MINIMAL.replace(
+                    r#""root":"#,
+                    r#""mounts":[{"destination":"/a"},{"destination":"/t","type":"proc","options":["tmpcopyup"]}],"root":"#,
+                ),
+                "mounts[1] \"/t\": tmpcopyup is only valid for tmpfs",
             ),
             (
                 linux(r#"{"namespaces":[{"type":"pid"},{"type":"pid"}]}"#),

@@ -72,11 +72,7 @@ pub fn apply(s: &Scheduler) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn sched(v: serde_json::Value) -> Scheduler {
-        let mut p = serde_json::json!({ "scheduler": v });
-        crate::config::translate_scheduler_flags(&mut p);
-        serde_json::from_value(p["scheduler"].take()).unwrap()
-    }
+    use crate::config::attrs::tests::sched;
 
     #[test]
     fn spec_flag_names_decode_to_their_bits() {

@@ -118,12 +118,7 @@ pub struct Listener {
 impl Listener {
     /// Binds and listens at `path` (kept short by the caller: sun_path has 108 bytes).
     pub fn bind(path: &str) -> std::io::Result<Listener> {
-        let fd = socket(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )?;
+        let fd = seqpacket_socket()?;
         bind(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
         listen(&fd, Backlog::new(128)?)?;
         Ok(Listener { fd })
@@ -145,14 +140,19 @@ impl Listener {
     }
 }
 
-/// Connects to the [`Listener`] at `path` (`start` to the init). ECONNREFUSED: nobody listens there any more.
-pub fn connect_to(path: &str) -> std::io::Result<Channel> {
-    let fd = socket(
+/// A close-on-exec SOCK_SEQPACKET unix socket: the start connection keeps message boundaries, like the channel.
+fn seqpacket_socket() -> nix::Result<OwnedFd> {
+    socket(
         AddressFamily::Unix,
         SockType::SeqPacket,
         SockFlag::SOCK_CLOEXEC,
         None,
-    )?;
+    )
+}
+
+/// Connects to the [`Listener`] at `path` (`start` to the init). ECONNREFUSED: nobody listens there any more.
+pub fn connect_to(path: &str) -> std::io::Result<Channel> {
+    let fd = seqpacket_socket()?;
     connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
     Ok(Channel { fd })
 }

@@ -5,21 +5,18 @@ use std::path::Path;
 
 use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
-use oci_spec::runtime::Mount;
 
 use super::mounts::{cstr, new_filesystem};
-use super::{options, Context, Error};
+use super::{Context, Error};
+use crate::config::mount_options as options;
+use crate::config::Mount;
 use crate::resolve::Root;
 
 /// `cgroup` mounts: cgroup2 where the host is unified, else a tmpfs with the container's directory of each v1
 /// hierarchy bound below it (read-only unless the config says rw).
-pub(super) fn mount_cgroup(
-    ctx: &Context,
-    root: &Root,
-    m: &Mount,
-    opts: &options::MountOptions,
-) -> Result<(), Error> {
-    let dest = m.destination();
+pub(super) fn mount_cgroup(ctx: &Context, root: &Root, m: &Mount) -> Result<(), Error> {
+    let opts = &m.options;
+    let dest = &m.destination;
     let target = root.mkdir_all(dest, 0o755)?;
     let flags = opts.flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let merr = |fstype: &str| {

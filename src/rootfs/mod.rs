@@ -1,7 +1,7 @@
 //! The container's root filesystem: mounts in config order, /dev, pivot_root, then masked and read-only paths.
 //! Runs in the init, inside the new mount namespace. Every container path is resolved inside the rootfs.
 //!
-//! One file per job: `validate` (config checks before anything exists), `propagation`, `mounts` (one mount of
+//! One file per job: `validate` (config checks that need the kernel's tables, before anything exists), `propagation`, `mounts` (one mount of
 //! the config), `cgroup_mount`, `tmpcopyup`, `devices` (/dev), `pivot` (the rootfs becomes `/`), `masks` (masked
 //! and read-only paths), `sysctl`, `idmap` (idmapped and user-namespace binds), `unmount` (for containers
 //! without a mount namespace). This file holds the order: [`prepare`], [`enter_root`], [`finish`].
@@ -12,7 +12,6 @@ pub mod idmap;
 mod masks;
 pub mod mountinfo;
 mod mounts;
-pub mod options;
 mod pivot;
 mod propagation;
 pub mod sysctl;
@@ -104,8 +103,7 @@ pub fn prepare(ctx: &Context) -> Result<Mounted, Error> {
     // mknod of a device is refused: bind the host's nodes.
     let bind_devices = ctx.in_user_ns || crate::namespaces::running_in_user_ns();
     devices::populate(&root, linux, bind_devices)?;
-    let mounts = ctx.config.spec.mounts().as_deref().unwrap_or_default();
-    if !mounts.iter().any(|m| m.typ().as_deref() == Some("devpts")) {
+    if !ctx.config.mounts.iter().any(|m| m.fstype == "devpts") {
         devices::mount_devpts(&root)?;
     }
     Ok(mounted)

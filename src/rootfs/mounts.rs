@@ -6,16 +6,18 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};
-use oci_spec::runtime::{Linux, Mount};
+use oci_spec::runtime::Linux;
 
 use super::propagation::set_propagation;
 use super::tmpcopyup::copy_tree;
-use super::{cgroup_mount, idmap, options, sys, Context, Error, Mounted};
+use super::{cgroup_mount, idmap, sys, Context, Error, Mounted};
+use crate::config::mount_options as options;
+use crate::config::Mount;
 use crate::resolve::{self, fd_path, Root};
 
 /// Every mount of config.json in order, then a tmpfs on /dev where the config mounts nothing there.
 pub(super) fn mount_all(ctx: &Context, root: &Root) -> Result<Mounted, Error> {
-    let mounts = ctx.config.spec.mounts().as_deref().unwrap_or_default();
+    let mounts = &ctx.config.mounts;
     let mut done = Mounted::default();
     for (i, m) in mounts.iter().enumerate() {
         if let Some(fd) = mount_one(ctx, root, m, Some(i))? {
@@ -25,19 +27,15 @@ pub(super) fn mount_all(ctx: &Context, root: &Root) -> Result<Mounted, Error> {
     let has = |d: &str| {
         mounts
             .iter()
-            .any(|m| resolve::relative(m.destination()) == resolve::relative(Path::new(d)))
+            .any(|m| resolve::relative(&m.destination) == resolve::relative(Path::new(d)))
     };
     if !has("/dev") {
-        let mut dev = Mount::default();
-        dev.set_destination("/dev".into());
-        dev.set_typ(Some("tmpfs".into()));
-        dev.set_source(Some("tmpfs".into()));
-        dev.set_options(Some(vec![
-            "nosuid".into(),
-            "strictatime".into(),
-            "mode=755".into(),
-            "size=65536k".into(),
-        ]));
+        let dev = Mount::new(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        );
         mount_one(ctx, root, &dev, None)?;
     }
     Ok(done)
@@ -76,15 +74,10 @@ fn mount_one(
     m: &Mount,
     index: Option<usize>,
 ) -> Result<Option<OwnedFd>, Error> {
-    let dest = &container_dest(ctx.rootfs, m.destination());
-    let fstype = m.typ().as_deref().unwrap_or("");
-    let mut opts =
-        options::parse(m.options().as_deref().unwrap_or(&[])).map_err(|reason| Error::Invalid {
-            dest: dest.clone(),
-            reason,
-        })?;
-    let bind = opts.bind || fstype == "bind";
-    let source = m.source().clone().unwrap_or_default();
+    let dest = &container_dest(ctx.rootfs, &m.destination);
+    let fstype = m.fstype.as_str();
+    let bind = m.bind;
+    let source = &m.source;
     let merr = |source_err: nix::Error| Error::Mount {
         src: source.display().to_string(),
         dest: dest.clone(),
@@ -92,7 +85,7 @@ fn mount_one(
         source: source_err,
     };
     if fstype == "cgroup" || fstype == "cgroup2" {
-        cgroup_mount::mount_cgroup(ctx, root, m, &opts)?;
+        cgroup_mount::mount_cgroup(ctx, root, m)?;
         return Ok(None);
     }
     let invalid = |reason: String| Error::Invalid {
@@ -111,16 +104,20 @@ fn mount_one(
     }
     // A read-only /dev is populated first (runc too): the flag is applied by `finish`, on this same mount.
     let hold_ro = resolve::relative(dest) == Path::new("dev")
-        && opts.flags.contains(MsFlags::MS_RDONLY)
-        && !opts.flags.contains(MsFlags::MS_REMOUNT);
-    if hold_ro {
-        opts.flags -= MsFlags::MS_RDONLY;
-    }
+        && m.options.flags.contains(MsFlags::MS_RDONLY)
+        && !m.options.flags.contains(MsFlags::MS_REMOUNT);
+    let opts = if hold_ro {
+        let mut held = m.options.clone();
+        held.flags -= MsFlags::MS_RDONLY;
+        std::borrow::Cow::Owned(held)
+    } else {
+        std::borrow::Cow::Borrowed(&m.options)
+    };
     // A bind's source as a detached copy. In a user namespace `create` makes it with the host's credentials (the
     // init may not even be allowed to look at the source from there), inside the container's mount namespace and
     // at this point of the mount order, as it does for idmapped mounts (which only the host side may make).
     let tree = if bind {
-        let idmapped = idmap::is_idmapped(m, &opts);
+        let idmapped = m.idmap.is_some();
         match index {
             Some(i) if idmapped || (ctx.in_user_ns && ctx.host_binds) => {
                 Some((ctx.host_tree)(i).map_err(|reason| idmap::Error::Invalid {
@@ -130,7 +127,7 @@ fn mount_one(
                 })?)
             }
             _ => {
-                let c_src = cstr(&source).map_err(&invalid)?;
+                let c_src = cstr(source).map_err(&invalid)?;
                 Some(
                     crate::sys::open_tree_clone(&c_src, opts.recursive_bind)
                         .map_err(|e| invalid(format!("bind source {}: {e}", source.display())))?,
@@ -186,7 +183,7 @@ fn mount_one(
             // "remount" of what is already there: nothing new is made, the kernel's remount does it.
             let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
             mount(
-                Some(&source),
+                Some(source),
                 &fd_path(target.as_fd()),
                 Some(fstype),
                 opts.flags,
@@ -207,7 +204,7 @@ fn mount_one(
                     .collect::<Vec<_>>()
                     .join(",");
             }
-            let fs = match new_filesystem(fstype, &source, opts.flags, &data) {
+            let fs = match new_filesystem(fstype, source, opts.flags, &data) {
                 Err(nix::errno::Errno::EPERM) if matches!(fstype, "sysfs" | "mqueue") => {
                     host_instance(ctx, dest, fstype, &opts, &merr)?
                 }

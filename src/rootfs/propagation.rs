@@ -6,7 +6,8 @@ use std::path::Path;
 use nix::mount::{mount, MsFlags};
 use oci_spec::runtime::Linux;
 
-use super::{mountinfo, options, sys, Error};
+use super::{mountinfo, sys, Error};
+use crate::config::mount_options as options;
 
 /// linux.rootfsPropagation as mount flags; rslave when unset.
 pub(super) fn root_propagation(linux: &Linux) -> Result<MsFlags, Error> {

@@ -1,36 +1,14 @@
-//! Checks of the rootfs part of the config that need no kernel, run by `create` before anything exists.
+//! Checks of the rootfs part of the config left to rootfs (`mounts` are checked at load, in `config`), run by
+//! `create` before anything exists.
 
-use super::{devices, idmap, options, propagation, sysctl, Error};
+use super::{devices, propagation, sysctl, Error};
 use crate::config::Config;
 
 /// Checks of the rootfs part of the config that need no kernel, run by `create` before anything exists: the
-/// propagation, every mount's options, idmap mappings, devices and sysctls.
+/// propagation, devices and sysctls.
 pub fn validate(config: &Config) -> Result<(), Error> {
     let linux = &config.linux;
     propagation::root_propagation(linux)?;
-    for m in config.spec.mounts().as_deref().unwrap_or_default() {
-        let dest = m.destination();
-        let invalid = |reason: String| Error::Invalid {
-            dest: dest.clone(),
-            reason,
-        };
-        if !dest.is_absolute() {
-            return Err(invalid("the destination must be an absolute path".into()));
-        }
-        let opts = options::parse(m.options().as_deref().unwrap_or(&[])).map_err(invalid)?;
-        let bind = opts.bind || m.typ().as_deref() == Some("bind");
-        if idmap::is_idmapped(m, &opts) {
-            if !bind {
-                return Err(invalid(
-                    "idmap and uidMappings/gidMappings need a bind mount".into(),
-                ));
-            }
-            idmap::mapping_for(linux, m).map_err(invalid)?;
-        }
-        if opts.tmpcopyup && m.typ().as_deref() != Some("tmpfs") {
-            return Err(invalid("tmpcopyup is only valid for tmpfs".into()));
-        }
-    }
     for d in devices::of(linux) {
         devices::node_from_spec(d)?;
     }

@@ -43,7 +43,7 @@ impl Default for MountOptions {
 
 /// Parses fstab-style options the way runc does: known flags set or clear bits, propagation words collect, and
 /// anything else is handed to the filesystem.
-pub fn parse(options: &[String]) -> Result<MountOptions, String> {
+pub fn parse(options: &[String]) -> MountOptions {
     let mut o = MountOptions::default();
     let mut data = Vec::new();
     for opt in options {
@@ -124,7 +124,7 @@ pub fn parse(options: &[String]) -> Result<MountOptions, String> {
         }
     }
     o.data = data.join(",");
-    Ok(o)
+    o
 }
 
 /// Recursive attribute words → (set, clear) bits of mount_setattr, as runc reads them. Choosing an atime mode
@@ -245,7 +245,7 @@ mod tests {
     use super::*;
 
     fn p(opts: &[&str]) -> MountOptions {
-        parse(&opts.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+        parse(&opts.iter().map(|s| s.to_string()).collect::<Vec<_>>())
     }
 
     #[test]
