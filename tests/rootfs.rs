@@ -980,3 +980,55 @@ fn bind_atime_flags_follow_mount2() {
         }
     }
 }
+
+/// A read-only root keeps the flags of the filesystem the rootfs is on (as runc): the bind remount sets every
+/// flag, so leaving them out would make a rootfs on a nosuid, nodev filesystem suid- and device-capable (and in a
+/// user namespace, where the kernel locks them, fail with EPERM).
+#[test]
+fn readonly_root_keeps_the_rootfs_mount_flags() {
+    let id = unique("roflags");
+    let mut b = Bundle::new(&id);
+    b.sh("grep ' / ' /proc/self/mountinfo")
+        .edit(|c| c["root"]["readonly"] = json!(true));
+    // The rootfs on its own nosuid,nodev tmpfs, unmounted whatever happens.
+    let fs = b.dir.join("fs");
+    std::fs::create_dir_all(&fs).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "nosuid,nodev", "tmpfs"])
+        .arg(&fs)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(fs.clone());
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(b.rootfs())
+        .arg(fs.join("rootfs"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    b.edit(|c| c["root"]["path"] = json!(fs.join("rootfs")));
+    let out = run_ok(&b, &id);
+    let root = out
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .unwrap_or_default();
+    let opts: Vec<&str> = root
+        .split(' ')
+        .nth(5)
+        .unwrap_or_default()
+        .split(',')
+        .collect();
+    for want in ["ro", "nosuid", "nodev"] {
+        assert!(
+            opts.contains(&want),
+            "{want} missing from / in {opts:?}: {out:?}"
+        );
+    }
+}

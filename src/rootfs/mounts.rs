@@ -367,7 +367,7 @@ fn set_bind_attrs(
     };
     match crate::sys::mount_setattr(tree.as_fd(), false, &attr(clr)) {
         Err(nix::errno::Errno::EPERM) => {
-            let locked = locked_flags(tree) - opts.cleared;
+            let locked = mount_flags_of(tree) - opts.cleared;
             let (locked_attrs, _) = options::mount_attrs(locked);
             let clr = clr & !(locked_attrs & !crate::sys::MOUNT_ATTR__ATIME);
             crate::sys::mount_setattr(tree.as_fd(), false, &attr(clr)).map_err(merr)
@@ -383,7 +383,7 @@ fn is_symlink(fd: &std::os::fd::OwnedFd) -> bool {
 }
 
 /// The per-mount flags of the mount `fd` is on, as mount(2) flags.
-fn locked_flags(fd: &std::os::fd::OwnedFd) -> MsFlags {
+pub(super) fn mount_flags_of(fd: &std::os::fd::OwnedFd) -> MsFlags {
     use nix::sys::statvfs::FsFlags;
     let Ok(st) = nix::sys::statvfs::fstatvfs(fd) else {
         return MsFlags::empty();

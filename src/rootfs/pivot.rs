@@ -118,13 +118,22 @@ fn pivot(rootfs: &Path) -> Result<(), Error> {
     nix::unistd::chdir("/").map_err(sys("chdir /"))
 }
 
-/// root.readonly, last: a read-only bind remount of the container's `/`.
+/// root.readonly, last: a read-only bind remount of the container's `/`, keeping the flags `/` already has (as
+/// runc): a bind remount sets them all, so leaving them out would drop a rootfs's nosuid or nodev, and in a user
+/// namespace, where the kernel locks them on mounts from the host, fail with EPERM.
 pub(super) fn remount_root_readonly() -> Result<(), Error> {
+    let root = crate::sys::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(sys("open /"))?;
+    let keep = super::mounts::mount_flags_of(&root);
     mount(
         None::<&str>,
         "/",
         None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        keep | MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
         None::<&str>,
     )
     .map_err(sys("remount / read-only"))
