@@ -41,8 +41,14 @@ pub use crate::config::clone_flag;
 
 /// Whether berth itself runs in a user namespace other than the initial one (rootless podman calls the runtime as
 /// uid 0 of its own user namespace): the initial namespace maps every id, `0 0 4294967295`, and only it does.
+///
+/// Read once per berth process: the rootless decision, the default state root and the init's rootfs (a clone, in
+/// the same user namespace whenever the container has none of its own) all ask.
 pub fn running_in_user_ns() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| !is_initial_map(&m))
+    static IN_USER_NS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN_USER_NS.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| !is_initial_map(&m))
+    })
 }
 
 /// Whether this process may setns(2) into a mount namespace: CAP_SYS_ADMIN and CAP_SYS_CHROOT in its own user
