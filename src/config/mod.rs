@@ -12,6 +12,7 @@ mod id;
 pub mod mount_options;
 mod mounts;
 mod namespaces;
+mod process;
 mod validate;
 
 pub use default::default_config;
@@ -19,11 +20,12 @@ pub use hooks::{Hook, Hooks, Phase};
 pub use id::validate_id;
 pub use mounts::{Mapping, Mount};
 pub use namespaces::{clone_flag, Namespaces, NsPath};
+pub use process::{name_decode_error, Capabilities, CpuList, Process, Rlimit, User};
 pub use validate::namespace_kind;
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{Linux, Process, Root, Spec};
+use oci_spec::runtime::{Linux, Root, Spec};
 
 /// The oldest and newest runtime-spec versions whose configs berth accepts (1.0.0 ..= 1.3.x).
 pub const OCI_VERSION_MIN: &str = "1.0.0";
@@ -116,6 +118,7 @@ pub struct Config {
     /// the fields below (they are `None` here): read them there.
     pub spec: Spec,
     pub root: Root,
+    /// `process`, translated.
     pub process: Process,
     pub linux: Linux,
     /// `mounts`, in config order, options parsed.
@@ -151,7 +154,8 @@ impl Config {
             .linux_mut()
             .take()
             .ok_or_else(|| invalid("linux is missing: berth runs Linux containers".into()))?;
-        validate::check(&spec, &root, &process, &linux).map_err(invalid)?;
+        validate::check(&spec, &root, &linux).map_err(invalid)?;
+        let process = Process::from_oci(process).map_err(invalid)?;
         let namespaces = Namespaces::from_linux(&linux).map_err(invalid)?;
         let mounts = mounts::translate(spec.mounts_mut().take(), &linux).map_err(invalid)?;
         let hooks = Hooks::from_oci(spec.hooks_mut().take());
@@ -211,9 +215,24 @@ pub fn parse(path: &Path, raw: &[u8]) -> Result<Spec, Error> {
         if let Some(p) = v.get_mut("process") {
             translate_scheduler_flags(p);
         }
-        return serde_json::from_value(v).map_err(err);
+        return serde::Deserialize::deserialize(&v).map_err(|e| named(path, &v, err(e)));
     }
-    serde_json::from_slice(raw).map_err(err)
+    serde_json::from_slice(raw).map_err(|e| match serde_json::from_slice(raw) {
+        Ok(v) => named(path, &v, err(e)),
+        Err(_) => err(e),
+    })
+}
+
+/// A decoding error, or (read again, only once decoding failed) the field it comes from where serde's message
+/// names neither field nor position (an unknown capability or rlimit type).
+fn named(path: &Path, v: &serde_json::Value, e: Error) -> Error {
+    match v.get("process").and_then(name_decode_error) {
+        Some(reason) => Error::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        },
+        None => e,
+    }
 }
 
 /// Is `version` a 1.0.x ..= 1.3.x release (pre-release suffixes such as `-dev` allowed)?
@@ -349,7 +368,7 @@ mod tests {
     fn a_valid_config_translates_with_its_parts_moved_out() {
         let c = validate_str(MINIMAL).unwrap();
         assert_eq!(c.root.path(), Path::new("rootfs"));
-        assert_eq!(c.process.args().as_deref(), Some(&["sh".to_string()][..]));
+        assert_eq!(c.process.args, ["sh"]);
         assert_eq!(c.linux.namespaces().as_ref().map(Vec::len), Some(1));
         // Read them in the Config, never in the spec.
         assert!(c.spec.root().is_none() && c.spec.process().is_none() && c.spec.linux().is_none());
@@ -373,6 +392,20 @@ mod tests {
             (
                 MINIMAL.replace(r#""args":["sh"]"#, r#""args":["sh"],"env":["A=1","B"]"#),
                 "process.env[1] \"B\": not KEY=value",
+            ),
+            (
+                MINIMAL.replace(
+                    r#""args":["sh"]"#,
+                    r#""args":["sh"],"capabilities":{"bounding":["CAP_KILL","CAP_BOGUS"]}"#,
+                ),
+                "c: process.capabilities.bounding[1] \"CAP_BOGUS\": unknown capability",
+            ),
+            (
+                MINIMAL.replace(
+                    r#""args":["sh"]"#,
+                    r#""args":["sh"],"rlimits":[{"type":"RLIMIT_CORE","soft":2,"hard":1}]"#,
+                ),
+                "process.rlimits[0] RLIMIT_CORE: soft limit 2 is above the hard limit 1",
             ),
             (
                 MINIMAL.replace(

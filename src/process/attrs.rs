@@ -4,9 +4,9 @@
 //! the memory policy (runc's order).
 
 use anyhow::Result;
-use oci_spec::runtime::{Linux, Process};
+use oci_spec::runtime::Linux;
 
-use crate::config::Config;
+use crate::config::{Config, Process};
 
 /// The init: every CPU (execCPUAffinity is for `exec` only), then the container's process attributes.
 pub fn apply_init(config: &Config) -> Result<()> {
@@ -22,10 +22,10 @@ pub fn apply_exec(p: &Process, linux: Option<&Linux>) -> Result<()> {
 
 /// The container-wide ones (personality, memory policy) come from `linux`.
 fn apply(p: &Process, linux: Option<&Linux>) -> Result<()> {
-    if let Some(s) = p.scheduler() {
+    if let Some(s) = &p.scheduler {
         super::sched::apply(s)?;
     }
-    if let Some(io) = p.io_priority() {
+    if let Some(io) = &p.io_priority {
         super::ioprio::apply(io)?;
     }
     if let Some(per) = linux.and_then(|l| l.personality().as_ref()) {
