@@ -1,5 +1,6 @@
 //! `berth exec`: the process to run, built here from the container's process (or `--process FILE`) and the
-//! flags, then handed finished to `container::exec`.
+//! flags, translated as config.json's `process` is (`config::Process::from_oci`), then handed finished to
+//! `container::exec`.
 
 use std::path::PathBuf;
 
