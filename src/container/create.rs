@@ -217,6 +217,11 @@ fn state_and_cgroup(
     if cgroup.is_frozen() {
         bail!("container's cgroup unexpectedly frozen");
     }
+    // Another container's processes in it would share its limits and die with its delete: refuse, in runc's words.
+    let already = cgroup.pids()?.len();
+    if already > 0 {
+        bail!("container's cgroup is not empty: {already} process(es) found");
+    }
     let st = State {
         id: opts.id.clone(),
         status: Status::Creating,
