@@ -114,9 +114,7 @@ fn enter_namespaces(args: &InitArgs) -> Result<bool> {
     if ns.needs_staged_setup() {
         enter_namespaces_staged(args)?;
     } else {
-        for join in &args.plan.joins {
-            namespaces::enter(join)?;
-        }
+        namespaces::enter_all(&args.plan.joins)?;
     }
     let in_user_ns = ns.user;
     if in_user_ns {
@@ -258,9 +256,7 @@ fn setup_terminal(args: &InitArgs, process: &crate::config::Process) -> Result<(
 /// dies with it) and this intermediate process exits after telling the parent the init's pid.
 fn enter_namespaces_staged(args: &InitArgs) -> Result<()> {
     use nix::sched::CloneFlags;
-    for join in &args.plan.joins {
-        namespaces::enter(join)?;
-    }
+    namespaces::enter_all(&args.plan.joins)?;
     let ns = &args.config.namespaces;
     if ns.new_user {
         namespaces::unshare(CloneFlags::CLONE_NEWUSER, "user namespace")?;
