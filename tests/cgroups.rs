@@ -544,6 +544,64 @@ fn pause_freezes_and_resume_continues() {
     assert_gone(&berth, &id, &cgroups, None);
 }
 
+/// cgroup v1 real-time bandwidth: a period shorter than the current runtime is refused by the kernel until the
+/// runtime is lowered, so berth writes the pair in whichever order the kernel takes (runc's update.bats "rt period
+/// and runtime", runc issue 4094).
+#[test]
+fn realtime_period_and_runtime_update_in_either_order() {
+    let Some(cpu_root) = own_cgroup_dirs()
+        .into_iter()
+        .find(|d| d.join("cpu.rt_period_us").exists())
+    else {
+        skipped(
+            "realtime_period_and_runtime_update_in_either_order",
+            "no cgroup v1 cpu.rt_period_us (cgroup v2, or no RT group scheduling)",
+        );
+        return;
+    };
+    let read = |d: &Path, f: &str| {
+        std::fs::read_to_string(d.join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let (period, runtime) = (
+        read(&cpu_root, "cpu.rt_period_us"),
+        read(&cpu_root, "cpu.rt_runtime_us"),
+    );
+    let id = unique("cg-rt");
+    // A parent of its own, given the root's real-time budget (a child can have no more than its parent).
+    let parent = cpu_root.join(format!("berth-rt-{id}"));
+    std::fs::create_dir_all(&parent).unwrap();
+    std::fs::write(parent.join("cpu.rt_period_us"), &period).unwrap();
+    std::fs::write(parent.join("cpu.rt_runtime_us"), &runtime).unwrap();
+    let outcome = std::panic::catch_unwind(|| {
+        let mut b = Bundle::new(&id);
+        b.sh("exec sleep 1000").edit(|c| {
+            c["linux"]["cgroupsPath"] = json!(format!("berth-rt-{id}/c"));
+        });
+        let berth = Berth::new();
+        start(&berth, &b, &id);
+        let dir = parent.join("c");
+        for (p, r) in [("900001", "600001"), ("10000", "3000"), ("100000", "20000")] {
+            berth.ok(&["update", "--cpu-rt-period", p, "--cpu-rt-runtime", r, &id]);
+            assert_eq!(
+                (
+                    read(&dir, "cpu.rt_period_us"),
+                    read(&dir, "cpu.rt_runtime_us")
+                ),
+                (p.to_string(), r.to_string())
+            );
+        }
+        berth.ok(&["delete", "--force", &id]);
+    });
+    let _ = std::fs::remove_dir(parent.join("c"));
+    let _ = std::fs::remove_dir(&parent);
+    if let Err(p) = outcome {
+        std::panic::resume_unwind(p);
+    }
+}
+
 #[test]
 fn update_changes_the_files() {
     let id = unique("cg-update");
