@@ -226,7 +226,7 @@ fn bad_propagation_and_devices_are_refused_before_anything_exists() {
     type Edit = Box<dyn Fn(&mut serde_json::Value)>;
     let cases: Vec<(&str, Edit)> = vec![
         (
-            "unknown linux.rootfsPropagation",
+            "linux.rootfsPropagation \"sideways\": unknown propagation",
             Box::new(|c| c["linux"]["rootfsPropagation"] = json!("sideways")),
         ),
         (
@@ -237,14 +237,14 @@ fn bad_propagation_and_devices_are_refused_before_anything_exists() {
             }),
         ),
         (
-            "only valid in cgroup device rules",
+            "linux.devices[0].type \"a\": only valid in cgroup device rules",
             Box::new(|c| {
                 c["linux"]["devices"] =
                     json!([{"path": "/dev/x", "type": "a", "major": 1, "minor": 3}])
             }),
         ),
         (
-            "under /dev",
+            "linux.devices[0].path \"/dev/../etc/passwd\": device paths must be under /dev",
             Box::new(|c| {
                 c["linux"]["devices"] =
                     json!([{"path": "/dev/../etc/passwd", "type": "c", "major": 1, "minor": 3}])

@@ -4,34 +4,47 @@
 //! the memory policy (runc's order).
 
 use anyhow::Result;
-use oci_spec::runtime::{Linux, Process};
+use oci_spec::runtime::{Linux, LinuxMemoryPolicy, LinuxPersonality, Process};
 
 use crate::config::Config;
 
 /// The init: every CPU (execCPUAffinity is for `exec` only), then the container's process attributes.
 pub fn apply_init(config: &Config) -> Result<()> {
     super::affinity::apply_init();
-    apply(&config.process, Some(&config.linux))
+    let linux = &config.linux;
+    apply(
+        &config.process,
+        linux.personality.as_ref(),
+        linux.memory_policy.as_ref(),
+    )
 }
 
 /// An `exec` process, already in the container's cgroup: execCPUAffinity.final, then the attributes.
 pub fn apply_exec(p: &Process, linux: Option<&Linux>) -> Result<()> {
     super::affinity::apply_exec(p)?;
-    apply(p, linux)
+    apply(
+        p,
+        linux.and_then(|l| l.personality().as_ref()),
+        linux.and_then(|l| l.memory_policy().as_ref()),
+    )
 }
 
 /// The container-wide ones (personality, memory policy) come from `linux`.
-fn apply(p: &Process, linux: Option<&Linux>) -> Result<()> {
+fn apply(
+    p: &Process,
+    personality: Option<&LinuxPersonality>,
+    memory_policy: Option<&LinuxMemoryPolicy>,
+) -> Result<()> {
     if let Some(s) = p.scheduler() {
         super::sched::apply(s)?;
     }
     if let Some(io) = p.io_priority() {
         super::ioprio::apply(io)?;
     }
-    if let Some(per) = linux.and_then(|l| l.personality().as_ref()) {
+    if let Some(per) = personality {
         super::personality::apply(per)?;
     }
-    if let Some(mp) = linux.and_then(|l| l.memory_policy().as_ref()) {
+    if let Some(mp) = memory_policy {
         super::mempolicy::apply(mp)?;
     }
     Ok(())

@@ -5,19 +5,19 @@ use std::path::Path;
 
 use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
-use oci_spec::runtime::Linux;
 
 use super::mounts::new_filesystem;
 use super::{devices, Error};
+use crate::config::Linux;
 use crate::resolve::Root;
 
 /// linux.maskedPaths, then linux.readonlyPaths.
 pub(super) fn apply(linux: &Linux) -> Result<(), Error> {
-    for p in linux.masked_paths().iter().flatten() {
-        mask_path(Path::new(p))?;
+    for p in &linux.masked_paths {
+        mask_path(p)?;
     }
-    for p in linux.readonly_paths().iter().flatten() {
-        readonly_path(Path::new(p))?;
+    for p in &linux.readonly_paths {
+        readonly_path(p)?;
     }
     Ok(())
 }
