@@ -230,6 +230,27 @@ fn bad_propagation_and_devices_are_refused_before_anything_exists() {
             Box::new(|c| c["linux"]["rootfsPropagation"] = json!("sideways")),
         ),
         (
+            "linux.devices[1].major -1: not a device number",
+            Box::new(|c| {
+                c["linux"]["devices"] = json!([
+                    {"path": "/dev/ok", "type": "c", "major": 1, "minor": 3},
+                    {"path": "/dev/x", "type": "c", "major": -1, "minor": 3}
+                ])
+            }),
+        ),
+        (
+            // In the host's uts namespace setdomainname would rename the host.
+            "domainname: needs a new uts namespace",
+            Box::new(|c| {
+                c.as_object_mut().unwrap().remove("hostname");
+                c["domainname"] = json!("pwned.example");
+                c["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|n| n["type"] != "uts");
+            }),
+        ),
+        (
             "unknown variant",
             Box::new(|c| {
                 c["linux"]["devices"] =
