@@ -981,6 +981,112 @@ fn bind_atime_flags_follow_mount2() {
     }
 }
 
+/// A bind's flag words, as runc's mounts_sshfs.bats checks them (on a tmpfs, as it falls back to here): a clearing
+/// word alone (`dev`, `rw`) still makes a bind remount, so every flag not asked for goes; in a user namespace the
+/// flags the kernel locked on the source (ro, nosuid, nodev, noexec, the atime state with nodiratime) stay unless
+/// asked for otherwise, and asking fails with EPERM, in runc's words; nosymfollow is not lockable and goes.
+#[test]
+fn bind_flag_words_in_and_out_of_a_user_namespace() {
+    let berth = Berth::new();
+    type Case<'a> = (
+        bool,
+        &'a str,
+        &'a [&'a str],
+        Option<(&'a [&'a str], &'a [&'a str])>,
+    );
+    let cases: &[Case] = &[
+        (
+            false,
+            "ro,noexec,nosymfollow,nodiratime",
+            &["bind", "dev"],
+            Some((&["rw", "nodiratime"], &["ro", "noexec", "nosymfollow"])),
+        ),
+        (
+            false,
+            "nosuid,nodev,noexec,noatime",
+            &["bind", "dev", "suid", "exec", "atime"],
+            Some((&["rw", "noatime"], &["nosuid", "nodev", "noexec"])),
+        ),
+        (
+            true,
+            "ro,noexec,nosymfollow,nodiratime",
+            &["bind", "dev"],
+            Some((&["ro", "noexec", "nodiratime"], &["nosymfollow"])),
+        ),
+        (
+            true,
+            "rw,nodev,nosymfollow",
+            &["bind", "rw"],
+            Some((&["rw", "nodev"], &["nosymfollow"])),
+        ),
+        (
+            true,
+            "nodiratime",
+            &["bind", "diratime"],
+            Some((&["nodiratime"], &[])),
+        ),
+        (true, "ro", &["bind", "rw", "nosuid", "nodev"], None),
+        (
+            true,
+            "nodev,nosuid,noatime",
+            &["bind", "dev", "suid", "exec", "atime"],
+            None,
+        ),
+        (true, "relatime", &["bind", "nodiratime"], None),
+        (true, "nodiratime", &["bind", "relatime"], None),
+        (true, "strictatime", &["bind", "noatime"], None),
+    ];
+    for (userns, host, opts, expect) in cases {
+        // A new tmpfs per case: mount(8) merges a remount's options with the mount's current ones.
+        let src = std::env::temp_dir().join(unique("bindflags-src"));
+        let _host = HostMount::tmpfs(&src, false);
+        for o in [
+            "remount,diratime,atime,strictatime",
+            &format!("remount,{host}"),
+        ] {
+            let st = Command::new("mount")
+                .args(["--bind", "-o", o])
+                .arg(&src)
+                .status()
+                .unwrap();
+            assert!(st.success(), "mount -o {o}");
+        }
+        let id = unique("bindflags");
+        let mut b = Bundle::new(&id);
+        b.sh("grep ' /mnt ' /proc/self/mounts").edit(|c| {
+            if *userns {
+                with_user_ns(c);
+            }
+            add_mount(
+                c,
+                json!({"destination": "/mnt", "type": "bind", "source": src, "options": opts}),
+            );
+        });
+        if *userns {
+            chown_rootfs(&b, MAPPED_ROOT);
+        }
+        let (code, out, err) = berth.run_bundle(&b, &id);
+        let case = format!("userns {userns}, {host} + {opts:?}");
+        let Some((want, not)) = expect else {
+            assert_ne!(code, 0, "{case}: should fail, got {out}");
+            assert!(
+                err.contains(&format!("error mounting {src:?} to rootfs at \"/mnt\""))
+                    && err.contains("operation not permitted"),
+                "{case}: {err}"
+            );
+            continue;
+        };
+        assert_eq!(code, 0, "{case}: {err}");
+        let flags: Vec<&str> = out.split(' ').nth(3).unwrap_or("").split(',').collect();
+        for w in *want {
+            assert!(flags.contains(w), "{case}: {w} missing in {out}");
+        }
+        for n in *not {
+            assert!(!flags.contains(n), "{case}: {n} in {out}");
+        }
+    }
+}
+
 /// A read-only root keeps the flags of the filesystem the rootfs is on (as runc): the bind remount sets every
 /// flag, so leaving them out would make a rootfs on a nosuid, nodev filesystem suid- and device-capable (and in a
 /// user namespace, where the kernel locks them, fail with EPERM).

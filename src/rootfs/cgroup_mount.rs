@@ -25,7 +25,7 @@ pub(super) fn mount_cgroup(ctx: &Context, root: &Root, m: &Mount) -> Result<(), 
             src: "cgroup".into(),
             dest,
             fstype,
-            source,
+            errno: source,
         }
     };
     let unified = ctx.cgroup_paths.len() == 1

@@ -59,7 +59,7 @@ fn mask_path(path: &Path) -> Result<(), Error> {
             src: if is_dir { "tmpfs" } else { "/dev/null" }.into(),
             dest: path.to_path_buf(),
             fstype: "mask".into(),
-            source,
+            errno: source,
         })
 }
 
@@ -82,6 +82,6 @@ fn readonly_path(path: &Path) -> Result<(), Error> {
             src: path.display().to_string(),
             dest: path.to_path_buf(),
             fstype: "bind".into(),
-            source,
+            errno: source,
         })
 }

@@ -32,12 +32,14 @@ pub use validate::validate;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("mount {src} on {dest} (type {fstype}): {source}")]
+    /// In runc's words (`error mounting "src" to rootfs at "dest": ...: operation not permitted`), which people
+    /// search for and runc's suite matches; the errno text is Go's (glibc's, lower case).
+    #[error("error mounting {src:?} to rootfs at {dest:?} (type {fstype}): {}", errno.desc().to_lowercase())]
     Mount {
         src: String,
         dest: PathBuf,
         fstype: String,
-        source: nix::Error,
+        errno: nix::Error,
     },
     #[error(transparent)]
     Resolve(#[from] crate::resolve::Error),

@@ -81,7 +81,7 @@ fn mount_one(
         src: source.display().to_string(),
         dest: dest.clone(),
         fstype: fstype.to_string(),
-        source: source_err,
+        errno: source_err,
     };
     if fstype == "cgroup" || fstype == "cgroup2" {
         cgroup_mount::mount_cgroup(ctx, root, m)?;
@@ -346,16 +346,18 @@ fn host_instance(
     Ok(tree)
 }
 
-/// The per-mount flags of a bind, set on its detached copy. As a bind remount with mount(2), flags not asked for
-/// are cleared; those the kernel locked on the source (nosuid, nodev, noexec, ro, atime in a user namespace) are
-/// kept unless the options clear them explicitly (then the kernel's EPERM stands).
+/// The per-mount flags of a bind, set on its detached copy. A bind with no flag word keeps the source's flags; any
+/// flag word, one that clears (`dev`, `rw`, `exec`) included, makes it a bind remount with mount(2)'s meaning:
+/// flags not asked for are cleared (runc ≥ 1.2). Those the kernel locked on the source (ro, nosuid, nodev, noexec
+/// and the whole atime state, nodiratime included, in a user namespace) are kept unless the options change them
+/// explicitly: then the kernel's EPERM stands, as in runc, which makes the bind inside the user namespace.
 fn set_bind_attrs(
     tree: &OwnedFd,
     opts: &options::MountOptions,
     merr: &dyn Fn(nix::Error) -> Error,
 ) -> Result<(), Error> {
     let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
-    if extra.is_empty() {
+    if extra.is_empty() && opts.cleared.is_empty() {
         return Ok(());
     }
     let (set, clr) = options::mount_attrs(extra);
@@ -368,7 +370,8 @@ fn set_bind_attrs(
         Err(nix::errno::Errno::EPERM) => {
             let locked = mount_flags_of(tree) - opts.cleared;
             let (locked_attrs, _) = options::mount_attrs(locked);
-            let clr = clr & !(locked_attrs & !crate::sys::MOUNT_ATTR__ATIME);
+            let atime_state = crate::sys::MOUNT_ATTR__ATIME | crate::sys::MOUNT_ATTR_NODIRATIME;
+            let clr = clr & !(locked_attrs & !atime_state);
             crate::sys::mount_setattr(tree.as_fd(), false, &attr(clr)).map_err(merr)
         }
         other => other.map_err(merr),

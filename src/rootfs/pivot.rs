@@ -23,7 +23,7 @@ pub(super) fn bind_rootfs(rootfs: &Path) -> Result<(), Error> {
         src: rootfs.display().to_string(),
         dest: rootfs.to_path_buf(),
         fstype: "bind".into(),
-        source,
+        errno: source,
     })
 }
 
