@@ -10,6 +10,7 @@ use oci_spec::runtime::{
     LinuxDevice, LinuxDeviceType, LinuxIdMapping, LinuxMemoryPolicy, LinuxPersonality, LinuxSeccomp,
 };
 
+use super::mounts::check_ranges;
 use super::{mount_options, sysctl, Namespaces, Resources, Sysctl};
 
 /// The `linux` object of a config, validated.
@@ -76,6 +77,11 @@ impl Linux {
                 )
             })?,
         };
+        let uid_mappings = l.uid_mappings_mut().take().unwrap_or_default();
+        let gid_mappings = l.gid_mappings_mut().take().unwrap_or_default();
+        // The kernel's rules for a written map, checked before anything exists.
+        check_ranges("linux.uidMappings", &uid_mappings)?;
+        check_ranges("linux.gidMappings", &gid_mappings)?;
         let paths = |v: Option<Vec<String>>| {
             v.unwrap_or_default()
                 .into_iter()
@@ -97,8 +103,8 @@ impl Linux {
             mount_label: l.mount_label_mut().take().filter(|s| !s.is_empty()),
             personality: l.personality_mut().take(),
             memory_policy: l.memory_policy_mut().take(),
-            uid_mappings: l.uid_mappings_mut().take().unwrap_or_default(),
-            gid_mappings: l.gid_mappings_mut().take().unwrap_or_default(),
+            uid_mappings,
+            gid_mappings,
         })
     }
 }
@@ -201,6 +207,39 @@ mod tests {
                 translate(json!({"devices": [{"path": "/dev/ok", "type": "c"}, dev]})).unwrap_err();
             assert!(e.contains(want), "{e}");
         }
+    }
+
+    #[test]
+    fn id_mappings_follow_the_kernels_rules() {
+        let user = |uid: serde_json::Value, gid: serde_json::Value| {
+            translate(
+                json!({"namespaces": [{"type": "user"}], "uidMappings": uid, "gidMappings": gid}),
+            )
+        };
+        let one = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        let l = user(one.clone(), one.clone()).unwrap();
+        assert_eq!(
+            (l.uid_mappings.len(), l.gid_mappings[0].host_id()),
+            (1, 1000)
+        );
+        let e = user(
+            json!([{"containerID": 0, "hostID": 1000, "size": 0}]),
+            one.clone(),
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("linux.uidMappings: range 0 1000 0 is empty"),
+            "{e}"
+        );
+        let overlapping = json!([
+            {"containerID": 0, "hostID": 1000, "size": 10},
+            {"containerID": 5, "hostID": 5000, "size": 10}
+        ]);
+        let e = user(one, overlapping).unwrap_err();
+        assert!(
+            e.starts_with("linux.gidMappings: ranges 5 5000 10 and 0 1000 10 overlap"),
+            "{e}"
+        );
     }
 
     #[test]
