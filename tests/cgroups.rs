@@ -619,6 +619,27 @@ fn update_changes_the_files() {
     assert_eq!(rd("cpuset.cpus"), "0");
     let err = berth.fails(&["update", "--memory", "lots", &id]);
     assert!(err.contains("--memory") && err.contains("lots"), "{err}");
+    // A value no kernel takes is refused by the checks `create` makes at load, naming the field, before the
+    // pids limit of the same call is written.
+    for (args, want) in [
+        (
+            &["--memory", "32m", "--memory-swap", "16m"][..],
+            "linux.resources.memory.swap: memory+swap (16777216) must not be below the memory limit (33554432)",
+        ),
+        (
+            &["--cpu-period", "10"],
+            "linux.resources.cpu.period: 10 is not in 1000..1000000",
+        ),
+    ] {
+        let mut all = vec!["update", "--pids-limit", "7"];
+        all.extend(args);
+        all.push(&id);
+        let err = berth.fails(&all);
+        assert!(err.contains(&id) && err.contains(want), "{want:?} not in {err:?}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert_eq!(rd("pids.max"), "12");
+        assert_eq!(rd(mem), "50331648");
+    }
     berth.ok(&["delete", "--force", &id]);
 }
 
