@@ -86,6 +86,41 @@ fn missing_root_empty_args_and_bad_ids() {
     assert_eq!(out.status.code(), Some(1));
 }
 
+type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+
+/// Issue 13: `process` is translated once, before anything exists; each refusal names its field in config.json.
+#[test]
+fn process_refusals_name_their_field() {
+    let berth = Berth::new();
+    let nofile = |soft: u64| json!({"type": "RLIMIT_NOFILE", "soft": soft, "hard": 64});
+    let cases: [(&str, Edit); 4] = [
+        (
+            "process.capabilities.bounding[1] \"CAP_BOGUS\": unknown capability",
+            Box::new(|c| {
+                c["process"]["capabilities"]["bounding"] = json!(["CAP_KILL", "CAP_BOGUS"])
+            }),
+        ),
+        (
+            "process.rlimits[1]: RLIMIT_NOFILE is listed twice (also process.rlimits[0])",
+            Box::new(move |c| c["process"]["rlimits"] = json!([nofile(8), nofile(16)])),
+        ),
+        (
+            "process.rlimits[0] RLIMIT_NOFILE: soft limit 65 is above the hard limit 64",
+            Box::new(move |c| c["process"]["rlimits"] = json!([nofile(65)])),
+        ),
+        (
+            "process.user.uid 4294967295: not a valid id",
+            Box::new(|c| c["process"]["user"]["uid"] = json!(u32::MAX)),
+        ),
+    ];
+    for (want, edit) in cases {
+        let id = unique("procfield");
+        let mut b = Bundle::new(&id);
+        b.edit(|c| edit(c));
+        create_fails(&berth, &b.dir, &id, &[want]);
+    }
+}
+
 #[test]
 fn nonexistent_program_fails_create() {
     let berth = Berth::new();

@@ -170,6 +170,67 @@ fn exec_process_file_and_its_errors() {
     berth.ok(&["delete", "--force", &id]);
 }
 
+/// Issue 13: an exec process (a process file, or the flags) gets config.json's checks, in its words and naming the
+/// field, before anything is cloned: a refused one leaves nothing running in the container.
+#[test]
+fn exec_process_is_checked_as_config_json_and_a_refused_one_runs_nothing() {
+    let berth = Berth::new();
+    let (id, b, pid) = running(&berth, "exec-pcheck");
+    let pf = b.dir.join("process.json");
+    let procs = || {
+        let mut pids: Vec<String> = berth
+            .cgroup_dirs(&id)
+            .iter()
+            .flat_map(|d| {
+                let text = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+                text.lines().map(str::to_string).collect::<Vec<_>>()
+            })
+            .collect();
+        pids.sort();
+        pids.dedup();
+        pids
+    };
+    assert_eq!(procs(), [pid.to_string()], "the test needs the init alone");
+    let cases = [
+        (
+            json!({"args": [], "cwd": "/"}),
+            "process.args: must name a program",
+        ),
+        (
+            json!({"args": ["true"], "capabilities": {"bounding": ["CAP_KILL", "CAP_BOGUS"]}}),
+            "process.capabilities.bounding[1] \"CAP_BOGUS\": unknown capability",
+        ),
+        (
+            json!({"args": ["true"], "env": ["PATH=/bin", "X"]}),
+            "process.env[1] \"X\": not KEY=value",
+        ),
+        (
+            json!({"args": ["true"], "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 9, "hard": 8}]}),
+            "process.rlimits[0] RLIMIT_NOFILE: soft limit 9 is above the hard limit 8",
+        ),
+    ];
+    for (doc, want) in cases {
+        std::fs::write(&pf, doc.to_string()).unwrap();
+        let (code, _, err) = exec(&berth, &["--process", pf.to_str().unwrap(), &id]);
+        assert_eq!(code, 255, "{doc}: {err}");
+        assert!(
+            err.contains(want) && err.contains("process.json") && err.contains(&id),
+            "{doc}: {err}"
+        );
+        assert_eq!(procs(), [pid.to_string()], "{doc}: left something running");
+    }
+    // A flag is checked as the field it sets.
+    let (code, _, err) = exec(&berth, &["--cwd", "rel", &id, "true"]);
+    assert_eq!(code, 255, "{err}");
+    assert!(
+        err.contains("process.cwd \"rel\": must be an absolute path"),
+        "{err}"
+    );
+    assert_eq!(procs(), [pid.to_string()]);
+    assert_eq!(berth.status(&id), "running");
+    berth.ok(&["delete", "--force", &id]);
+}
+
 #[test]
 fn exec_detached_writes_the_pid_file_and_joins_the_cgroup() {
     let berth = Berth::new();

@@ -1,26 +1,13 @@
-//! The checks of the process attributes (and of the container-wide ones the process runs under) that need no
-//! kernel: for config.json and for an `exec --process` file. The parsers they share with the code that applies
-//! the attributes (`process::{sched, affinity, mempolicy}`) live here, so that a value is read one way.
+//! The checks of the process attributes (called by the `process` translation, for config.json and for an `exec`
+//! process) and of the container-wide ones the process runs under, that need no kernel. The parsers they share
+//! with the code that applies the attributes (`process::{sched, mempolicy}`) live here, so that a value is read one
+//! way.
 
 use nix::sched::CpuSet;
 use oci_spec::runtime::{
-    ExecCPUAffinity, LinuxIOPriority, LinuxMemoryPolicy, LinuxPersonality, LinuxSchedulerPolicy,
-    MemoryPolicyModeType, Process, Scheduler,
+    LinuxIOPriority, LinuxMemoryPolicy, LinuxPersonality, LinuxSchedulerPolicy,
+    MemoryPolicyModeType, Scheduler,
 };
-
-/// The checks that need no kernel, for config.json and for an `exec --process` file.
-pub fn check(p: &Process) -> Result<(), String> {
-    if let Some(s) = p.scheduler() {
-        scheduler(s)?;
-    }
-    if let Some(io) = p.io_priority() {
-        io_priority(io)?;
-    }
-    if let Some(a) = p.exec_cpu_affinity() {
-        exec_cpu_affinity(a)?;
-    }
-    Ok(())
-}
 
 /// The config's policy name, for messages.
 pub fn policy_name(p: LinuxSchedulerPolicy) -> String {
@@ -32,7 +19,7 @@ pub fn policy_name(p: LinuxSchedulerPolicy) -> String {
 
 /// runc's rules: nice in -20..=19 for SCHED_OTHER/SCHED_BATCH, a priority only for the real-time policies,
 /// runtime/deadline/period only for SCHED_DEADLINE.
-fn scheduler(s: &Scheduler) -> Result<(), String> {
+pub(super) fn scheduler(s: &Scheduler) -> Result<(), String> {
     use LinuxSchedulerPolicy::*;
     let policy = *s.policy();
     let nice = s.nice().unwrap_or(0);
@@ -61,7 +48,7 @@ fn scheduler(s: &Scheduler) -> Result<(), String> {
 }
 
 /// runc's check: a priority level in 0..=7 (the class is checked when config.json is decoded).
-fn io_priority(p: &LinuxIOPriority) -> Result<(), String> {
+pub(super) fn io_priority(p: &LinuxIOPriority) -> Result<(), String> {
     if !(0..=7).contains(&p.priority()) {
         return Err(format!(
             "process.ioPriority.priority {} is out of range 0..7",
@@ -97,15 +84,6 @@ pub fn cpu_list(list: &str) -> Result<CpuSet, String> {
         }
     }
     Ok(set)
-}
-
-fn exec_cpu_affinity(a: &ExecCPUAffinity) -> Result<(), String> {
-    for (what, list) in [("initial", a.initial()), ("final", a.cpu_affinity_final())] {
-        if let Some(list) = list {
-            cpu_list(list).map_err(|e| format!("process.execCPUAffinity.{what} {e}"))?;
-        }
-    }
-    Ok(())
 }
 
 /// Nodes berth can name: the mask passed to the kernel has this many bits.
@@ -228,9 +206,6 @@ pub(crate) mod tests {
         assert_eq!(on, [0, 1, 2, 5]);
         assert!(cpu_list("3-1").unwrap_err().contains("backwards"));
         assert!(cpu_list("5000").unwrap_err().contains("beyond"));
-        let a: ExecCPUAffinity = serde_json::from_str(r#"{"initial":"3-1"}"#).unwrap();
-        let e = exec_cpu_affinity(&a).unwrap_err();
-        assert!(e.contains("process.execCPUAffinity.initial"), "{e}");
     }
 
     fn policy(v: serde_json::Value) -> LinuxMemoryPolicy {

@@ -1,10 +1,10 @@
 //! Fields of runtime-spec 1.3 that berth does not apply are refused here, by name, before anything is made: a
-//! field accepted must have an effect (README, "Config fields"). Also the checks of the process attributes that
-//! need no kernel.
+//! field accepted must have an effect (README, "Config fields"). `process`'s are refused by its translation
+//! (`process.rs`).
 
-use oci_spec::runtime::{Linux, Process, Spec};
+use oci_spec::runtime::{Linux, Spec};
 
-pub fn check(spec: &Spec, p: &Process, linux: &Linux) -> Result<(), String> {
+pub fn check(spec: &Spec, linux: &Linux) -> Result<(), String> {
     let other_platform = [
         ("solaris", spec.solaris().is_some()),
         ("windows", spec.windows().is_some()),
@@ -16,13 +16,6 @@ pub fn check(spec: &Spec, p: &Process, linux: &Linux) -> Result<(), String> {
             "{name} is set: berth runs Linux containers and applies no {name} settings"
         ));
     }
-    if p.command_line().is_some() {
-        return Err("process.commandLine is Windows-only: give process.args".into());
-    }
-    if p.user().username().is_some() {
-        return Err("process.user.username is Windows-only: give process.user.uid/gid".into());
-    }
-    super::attrs::check(p)?;
     if linux.intel_rdt().is_some() {
         return Err(if resctrl_mounted() {
             "linux.intelRdt: not supported by berth (resctrl is mounted on this host, but berth does not manage \
@@ -66,11 +59,7 @@ mod tests {
             "user":{{"uid":0,"gid":0}}}},"linux":{{{extra}}}}}"#
         );
         let spec: Spec = serde_json::from_str(&raw).unwrap();
-        check(
-            &spec,
-            spec.process().as_ref().unwrap(),
-            spec.linux().as_ref().unwrap(),
-        )
+        check(&spec, spec.linux().as_ref().unwrap())
     }
 
     #[test]

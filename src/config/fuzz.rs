@@ -288,7 +288,9 @@ fn translate(raw: &[u8]) -> bool {
         }
     }
     if let Some(p) = spec.process() {
-        let _ = crate::process::caps::CapSets::from_spec(p.capabilities().as_ref());
+        if let Ok(p) = super::Process::from_oci(p.clone()) {
+            let _ = crate::process::caps::CapSets::for_kernel(&p.capabilities);
+        }
     }
     if let Some(linux) = spec.linux() {
         cgroup_conversions(linux);

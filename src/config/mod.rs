@@ -13,6 +13,7 @@ mod linux;
 pub mod mount_options;
 mod mounts;
 mod namespaces;
+mod process;
 mod resources;
 mod sysctl;
 mod validate;
@@ -23,6 +24,7 @@ pub use id::validate_id;
 pub use linux::{Device, Linux};
 pub use mounts::{Mapping, Mount};
 pub use namespaces::{clone_flag, Namespaces, NsPath};
+pub use process::{name_decode_error, Capabilities, CpuList, Process, Rlimit, User};
 #[cfg(test)]
 pub use resources::{default_device_rules, parse_device_rules};
 pub use resources::{DeviceRule, Resources, ACC_MKNOD, ACC_READ, ACC_WRITE};
@@ -32,7 +34,7 @@ pub use validate::namespace_kind;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{Process, Root, Spec};
+use oci_spec::runtime::{Root, Spec};
 
 /// The oldest and newest runtime-spec versions whose configs berth accepts (1.0.0 ..= 1.3.x).
 pub const OCI_VERSION_MIN: &str = "1.0.0";
@@ -127,6 +129,7 @@ pub struct Config {
     pub domainname: Option<String>,
     pub annotations: HashMap<String, String>,
     pub root: Root,
+    /// `process`, translated.
     pub process: Process,
     pub linux: Linux,
     /// `mounts`, in config order, options parsed.
@@ -162,7 +165,8 @@ impl Config {
             .linux_mut()
             .take()
             .ok_or_else(|| invalid("linux is missing: berth runs Linux containers".into()))?;
-        validate::check(&spec, &root, &process, &linux).map_err(invalid)?;
+        validate::check(&spec, &root, &linux).map_err(invalid)?;
+        let process = Process::from_oci(process).map_err(invalid)?;
         let namespaces = Namespaces::from_linux(&linux).map_err(invalid)?;
         let mounts = mounts::translate(spec.mounts_mut().take(), &linux).map_err(invalid)?;
         let linux = Linux::from_oci(linux, &namespaces).map_err(invalid)?;
@@ -226,9 +230,24 @@ pub fn parse(path: &Path, raw: &[u8]) -> Result<Spec, Error> {
         if let Some(p) = v.get_mut("process") {
             translate_scheduler_flags(p);
         }
-        return serde_json::from_value(v).map_err(err);
+        return serde::Deserialize::deserialize(&v).map_err(|e| named(path, &v, err(e)));
     }
-    serde_json::from_slice(raw).map_err(err)
+    serde_json::from_slice(raw).map_err(|e| match serde_json::from_slice(raw) {
+        Ok(v) => named(path, &v, err(e)),
+        Err(_) => err(e),
+    })
+}
+
+/// A decoding error, or (read again, only once decoding failed) the field it comes from where serde's message
+/// names neither field nor position (an unknown capability or rlimit type).
+fn named(path: &Path, v: &serde_json::Value, e: Error) -> Error {
+    match v.get("process").and_then(name_decode_error) {
+        Some(reason) => Error::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        },
+        None => e,
+    }
 }
 
 /// Is `version` a 1.0.x ..= 1.3.x release (pre-release suffixes such as `-dev` allowed)?
@@ -364,7 +383,7 @@ mod tests {
     fn a_valid_config_translates_with_its_parts_moved_out() {
         let c = validate_str(MINIMAL).unwrap();
         assert_eq!(c.root.path(), Path::new("rootfs"));
-        assert_eq!(c.process.args().as_deref(), Some(&["sh".to_string()][..]));
+        assert_eq!(c.process.args, ["sh"]);
         assert!(
             c.namespaces.mount
                 && c.namespaces.clone_flags
@@ -392,6 +411,20 @@ mod tests {
             (
                 MINIMAL.replace(r#""args":["sh"]"#, r#""args":["sh"],"env":["A=1","B"]"#),
                 "process.env[1] \"B\": not KEY=value",
+            ),
+            (
+                MINIMAL.replace(
+                    r#""args":["sh"]"#,
+                    r#""args":["sh"],"capabilities":{"bounding":["CAP_KILL","CAP_BOGUS"]}"#,
+                ),
+                "c: process.capabilities.bounding[1] \"CAP_BOGUS\": unknown capability",
+            ),
+            (
+                MINIMAL.replace(
+                    r#""args":["sh"]"#,
+                    r#""args":["sh"],"rlimits":[{"type":"RLIMIT_CORE","soft":2,"hard":1}]"#,
+                ),
+                "process.rlimits[0] RLIMIT_CORE: soft limit 2 is above the hard limit 1",
             ),
             (
                 MINIMAL.replace(

@@ -1,13 +1,12 @@
 //! The checks of config.json that need no kernel, each error naming its field (`mounts[3].destination "x": ...`).
 
-use oci_spec::runtime::{Linux, LinuxNamespaceType, Process, Root, Spec};
+use oci_spec::runtime::{Linux, LinuxNamespaceType, Root, Spec};
 
-/// Checks the parts of a config moved out of `spec` and what is left in it.
-pub fn check(spec: &Spec, root: &Root, process: &Process, linux: &Linux) -> Result<(), String> {
+/// Checks the parts of a config moved out of `spec` (`process` has its own translation) and what is left in it.
+pub fn check(spec: &Spec, root: &Root, linux: &Linux) -> Result<(), String> {
     if root.path().as_os_str().is_empty() {
         return Err("root.path is empty".into());
     }
-    self::process(process)?;
     for (field, name) in [
         ("hostname", spec.hostname()),
         ("domainname", spec.domainname()),
@@ -30,26 +29,7 @@ pub fn check(spec: &Spec, root: &Root, process: &Process, linux: &Linux) -> Resu
         }
     }
     namespaces(spec, linux)?;
-    super::fields::check(spec, process, linux)
-}
-
-fn process(process: &Process) -> Result<(), String> {
-    match process.args() {
-        Some(args) if !args.is_empty() && !args[0].is_empty() => {}
-        _ => return Err("process.args: must name a program".into()),
-    }
-    if !process.cwd().is_absolute() {
-        return Err(format!(
-            "process.cwd {:?}: must be an absolute path",
-            process.cwd()
-        ));
-    }
-    for (i, e) in process.env().iter().flatten().enumerate() {
-        if !e.contains('=') || e.starts_with('=') || e.contains('\0') {
-            return Err(format!("process.env[{i}] {e:?}: not KEY=value"));
-        }
-    }
-    Ok(())
+    super::fields::check(spec, linux)
 }
 
 /// No type twice, id mappings only with a user namespace, and so on.

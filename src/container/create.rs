@@ -157,7 +157,7 @@ fn validate(opts: &CreateOptions) -> Result<Checked> {
     let config = &bundle.config;
     crate::rootfs::validate(config)?;
     let (linux, process) = (&config.linux, &config.process);
-    let terminal = process.terminal().unwrap_or(false);
+    let terminal = process.terminal;
     check_terminal(terminal, !opts.foreground, opts.console_socket.is_some())?;
     let relay_terminal = terminal && opts.foreground;
     // Before anything exists: without a terminal to relay to, nothing is left behind.
@@ -170,8 +170,8 @@ fn validate(opts: &CreateOptions) -> Result<Checked> {
         .map(crate::process::seccomp::compile)
         .transpose()?;
     crate::lsm::check(
-        process.apparmor_profile().as_deref(),
-        process.selinux_label().as_deref(),
+        process.apparmor_profile.as_deref(),
+        process.selinux_label.as_deref(),
         linux.mount_label.as_deref(),
     )?;
     let plan = Plan::open(&config.namespaces)?;
@@ -368,7 +368,7 @@ fn drive_init(
     // From the host, before the init goes on (whatever it forks and the program inherit it): inside a user
     // namespace the init could not write its own, its /proc files belonging to the host's root once it is
     // non-dumpable.
-    if let Some(score) = process.oom_score_adj() {
+    if let Some(score) = process.oom_score_adj {
         crate::procfs::write_oom_score_adj(pid.as_raw(), score).with_context(|| {
             format!("set oom_score_adj to {score} (lowering it needs CAP_SYS_RESOURCE)")
         })?;

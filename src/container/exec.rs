@@ -20,12 +20,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use nix::sched::CloneFlags;
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
-use oci_spec::runtime::{Process, Spec};
-use serde_json::{json, Value};
 
 use super::foreground::{Forwarder, HostConsole, Relay};
 use super::state::{self, State, StateDir, Status};
 use crate::cgroups;
+use crate::config::{Config, Process};
 use crate::process::exec_into::{self, ExecArgs};
 use crate::process::sync::{self, Message};
 use crate::sys::{clone3_fork, Forked};
@@ -44,12 +43,12 @@ pub struct ExecOptions {
 }
 
 /// A container that may take an `exec`: running, created, or paused with --ignore-paused; with the config `create`
-/// saved.
+/// saved, translated again as `create` translated it (a relative bind source stays relative: exec uses no mount).
 pub struct Target {
     st: State,
-    spec: Spec,
-    /// The config's `process` as JSON: what `exec`'s flags apply to when no process file is given.
-    process: Value,
+    config: Config,
+    /// The container's `process` as decoded: what `exec`'s flags apply to when no process file is given.
+    process: oci_spec::runtime::Process,
 }
 
 impl Target {
@@ -63,20 +62,23 @@ impl Target {
             }
             other => bail!("cannot exec in a container that is {other}"),
         }
-        let raw = std::fs::read(dir.file(state::CONFIG_FILE))
-            .with_context(|| format!("read {}", dir.file(state::CONFIG_FILE).display()))?;
-        let mut config: Value = serde_json::from_slice(&raw).context("saved config.json")?;
-        if let Some(p) = config.get_mut("process") {
-            crate::config::translate_scheduler_flags(p);
-        }
-        let spec: Spec = serde_json::from_value(config.clone()).context("saved config.json")?;
-        let process = config.get("process").cloned().unwrap_or(json!({}));
-        Ok(Target { st, spec, process })
+        let path = dir.file(state::CONFIG_FILE);
+        let raw = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
+        let spec = crate::config::parse(&path, &raw)?;
+        let process = spec.process().clone();
+        let config = Config::from_spec(&path, spec)?;
+        let process = process.context("saved config.json: process is missing")?;
+        Ok(Target {
+            st,
+            config,
+            process,
+        })
     }
 
-    /// The container's own process (scheduler flags translated), as JSON, handed out once.
-    pub fn take_config_process(&mut self) -> Value {
-        std::mem::take(&mut self.process)
+    /// The container's own process, as config.json gives it (exec's flags are applied to it, then it is
+    /// translated).
+    pub fn config_process(&self) -> &oci_spec::runtime::Process {
+        &self.process
     }
 }
 
@@ -110,35 +112,30 @@ fn namespaces_to_join(pid: Pid) -> Result<CloneFlags> {
 /// Runs `process` in the container. Foreground: returns its exit code (128+N on signal N). Detached: 0 once
 /// it has exec'd.
 pub fn exec(target: &Target, mut process: Process, opts: &ExecOptions) -> Result<i32> {
-    let Target { st, spec, .. } = target;
+    let Target { st, config, .. } = target;
     // As create checks the init's: a profile or label the host cannot apply is a clear error before any clone.
     crate::lsm::check(
-        process.apparmor_profile().as_deref(),
-        process.selinux_label().as_deref(),
+        process.apparmor_profile.as_deref(),
+        process.selinux_label.as_deref(),
         None,
     )?;
-    let terminal = process.terminal().unwrap_or(false);
+    let terminal = process.terminal;
     super::create::check_terminal(terminal, opts.detach, opts.console_socket.is_some())?;
     let host_console = (terminal && !opts.detach)
         .then(|| HostConsole::find(3 + opts.preserve_fds as i32))
         .transpose()?;
     // The child sizes the pty as berth's terminal before its program can ask (the relay alone would race it).
     if let Some((rows, cols)) = host_console.as_ref().and_then(|h| h.size()) {
-        let size = oci_spec::runtime::BoxBuilder::default()
-            .height(rows)
-            .width(cols)
-            .build()
-            .context("console size")?;
-        process.set_console_size(Some(size));
+        process.console_size = Some((rows.into(), cols.into()));
     }
     let console_socket = match (&opts.console_socket, terminal) {
         (Some(path), true) => Some(crate::process::tty::connect(path)?),
         _ => None,
     };
-    let seccomp = spec
-        .linux()
+    let seccomp = config
+        .linux
+        .seccomp
         .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
         .map(crate::process::seccomp::compile)
         .transpose()?;
     // On the host, before the clone (the child resolves paths in the container's mounts): the child inherits the
@@ -177,7 +174,7 @@ pub fn exec(target: &Target, mut process: Process, opts: &ExecOptions) -> Result
             seccomp: seccomp.as_ref(),
             seccomp_listener,
             close_fds: cgroup_fd.iter().map(|f| f.as_raw_fd()).collect(),
-            linux: spec.linux().as_ref(),
+            linux: Some(&config.linux),
         });
     }
     // Only here, on the parent's side: the child keeps the initial affinity.

@@ -7,15 +7,14 @@
 use anyhow::{anyhow, Result};
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
-use oci_spec::runtime::Process;
 
-use crate::config::attrs::cpu_list;
+use crate::config::{CpuList, Process};
 
-fn set(what: &str, list: &str) -> Result<()> {
-    let cpus = cpu_list(list).map_err(|e| anyhow!("process.execCPUAffinity.{what} {e}"))?;
-    sched_setaffinity(Pid::from_raw(0), &cpus).map_err(|e| {
+fn set(what: &str, list: &CpuList) -> Result<()> {
+    sched_setaffinity(Pid::from_raw(0), &list.cpus).map_err(|e| {
         anyhow!(
-            "process.execCPUAffinity.{what} {list:?}: sched_setaffinity: {}",
+            "process.execCPUAffinity.{what} {:?}: sched_setaffinity: {}",
+            list.text,
             e.desc()
         )
     })
@@ -38,16 +37,12 @@ pub struct Initial {
 
 impl Initial {
     pub fn enter(p: &Process) -> Result<Initial> {
-        let Some(list) = p
-            .exec_cpu_affinity()
-            .as_ref()
-            .and_then(|a| a.initial().clone())
-        else {
+        let Some(list) = &p.exec_cpu_affinity.initial else {
             return Ok(Initial { saved: None });
         };
         let saved = sched_getaffinity(Pid::from_raw(0))
             .map_err(|e| anyhow!("sched_getaffinity: {}", e.desc()))?;
-        set("initial", &list)?;
+        set("initial", list)?;
         Ok(Initial { saved: Some(saved) })
     }
 }
@@ -62,11 +57,8 @@ impl Drop for Initial {
 
 /// In the exec'd process, once in the container's cgroup: `final`, else keep `initial`, else every CPU.
 pub fn apply_exec(p: &Process) -> Result<()> {
-    let a = p.exec_cpu_affinity().as_ref();
-    match (
-        a.and_then(|a| a.initial().as_ref()),
-        a.and_then(|a| a.cpu_affinity_final().as_ref()),
-    ) {
+    let a = &p.exec_cpu_affinity;
+    match (&a.initial, &a.final_) {
         (_, Some(list)) => set("final", list),
         (Some(_), None) => Ok(()),
         (None, None) => {

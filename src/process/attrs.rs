@@ -4,47 +4,33 @@
 //! the memory policy (runc's order).
 
 use anyhow::Result;
-use oci_spec::runtime::{Linux, LinuxMemoryPolicy, LinuxPersonality, Process};
 
-use crate::config::Config;
+use crate::config::{Config, Linux, Process};
 
 /// The init: every CPU (execCPUAffinity is for `exec` only), then the container's process attributes.
 pub fn apply_init(config: &Config) -> Result<()> {
     super::affinity::apply_init();
-    let linux = &config.linux;
-    apply(
-        &config.process,
-        linux.personality.as_ref(),
-        linux.memory_policy.as_ref(),
-    )
+    apply(&config.process, Some(&config.linux))
 }
 
 /// An `exec` process, already in the container's cgroup: execCPUAffinity.final, then the attributes.
 pub fn apply_exec(p: &Process, linux: Option<&Linux>) -> Result<()> {
     super::affinity::apply_exec(p)?;
-    apply(
-        p,
-        linux.and_then(|l| l.personality().as_ref()),
-        linux.and_then(|l| l.memory_policy().as_ref()),
-    )
+    apply(p, linux)
 }
 
 /// The container-wide ones (personality, memory policy) come from `linux`.
-fn apply(
-    p: &Process,
-    personality: Option<&LinuxPersonality>,
-    memory_policy: Option<&LinuxMemoryPolicy>,
-) -> Result<()> {
-    if let Some(s) = p.scheduler() {
+fn apply(p: &Process, linux: Option<&Linux>) -> Result<()> {
+    if let Some(s) = &p.scheduler {
         super::sched::apply(s)?;
     }
-    if let Some(io) = p.io_priority() {
+    if let Some(io) = &p.io_priority {
         super::ioprio::apply(io)?;
     }
-    if let Some(per) = personality {
+    if let Some(per) = linux.and_then(|l| l.personality.as_ref()) {
         super::personality::apply(per)?;
     }
-    if let Some(mp) = memory_policy {
+    if let Some(mp) = linux.and_then(|l| l.memory_policy.as_ref()) {
         super::mempolicy::apply(mp)?;
     }
     Ok(())

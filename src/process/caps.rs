@@ -1,15 +1,12 @@
-//! Capability sets: config names → caps sets, and applying all five in the right order around the uid switch.
-
-use std::collections::HashSet;
-use std::str::FromStr;
+//! Capability sets: the config's (`config::Capabilities`, names read at translation) less what the running kernel
+//! does not know, and applying all five in the right order around the uid switch.
 
 use caps::{CapSet, Capability, CapsHashSet};
-use oci_spec::runtime::{Capabilities, LinuxCapabilities};
+
+use crate::config::Capabilities;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("unknown capability {0}")]
-    Unknown(String),
     #[error("capability set {set}: berth itself does not hold {caps} (not in its permitted set)")]
     NotHeld { set: &'static str, caps: String },
     #[error("capset (effective, permitted, inheritable): {source} (effective must be within permitted, inheritable within bounding)")]
@@ -32,16 +29,6 @@ pub struct CapSets {
     pub ambient: CapsHashSet,
 }
 
-pub fn to_caps(set: &Option<Capabilities>) -> Result<CapsHashSet, Error> {
-    let mut out = HashSet::new();
-    for c in set.iter().flatten() {
-        let name = format!("CAP_{c}");
-        let cap = Capability::from_str(&name).map_err(|_| Error::Unknown(name))?;
-        out.insert(cap);
-    }
-    Ok(out)
-}
-
 /// Every capability the running kernel knows: one read of cap_last_cap instead of probing each with
 /// PR_CAPBSET_READ (which made creating a container cost over a hundred prctl calls).
 pub fn supported() -> CapsHashSet {
@@ -58,20 +45,21 @@ pub fn supported() -> CapsHashSet {
 }
 
 impl CapSets {
-    pub fn from_spec(c: Option<&LinuxCapabilities>) -> Result<CapSets, Error> {
-        let Some(c) = c else {
-            return Ok(CapSets::default());
-        };
-        let supported = supported();
+    /// The config's sets, less the capabilities the running kernel does not know.
+    pub fn for_kernel(c: &Capabilities) -> CapSets {
+        CapSets::within(c, &supported())
+    }
+
+    fn within(c: &Capabilities, supported: &CapsHashSet) -> CapSets {
         let keep =
-            |s: CapsHashSet| -> CapsHashSet { s.intersection(&supported).copied().collect() };
-        Ok(CapSets {
-            bounding: keep(to_caps(c.bounding())?),
-            effective: keep(to_caps(c.effective())?),
-            permitted: keep(to_caps(c.permitted())?),
-            inheritable: keep(to_caps(c.inheritable())?),
-            ambient: keep(to_caps(c.ambient())?),
-        })
+            |s: &CapsHashSet| -> CapsHashSet { s.intersection(supported).copied().collect() };
+        CapSets {
+            bounding: keep(&c.bounding),
+            effective: keep(&c.effective),
+            permitted: keep(&c.permitted),
+            inheritable: keep(&c.inheritable),
+            ambient: keep(&c.ambient),
+        }
     }
 
     /// Shrinks the bounding set; needs CAP_SETPCAP, so it runs before the uid switch.
@@ -148,25 +136,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_translate() {
-        let lc: LinuxCapabilities = serde_json::from_str(
-            r#"{"bounding":["CAP_CHOWN","CAP_KILL"],"effective":["CAP_KILL"],"ambient":[]}"#,
-        )
-        .unwrap();
-        let s = CapSets::from_spec(Some(&lc)).unwrap();
-        assert_eq!(
-            s.bounding,
-            [Capability::CAP_CHOWN, Capability::CAP_KILL]
-                .into_iter()
-                .collect()
-        );
-        assert_eq!(s.effective, [Capability::CAP_KILL].into_iter().collect());
-        assert!(s.permitted.is_empty() && s.ambient.is_empty());
-    }
-
-    #[test]
-    fn unknown_capability_is_an_error_at_parse_time() {
-        let r: Result<LinuxCapabilities, _> = serde_json::from_str(r#"{"bounding":["CAP_BOGUS"]}"#);
-        assert!(r.is_err());
+    fn capabilities_the_kernel_does_not_know_are_dropped() {
+        let all = |caps: &[Capability]| caps.iter().copied().collect::<CapsHashSet>();
+        let config = Capabilities {
+            bounding: all(&[Capability::CAP_CHOWN, Capability::CAP_BPF]),
+            effective: all(&[Capability::CAP_BPF]),
+            ambient: all(&[Capability::CAP_KILL]),
+            ..Default::default()
+        };
+        // A kernel older than CAP_BPF (5.8).
+        let kernel = all(&[Capability::CAP_CHOWN, Capability::CAP_KILL]);
+        let s = CapSets::within(&config, &kernel);
+        assert_eq!(s.bounding, all(&[Capability::CAP_CHOWN]));
+        assert!(s.effective.is_empty() && s.permitted.is_empty() && s.inheritable.is_empty());
+        assert_eq!(s.ambient, all(&[Capability::CAP_KILL]));
     }
 }

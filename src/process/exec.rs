@@ -88,24 +88,10 @@ pub fn home_for(uid: u32) -> String {
         .unwrap_or_else(|| "/".into())
 }
 
-/// The environment as runc hands it over: one entry per name, the last definition kept, in the order of the last
-/// definitions.
-pub fn dedup_env(env: &[String]) -> Vec<String> {
-    let mut seen = std::collections::HashSet::new();
-    let mut out: Vec<String> = env
-        .iter()
-        .rev()
-        .filter(|kv| seen.insert(kv.split_once('=').map_or(kv.as_str(), |(k, _)| k)))
-        .cloned()
-        .collect();
-    out.reverse();
-    out
-}
-
-/// The program's environment: [`dedup_env`], with HOME from the container's /etc/passwd when the config sets none
-/// or an empty one (runc too).
+/// The program's environment: the process's (one entry per name already: `config::Process::env`), with HOME from
+/// the container's /etc/passwd when the config sets none or an empty one (runc too).
 pub fn program_env(env: &[String], uid: u32) -> Vec<String> {
-    let mut out = dedup_env(env);
+    let mut out = env.to_vec();
     out.retain(|kv| kv != "HOME=");
     if env_get(&out, "HOME").is_none() {
         out.push(format!("HOME={}", home_for(uid)));
@@ -170,16 +156,16 @@ mod tests {
     }
 
     #[test]
-    fn duplicates_keep_the_last_definition_and_an_empty_home_is_replaced() {
-        let env: Vec<String> = ["A=1", "HOME=", "B=2", "A=3", "C=", "B=4"]
+    fn an_empty_or_missing_home_is_replaced() {
+        let env: Vec<String> = ["HOME=", "A=3", "C="]
             .iter()
             .map(|s| s.to_string())
             .collect();
-        assert_eq!(dedup_env(&env), ["HOME=", "A=3", "C=", "B=4"]);
         let full = program_env(&env, 4242);
-        assert_eq!(full.last().map(String::as_str), Some("HOME=/"));
-        let set: Vec<String> = vec!["HOME=/x".into(), "HOME=/y".into()];
-        assert_eq!(program_env(&set, 0), ["HOME=/y"]);
+        assert_eq!(full, ["A=3", "C=", "HOME=/"]);
+        let set: Vec<String> = vec!["A=1".into(), "HOME=/y".into()];
+        assert_eq!(program_env(&set, 0), ["A=1", "HOME=/y"]);
+        assert_eq!(program_env(&[], 4242), ["HOME=/"]);
     }
 
     #[test]

@@ -15,12 +15,11 @@
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
-use anyhow::{Context, Result};
-use nix::sched::CloneFlags;
-use oci_spec::runtime::Process;
-
 use super::setup::Setup;
 use super::sync::{Channel, Message};
+use crate::config::Process;
+use anyhow::{Context, Result};
+use nix::sched::CloneFlags;
 
 pub struct ExecArgs<'a> {
     pub process: &'a Process,
@@ -39,7 +38,7 @@ pub struct ExecArgs<'a> {
     /// Descriptors of the parent that nothing in the container may inherit (the cgroup directory).
     pub close_fds: Vec<RawFd>,
     /// The container's `linux`: its personality and memory policy apply to `exec` too, as in runc.
-    pub linux: Option<&'a oci_spec::runtime::Linux>,
+    pub linux: Option<&'a crate::config::Linux>,
 }
 
 /// Runs the intermediate (and, in the fork, the process); never returns.
@@ -111,8 +110,7 @@ fn setup_terminal(args: &ExecArgs) -> Result<()> {
         None => return Ok(()),
     };
     let p = args.process;
-    let size = p.console_size().as_ref().map(|b| (b.height(), b.width()));
-    setup_console(to, size, false, Some(p.user().uid()))?;
+    setup_console(to, p.console_size, false, Some(p.user.uid))?;
     Ok(())
 }
 

@@ -115,12 +115,12 @@ impl Stub {
     /// The stub for `process`, where it fits (see [`Stub::fits`]) and the kernel lets berth make it. Called while
     /// berth may still create it: before seccomp and the uid switch.
     pub fn for_process(
-        process: &oci_spec::runtime::Process,
+        process: &crate::config::Process,
         seccomp: Option<&super::seccomp::Filter>,
     ) -> Option<Stub> {
         Stub::fits(
-            process.apparmor_profile().as_deref(),
-            process.selinux_label().as_deref(),
+            process.apparmor_profile.as_deref(),
+            process.selinux_label.as_deref(),
             seccomp,
         )
         .then(Stub::new)
@@ -130,7 +130,7 @@ impl Stub {
     /// As [`Stub::for_process`], made where `seccomp` is already loaded: only if it also lets the calls that make
     /// the stub through (memfd_create, write, fcntl(F_ADD_SEALS)).
     pub fn for_process_under_filter(
-        process: &oci_spec::runtime::Process,
+        process: &crate::config::Process,
         seccomp: Option<&super::seccomp::Filter>,
     ) -> Option<Stub> {
         if seccomp.is_some_and(|f| !Stub::can_be_made_under(f)) {

@@ -48,12 +48,11 @@ impl Hooks {
     pub fn create_container(
         &self,
         state: &OciState,
-        process: &oci_spec::runtime::Process,
+        process: &crate::config::Process,
         rootfs: &std::path::Path,
     ) -> Result<(), Error> {
-        let env = process.env().as_deref().unwrap_or_default();
         let inherit = Inherit {
-            env: Some(super::exec::dedup_env(env)),
+            env: Some(process.env.clone()),
             cwd: Some(rootfs.to_path_buf()),
         };
         self.run_in(Phase::CreateContainer, state, &inherit)

@@ -1,7 +1,8 @@
 //! Switching to the configured uid, gid and supplementary groups without losing the capabilities to keep.
 
 use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
-use oci_spec::runtime::User;
+
+use crate::config::User;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{op}: {source}")]
@@ -18,45 +19,26 @@ fn err(op: impl Into<String>) -> impl FnOnce(nix::Error) -> Error {
 /// `setgroups_allowed` is false in a user namespace whose setgroups file says deny.
 pub fn switch(user: &User, setgroups_allowed: bool) -> Result<(), Error> {
     nix::sys::prctl::set_keepcaps(true).map_err(err("prctl(PR_SET_KEEPCAPS)"))?;
-    let gids = supplementary(user.additional_gids().as_deref().unwrap_or_default());
+    let gids: Vec<Gid> = user
+        .additional_gids
+        .iter()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
     if setgroups_allowed {
-        setgroups(&gids).map_err(err(format!("setgroups {:?}", user.additional_gids())))?;
+        setgroups(&gids).map_err(err(format!("setgroups {:?}", user.additional_gids)))?;
     } else if !gids.is_empty() {
         // Accepted and not applied would be a lie (runc refuses too): a rootless gid map denies setgroups(2).
         return Err(Error {
             op: format!(
                 "additionalGids {:?}: setgroups is denied in this user namespace (rootless)",
-                user.additional_gids().as_deref().unwrap_or_default()
+                user.additional_gids
             ),
             source: nix::errno::Errno::EPERM,
         });
     }
-    let gid = Gid::from_raw(user.gid());
+    let gid = Gid::from_raw(user.gid);
     setresgid(gid, gid, gid).map_err(err(format!("setresgid {gid}")))?;
-    let uid = Uid::from_raw(user.uid());
+    let uid = Uid::from_raw(user.uid);
     setresuid(uid, uid, uid).map_err(err(format!("setresuid {uid}")))?;
     nix::sys::prctl::set_keepcaps(false).map_err(err("prctl(PR_SET_KEEPCAPS, 0)"))
-}
-
-/// additionalGids without duplicates, first occurrence first (runc removes them too).
-fn supplementary(gids: &[u32]) -> Vec<Gid> {
-    let mut out: Vec<Gid> = Vec::with_capacity(gids.len());
-    for g in gids.iter().map(|g| Gid::from_raw(*g)) {
-        if !out.contains(&g) {
-            out.push(g);
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn duplicate_additional_gids_are_removed_in_order() {
-        let raw = |v: Vec<Gid>| v.into_iter().map(|g| g.as_raw()).collect::<Vec<_>>();
-        assert_eq!(raw(supplementary(&[5, 3, 5, 1, 3])), [5, 3, 1]);
-        assert!(supplementary(&[]).is_empty());
-    }
 }

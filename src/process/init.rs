@@ -182,7 +182,7 @@ fn enter_rootfs(args: &InitArgs, mounted: rootfs::Mounted) -> Result<()> {
     rootfs::enter_root(config, &args.rootfs, args.no_pivot)?;
     setup_terminal(args, process)?;
     // The cwd is made (when missing) before the root may turn read-only, as runc does.
-    make_cwd(process.cwd())?;
+    make_cwd(&process.cwd)?;
     rootfs::finish(config, mounted)?;
     if let Some(h) = config.hostname.as_deref() {
         nix::unistd::sethostname(h).with_context(|| format!("sethostname {h:?}"))?;
@@ -236,18 +236,14 @@ fn report_ready(args: &InitArgs) -> Result<()> {
 }
 
 /// process.terminal: a pty of the container's own devpts, its master sent to the console socket or to berth.
-fn setup_terminal(args: &InitArgs, process: &oci_spec::runtime::Process) -> Result<()> {
+fn setup_terminal(args: &InitArgs, process: &crate::config::Process) -> Result<()> {
     use super::tty::{setup_console, MasterTo};
     let to = match &args.console_socket {
         Some(socket) => MasterTo::Socket(socket),
         None if args.terminal => MasterTo::Parent(&args.channel),
         None => return Ok(()),
     };
-    let size = process
-        .console_size()
-        .as_ref()
-        .map(|b| (b.height(), b.width()));
-    setup_console(to, size, true, Some(process.user().uid()))?;
+    setup_console(to, process.console_size, true, Some(process.user.uid))?;
     Ok(())
 }
 

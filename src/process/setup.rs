@@ -20,13 +20,12 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use oci_spec::runtime::Process;
-
 use super::exec::Program;
 use super::exec_stub::Stub;
 use super::seccomp::Filter;
+use crate::config::Process;
 use crate::oci_state::OciState;
+use anyhow::{Context, Result};
 
 /// What both the init and exec know about the process they become.
 pub struct Setup<'a> {
@@ -39,7 +38,7 @@ pub struct Setup<'a> {
 
 impl Setup<'_> {
     fn nnp(&self) -> bool {
-        self.process.no_new_privileges().unwrap_or(false)
+        self.process.no_new_privileges
     }
 
     /// Step 1: only fds 0-2 and the preserved ones survive execve; from here on everything opened is close-on-exec.
@@ -63,7 +62,7 @@ impl Setup<'_> {
     /// Step 2: the cwd, resolved inside the root (no magic links such as /proc/self/fd/N and no `..` above the
     /// root, so no descriptor of berth nor a host directory can become the cwd).
     pub fn enter_cwd(&self) -> Result<()> {
-        let cwd = self.process.cwd();
+        let cwd = &self.process.cwd;
         let root = crate::resolve::Root::open(Path::new("/")).context("open /")?;
         let dir = root
             .open_in_root(cwd, nix::fcntl::OFlag::O_DIRECTORY)
@@ -75,19 +74,13 @@ impl Setup<'_> {
     /// Step 3: the LSM attributes for the next execve, while still root (our non-dumpable /proc files are root's).
     pub fn lsm(&self) -> Result<()> {
         let p = self.process;
-        crate::lsm::apply_on_exec(
-            p.apparmor_profile().as_deref(),
-            p.selinux_label().as_deref(),
-        )?;
+        crate::lsm::apply_on_exec(p.apparmor_profile.as_deref(), p.selinux_label.as_deref())?;
         Ok(())
     }
 
     /// Step 4.
     pub fn rlimits(&self) -> Result<()> {
-        if let Some(rl) = self.process.rlimits() {
-            super::rlimits::apply(rl)?;
-        }
-        Ok(())
+        Ok(super::rlimits::apply(&self.process.rlimits)?)
     }
 
     /// Step 5: the sealed stub for the last execve, where it fits.
@@ -100,7 +93,7 @@ impl Setup<'_> {
     /// kernel refused, as runc goes on without them).
     pub fn credentials(&self, state: &OciState, pid: i32) -> Result<Vec<String>> {
         let p = self.process;
-        let caps = super::caps::CapSets::from_spec(p.capabilities().as_ref())?;
+        let caps = super::caps::CapSets::for_kernel(&p.capabilities);
         if !self.nnp() {
             // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we still have it (runc too).
             if let Some(f) = self.seccomp {
@@ -108,22 +101,20 @@ impl Setup<'_> {
             }
         }
         caps.drop_bounding()?;
-        super::identity::switch(p.user(), setgroups_allowed())?;
+        super::identity::switch(&p.user, setgroups_allowed())?;
         let warnings = caps.apply_after_setuid()?;
         if self.nnp() {
             nix::sys::prctl::set_no_new_privs().context("prctl(PR_SET_NO_NEW_PRIVS)")?;
         }
-        crate::sys::set_umask(p.user().umask().unwrap_or(0o022));
+        crate::sys::set_umask(p.user.umask);
         Ok(warnings)
     }
 
     /// Step 7: the program, looked up as the user.
     pub fn program(&self) -> Result<Program> {
         let p = self.process;
-        let env = p.env().clone().unwrap_or_default();
-        let argv = p.args().clone().unwrap_or_default();
-        let path = super::exec::find_program(&argv[0], &env, p.cwd())?;
-        Ok(super::exec::prepare(path, &argv, &env, p.user().uid())?)
+        let path = super::exec::find_program(&p.args[0], &p.env, &p.cwd)?;
+        Ok(super::exec::prepare(path, &p.args, &p.env, p.user.uid)?)
     }
 
     /// Step 8: with noNewPrivileges, the filter is the last thing loaded before execve.
