@@ -981,6 +981,27 @@ fn bind_atime_flags_follow_mount2() {
     }
 }
 
+/// A relative mount destination is relative to `/` (runtime-spec: deprecated, but to be read so; runc does), and
+/// a namespace with an empty `path` is a new one (runc reads Go's empty string so).
+#[test]
+fn relative_destination_and_empty_namespace_path_as_runc() {
+    let id = unique("reldest");
+    let mut b = Bundle::new(&id);
+    b.sh("grep -c ' /tmp/rel tmpfs ' /proc/self/mounts")
+        .edit(|c| {
+            add_mount(
+                c,
+                json!({"destination": "tmp/rel", "type": "tmpfs", "source": "tmpfs"}),
+            );
+            for ns in c["linux"]["namespaces"].as_array_mut().unwrap() {
+                if ns["type"] == "mount" {
+                    ns["path"] = json!("");
+                }
+            }
+        });
+    assert_eq!(run_ok(&b, &id).trim(), "1");
+}
+
 /// A bind's flag words, as runc's mounts_sshfs.bats checks them (on a tmpfs, as it falls back to here): a clearing
 /// word alone (`dev`, `rw`) still makes a bind remount, so every flag not asked for goes; in a user namespace the
 /// flags the kernel locked on the source (ro, nosuid, nodev, noexec, the atime state with nodiratime) stay unless
