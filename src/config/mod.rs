@@ -188,7 +188,7 @@ impl Config {
 }
 
 /// A namespace whose `path` is `""` has none: a new namespace, as runc (Go's empty string) reads it.
-fn drop_empty_namespace_paths(linux: &mut Linux) {
+fn drop_empty_namespace_paths(linux: &mut oci_spec::runtime::Linux) {
     let Some(mut nss) = linux.namespaces().clone() else {
         return;
     };

@@ -23,8 +23,7 @@ pub fn apply_exec(p: &Process, linux: Option<&Linux>) -> Result<()> {
 fn apply(p: &Process, linux: Option<&Linux>) -> Result<()> {
     if let Some(s) = &p.scheduler {
         let cpus_limited = linux
-            .and_then(|l| l.resources().as_ref())
-            .and_then(|r| r.cpu().as_ref())
+            .and_then(|l| l.resources.cpu().as_ref())
             .is_some_and(|c| c.cpus().as_deref().is_some_and(|cpus| !cpus.is_empty()));
         super::sched::apply(s, cpus_limited)?;
     }
