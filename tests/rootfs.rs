@@ -462,6 +462,26 @@ fn masked_readonly_paths_and_readonly_root() {
     assert!(b.rootfs().join("secret/dir/key").exists());
 }
 
+/// As runc: a masked path listed twice is masked once, and masked directories share one empty read-only tmpfs
+/// (copies of one mount: one device number), which stays unwritable.
+#[test]
+fn masked_duplicates_mount_once_and_directories_share_one_tmpfs() {
+    let id = unique("maskdup");
+    let mut b = Bundle::new(&id);
+    for d in ["m1", "m2", "m3"] {
+        std::fs::create_dir_all(b.rootfs().join(d)).unwrap();
+    }
+    std::fs::write(b.rootfs().join("mfile"), "s").unwrap();
+    b.sh(
+        "grep -c ' /m1 ' /proc/self/mounts; grep -c ' /mfile ' /proc/self/mounts; \
+          stat -c %d /m1 /m2 /m3 | sort -u | wc -l; touch /m2/x 2>/dev/null && echo WROTE; true",
+    )
+    .edit(|c| {
+        c["linux"]["maskedPaths"] = json!(["/m1", "/mfile", "/m2", "/m1", "/mfile", "/m3"]);
+    });
+    assert_eq!(run_ok(&b, &id), "1\n1\n1\n");
+}
+
 #[test]
 fn sysctls_are_written_when_owned_and_refused_otherwise() {
     let id = unique("sysctl");
