@@ -182,15 +182,10 @@ fn enter_rootfs(args: &InitArgs, mounted: rootfs::Mounted) -> Result<()> {
     // The cwd is made (when missing) before the root may turn read-only, as runc does.
     make_cwd(&process.cwd)?;
     rootfs::finish(config, mounted)?;
-    if let Some(h) = config.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+    if let Some(h) = config.hostname.as_deref() {
         nix::unistd::sethostname(h).with_context(|| format!("sethostname {h:?}"))?;
     }
-    if let Some(d) = config
-        .spec
-        .domainname()
-        .as_deref()
-        .filter(|d| !d.is_empty())
-    {
+    if let Some(d) = config.domainname.as_deref() {
         crate::sys::setdomainname(d).with_context(|| format!("setdomainname {d:?}"))?;
     }
     Ok(())
