@@ -722,5 +722,27 @@ fn memory_policy_binds_the_init_and_exec_to_node_0() {
     let mut b = Bundle::new(&id2);
     b.edit(|c| c["linux"]["memoryPolicy"] = json!({"mode": "MPOL_LOCAL", "nodes": "0"}));
     let err = berth.fails(&["create", "--bundle", b.dir.to_str().unwrap(), &id2]);
-    assert!(err.contains("linux.memoryPolicy"), "{err}");
+    assert!(
+        err.contains("linux.memoryPolicy: memory policy mode requires 0 nodes but got 1"),
+        "{err}"
+    );
+    // What does not decode is named in runc's words too (memorypolicy.bats).
+    for (policy, want) in [
+        (json!({}), "invalid memory policy mode"),
+        (
+            json!({"mode": "INTERLEAVE", "nodes": "0"}),
+            "invalid memory policy mode",
+        ),
+        (
+            json!({"mode": "MPOL_PREFERRED", "nodes": "0", "flags": ["badflag"]}),
+            "invalid memory policy flag",
+        ),
+    ] {
+        let id3 = unique("mempol-undecodable");
+        let mut b = Bundle::new(&id3);
+        b.edit(|c| c["linux"]["memoryPolicy"] = policy);
+        let err = berth.fails(&["create", "--bundle", b.dir.to_str().unwrap(), &id3]);
+        assert!(err.contains(want), "{err}");
+        assert!(!berth.root.join(&id3).exists());
+    }
 }

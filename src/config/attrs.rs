@@ -112,24 +112,49 @@ pub fn node_mask(list: &str) -> Result<Vec<u64>, String> {
     Ok(mask)
 }
 
+/// runc's checks, in its words (`invalid memory policy nodes ...`, `memory policy mode requires 0 nodes but got
+/// 8`), after the field.
 pub fn memory_policy(p: &LinuxMemoryPolicy) -> Result<(), String> {
     use MemoryPolicyModeType::*;
-    let mask = node_mask(p.nodes().as_deref().unwrap_or(""))
-        .map_err(|e| format!("linux.memoryPolicy.nodes {:?}: {e}", p.nodes()))?;
+    let nodes = p.nodes().as_deref().unwrap_or("");
+    let mask = node_mask(nodes).map_err(|e| {
+        format!("linux.memoryPolicy.nodes: invalid memory policy nodes {nodes:?}: {e}")
+    })?;
     let count: u32 = mask.iter().map(|w| w.count_ones()).sum();
     match p.mode() {
         MpolDefault | MpolLocal if count != 0 => Err(format!(
-            "linux.memoryPolicy: mode {} takes no nodes, got {count}",
+            "linux.memoryPolicy: memory policy mode requires 0 nodes but got {count} (mode {})",
             p.mode()
         )),
         MpolBind | MpolInterleave | MpolPreferredMany | MpolWeightedInterleave if count == 0 => {
             Err(format!(
-                "linux.memoryPolicy: mode {} needs at least one node",
+                "linux.memoryPolicy: memory policy mode requires at least one node but got 0 (mode {})",
                 p.mode()
             ))
         }
         _ => Ok(()),
     }
+}
+
+/// The field of a `linux.memoryPolicy` that failed to decode (serde names neither), in runc's words: a missing or
+/// unknown mode, an unknown flag. None when the policy is not what failed.
+pub fn name_memory_policy_decode_error(policy: &serde_json::Value) -> Option<String> {
+    let mode = policy.get("mode");
+    if mode.is_none_or(|m| serde_json::from_value::<MemoryPolicyModeType>(m.clone()).is_err()) {
+        let shown = mode.map_or_else(|| "\"\"".to_string(), |m| m.to_string());
+        return Some(format!(
+            "linux.memoryPolicy.mode: invalid memory policy mode {shown}"
+        ));
+    }
+    let flags = policy.get("flags").and_then(serde_json::Value::as_array);
+    for (i, f) in flags.into_iter().flatten().enumerate() {
+        if serde_json::from_value::<oci_spec::runtime::MemoryPolicyFlagType>(f.clone()).is_err() {
+            return Some(format!(
+                "linux.memoryPolicy.flags[{i}]: invalid memory policy flag {f}"
+            ));
+        }
+    }
+    None
 }
 
 /// The spec defines no flag values yet: any flag is refused rather than dropped (runc warns and drops them).
@@ -230,7 +255,32 @@ pub(crate) mod tests {
             serde_json::json!({"mode": "MPOL_LOCAL", "nodes": "0"}),
         ))
         .unwrap_err();
-        assert!(e.contains("no nodes"), "{e}");
+        assert!(
+            e.contains("memory policy mode requires 0 nodes but got 1"),
+            "{e}"
+        );
+        let e = memory_policy(&policy(
+            serde_json::json!({"mode": "MPOL_BIND", "nodes": "0-9876543210"}),
+        ))
+        .unwrap_err();
+        assert!(e.contains("invalid memory policy nodes"), "{e}");
+    }
+
+    #[test]
+    fn undecodable_policies_are_named_in_runcs_words() {
+        let named = |v| name_memory_policy_decode_error(&v).unwrap_or_default();
+        assert!(named(serde_json::json!({})).contains("invalid memory policy mode"));
+        assert!(named(serde_json::json!({"nodes": "0-7"})).contains("invalid memory policy mode"));
+        assert!(named(serde_json::json!({"mode": "INTERLEAVE"}))
+            .contains("invalid memory policy mode \"INTERLEAVE\""));
+        assert!(named(
+            serde_json::json!({"mode": "MPOL_BIND", "flags": ["MPOL_F_STATIC_NODES", "badflag"]})
+        )
+        .contains("linux.memoryPolicy.flags[1]: invalid memory policy flag \"badflag\""));
+        assert_eq!(
+            name_memory_policy_decode_error(&serde_json::json!({"mode": "MPOL_BIND"})),
+            None
+        );
     }
 
     #[test]

@@ -260,7 +260,13 @@ pub fn parse(path: &Path, raw: &[u8]) -> Result<Spec, Error> {
 /// A decoding error, or (read again, only once decoding failed) the field it comes from where serde's message
 /// names neither field nor position (an unknown capability or rlimit type).
 fn named(path: &Path, v: &serde_json::Value, e: Error) -> Error {
-    match v.get("process").and_then(name_decode_error) {
+    let process = v.get("process").and_then(name_decode_error);
+    let policy = || {
+        v.get("linux")
+            .and_then(|l| l.get("memoryPolicy"))
+            .and_then(attrs::name_memory_policy_decode_error)
+    };
+    match process.or_else(policy) {
         Some(reason) => Error::Invalid {
             path: path.to_path_buf(),
             reason,
