@@ -85,7 +85,7 @@ pub enum Command {
     #[command(alias = "ls")]
     List(ListArgs),
     /// Run a new process inside a running container.
-    Exec(ExecArgs),
+    Exec(Box<ExecArgs>),
     /// Print the features this runtime implements (runtime-spec features.json).
     Features,
     /// Suspend every process of a running container (cgroup freezer).
@@ -111,6 +111,9 @@ pub struct ExecArgs {
     /// Unix socket that receives the pty master (with --tty).
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
+    /// Unix socket that receives a pidfd of the exec'd process (SCM_RIGHTS).
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
     /// Do not wait for the process.
     #[arg(short = 'd', long)]
     pub detach: bool,
@@ -244,6 +247,9 @@ pub struct CreateArgs {
     /// Unix socket that receives the pty master when process.terminal is set.
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
+    /// Unix socket that receives a pidfd of the container's init (SCM_RIGHTS).
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
     /// File to write the init's host pid to.
     #[arg(long = "pid-file")]
     pub pid_file: Option<PathBuf>,

@@ -23,6 +23,7 @@ pub fn run(cli: &Cli, a: &ExecArgs) -> Result<i32> {
     };
     let opts = ExecOptions {
         console_socket: a.console_socket.clone(),
+        pidfd_socket: a.pidfd_socket.clone(),
         detach: a.detach,
         pid_file: a.pid_file.clone(),
         preserve_fds,

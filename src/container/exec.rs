@@ -22,6 +22,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use super::foreground::{Forwarder, HostConsole, Relay};
+use super::pidfd_socket::{Kind, PidfdSocket};
 use super::state::{self, State, StateDir, Status};
 use crate::cgroups;
 use crate::config::{Config, Process};
@@ -35,6 +36,8 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How `berth exec` runs the process (the process itself is built by the command from the flags).
 pub struct ExecOptions {
     pub console_socket: Option<PathBuf>,
+    /// `--pidfd-socket`: receives a pidfd of the process once it has exec'd.
+    pub pidfd_socket: Option<PathBuf>,
     pub detach: bool,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
@@ -132,6 +135,11 @@ pub fn exec(target: &Target, mut process: Process, opts: &ExecOptions) -> Result
         (Some(path), true) => Some(crate::process::tty::connect(path)?),
         _ => None,
     };
+    let pidfd_socket = opts
+        .pidfd_socket
+        .as_deref()
+        .map(PidfdSocket::connect)
+        .transpose()?;
     let seccomp = config
         .linux
         .seccomp()
@@ -173,7 +181,11 @@ pub fn exec(target: &Target, mut process: Process, opts: &ExecOptions) -> Result
             preserve_fds: opts.preserve_fds,
             seccomp: seccomp.as_ref(),
             seccomp_listener,
-            close_fds: cgroup_fd.iter().map(|f| f.as_raw_fd()).collect(),
+            close_fds: cgroup_fd
+                .iter()
+                .map(|f| f.as_raw_fd())
+                .chain(pidfd_socket.as_ref().map(|s| s.raw_fd()))
+                .collect(),
             linux: Some(&config.linux),
         });
     }
@@ -242,6 +254,14 @@ pub fn exec(target: &Target, mut process: Process, opts: &ExecOptions) -> Result
             return Err(e);
         }
     };
+    // Exec'd and not reaped (berth waits for it only below): its pid cannot have been reused.
+    if let Some(socket) = &pidfd_socket {
+        if let Err(e) = socket.send(pid, Kind::Exec) {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(e.into());
+        }
+    }
     if let Some(pf) = &opts.pid_file {
         super::create::write_pid_file(pf, pid)?;
     }
