@@ -150,6 +150,10 @@ pub struct ExecArgs {
     /// Allow exec in a paused container (the process runs once it is resumed).
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
+    /// Run the process in an existing sub-cgroup of the container's: [<controller>[,<controller>...]:]<path>
+    /// (repeatable on cgroup v1).
+    #[arg(long = "cgroup")]
+    pub cgroup: Vec<String>,
     pub id: String,
     /// The command and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

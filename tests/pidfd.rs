@@ -280,3 +280,243 @@ fn missing_pidfd_socket_fails_cleanly() {
     );
     berth.ok(&["delete", "--force", &id]);
 }
+
+/// The container's cgroup directory in the hierarchy holding `controller` (by its mount point's name, as this
+/// host and the cgroup v2 VM mount them), or None.
+fn hierarchy_dir(berth: &Berth, id: &str, controller: &str) -> Option<PathBuf> {
+    berth.cgroup_dirs(id).into_iter().find(|d| {
+        d.strip_prefix("/sys/fs/cgroup")
+            .ok()
+            .and_then(|r| r.components().next())
+            .is_some_and(|c| {
+                c.as_os_str()
+                    .to_string_lossy()
+                    .split(',')
+                    .any(|n| n == controller)
+            })
+    })
+}
+
+/// A sub-cgroup made as its owner would: a v1 cpuset one gets its parent's cpus and mems (empty, no task may
+/// join it).
+fn mkdir_cgroup(dir: &Path) {
+    std::fs::create_dir(dir).unwrap();
+    let parent = dir.parent().unwrap();
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        if let Ok(v) = std::fs::read_to_string(parent.join(f)) {
+            std::fs::write(dir.join(f), v.trim()).unwrap();
+        }
+    }
+}
+
+fn procs(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every cgroup.procs of the container (sub-cgroups included) holds the init alone: nothing ran, nothing was left.
+fn only_the_init(berth: &Berth, id: &str, init: i64) {
+    std::thread::sleep(Duration::from_millis(100));
+    for dir in berth.cgroup_dirs(id) {
+        assert_eq!(procs(&dir), vec![init.to_string()], "{}", dir.display());
+    }
+}
+
+/// `exec --cgroup sub` (every hierarchy) and `--cgroup memory:m` (one, v1): the process is in the sub-cgroup from
+/// the host's view and its own, and not in the container's cgroup itself.
+#[test]
+fn exec_cgroup_joins_the_sub_cgroup() {
+    let berth = Berth::new();
+    let (id, b, _init) = running(&berth, "exec-subcg");
+    let dirs = berth.cgroup_dirs(&id);
+    for d in &dirs {
+        mkdir_cgroup(&d.join("sub"));
+    }
+    let pid_file = b.dir.join("exec.pid");
+    let (code, err) = exec_detached(
+        &berth,
+        &b,
+        &["--cgroup", "sub", "--pid-file", pid_file.to_str().unwrap()],
+        &id,
+        &["sleep", "1000"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    for d in &dirs {
+        assert!(
+            procs(&d.join("sub")).contains(&pid),
+            "{pid} not in {}/sub",
+            d.display()
+        );
+        assert!(!procs(d).contains(&pid), "{pid} in {}", d.display());
+    }
+    // Its own view (cgroup namespace of the container): every hierarchy says /sub.
+    let out = berth.ok(&["exec", "--cgroup", "/sub/", &id, "cat", "/proc/self/cgroup"]);
+    assert!(!out.trim().is_empty());
+    for line in out.lines() {
+        assert!(line.ends_with(":/sub"), "{out}");
+    }
+    // `--cgroup /` is the container's own cgroup.
+    let out = berth.ok(&["exec", "--cgroup", "/", &id, "cat", "/proc/self/cgroup"]);
+    for line in out.lines() {
+        assert!(line.ends_with(":/"), "{out}");
+    }
+
+    match hierarchy_dir(&berth, &id, "memory") {
+        Some(mem) => {
+            mkdir_cgroup(&mem.join("m"));
+            let out = berth.ok(&[
+                "exec",
+                "--cgroup",
+                "memory:m",
+                &id,
+                "cat",
+                "/proc/self/cgroup",
+            ]);
+            for line in out.lines() {
+                let memory = line
+                    .split(':')
+                    .nth(1)
+                    .unwrap()
+                    .split(',')
+                    .any(|c| c == "memory");
+                let want = if memory { ":/m" } else { ":/" };
+                assert!(line.ends_with(want), "{line} in {out}");
+            }
+            // Two controllers of one hierarchy, given together.
+            // (Mounted together or apart, as the suite says.)
+            let cpu = hierarchy_dir(&berth, &id, "cpu");
+            let cpuacct = hierarchy_dir(&berth, &id, "cpuacct");
+            if let (Some(cpu), Some(cpuacct)) = (cpu, cpuacct) {
+                mkdir_cgroup(&cpu.join("c"));
+                if cpuacct != cpu {
+                    mkdir_cgroup(&cpuacct.join("c"));
+                }
+                let out = berth.ok(&[
+                    "exec",
+                    "--cgroup",
+                    "memory:m",
+                    "--cgroup",
+                    "cpu,cpuacct:c",
+                    &id,
+                    "cat",
+                    "/proc/self/cgroup",
+                ]);
+                assert!(
+                    out.lines()
+                        .any(|l| l.contains(":cpu") && l.ends_with(":/c")),
+                    "{out}"
+                );
+            }
+        }
+        None => skipped(
+            "exec_cgroup_joins_the_sub_cgroup (per controller)",
+            "no cgroup v1 memory hierarchy (cgroup v2 takes a bare path only)",
+        ),
+    }
+    berth.ok(&["delete", "--force", &id]);
+}
+
+/// Refusals in runc's words, each before anything runs: a path climbing out of the container's cgroup, a missing
+/// sub-cgroup, an unknown controller, malformed arguments.
+#[test]
+fn exec_cgroup_refusals() {
+    let berth = Berth::new();
+    let (id, b, init) = running(&berth, "exec-subcg-bad");
+    let base = berth.cgroup_dirs(&id)[0].clone();
+    std::fs::create_dir(base.join("a")).unwrap();
+    let cases: &[(&[&str], &[&str])] = &[
+        (&[".."], &["bad sub cgroup path: .."]),
+        (&["a/../../x"], &["bad sub cgroup path: a/../../x"]),
+        (&["/../.."], &["bad sub cgroup path"]),
+        (
+            &["nonexistent"],
+            &[" adding pid ", "nonexistent", "o such file or directory"],
+        ),
+        (&["whaaat:/"], &["unknown controller whaaat"]),
+        (
+            &[":x"],
+            &["invalid --cgroup argument: :x (empty <controller> prefix)"],
+        ),
+        (&["a", "b"], &["missing <controller>: prefix"]),
+    ];
+    for (cgroups, want) in cases {
+        let mut flags = Vec::new();
+        for c in *cgroups {
+            flags.extend(["--cgroup", c]);
+        }
+        let marker = format!("/tmp/ran-{}", unique("m"));
+        let (code, err) = exec_detached(
+            &berth,
+            &b,
+            &flags,
+            &id,
+            &["sh", "-c", &format!("echo > {marker}; sleep 1000")],
+        );
+        assert_eq!(code, 255, "{cgroups:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{cgroups:?}: {err}");
+        assert!(err.contains(&id), "{cgroups:?}: {err}");
+        for w in *want {
+            assert!(err.contains(w), "{cgroups:?}: want {w:?}: {err}");
+        }
+        only_the_init(&berth, &id, init);
+    }
+    berth.ok(&["delete", "--force", &id]);
+}
+
+/// The attack: a container that owns its cgroup (writable cgroup mount) plants a symlink out of it and names it
+/// with --cgroup. cgroupfs refuses symlink(2) itself; should it ever not, berth's open beneath the container's
+/// directory follows no symlink (tested on a plain directory in cgroups::sub's unit tests). Either way the exec
+/// is refused and no process lands anywhere.
+#[test]
+fn exec_cgroup_symlink_planted_by_the_container_is_refused() {
+    let berth = Berth::new();
+    let id = unique("exec-subcg-link");
+    let mut b = Bundle::new(&id);
+    b.args(&["sleep", "1000"]).edit(|c| {
+        for m in c["mounts"].as_array_mut().unwrap() {
+            if m["type"] == "cgroup" {
+                m["options"] = serde_json::json!(["nosuid", "noexec", "nodev", "rw"]);
+            }
+        }
+    });
+    berth.create_ok(&b, &id);
+    berth.ok(&["start", &id]);
+    let init = berth.state(&id)["pid"].as_i64().unwrap();
+    let dirs = berth.cgroup_dirs(&id);
+    // Inside: every hierarchy's root is the container's cgroup (cgroup namespace).
+    let script = "for d in /sys/fs/cgroup /sys/fs/cgroup/*; do \
+                  [ -e $d/cgroup.procs ] || continue; mkdir $d/real; \
+                  if [ -e $d/cpuset.cpus ]; then cat $d/cpuset.cpus > $d/real/cpuset.cpus; \
+                  cat $d/cpuset.mems > $d/real/cpuset.mems; fi; \
+                  ln -s / $d/evil 2>/dev/null && echo planted $d; ln -s real $d/inner 2>/dev/null && echo planted $d; \
+                  done; true";
+    let out = berth.ok(&["exec", &id, "sh", "-c", script]);
+    for d in &dirs {
+        assert!(
+            d.join("real").is_dir(),
+            "the container could not mkdir in {}",
+            d.display()
+        );
+    }
+    if out.contains("planted") {
+        eprintln!("cgroupfs took a symlink here: {out}");
+    }
+    // ("inner/.." is the container's own cgroup by name, as in runc, and not an escape.)
+    for name in ["evil", "inner", "inner/deeper", "real/../evil"] {
+        let (code, err) = exec_detached(&berth, &b, &["--cgroup", name], &id, &["sleep", "1000"]);
+        assert_eq!(code, 255, "--cgroup {name}: {err}");
+        assert!(
+            err.contains("error adding pid to cgroups"),
+            "--cgroup {name}: {err}"
+        );
+        only_the_init(&berth, &id, init);
+    }
+    // The container's own sub-cgroup is fine.
+    let out = berth.ok(&["exec", "--cgroup", "real", &id, "cat", "/proc/self/cgroup"]);
+    assert!(out.lines().all(|l| l.ends_with(":/real")), "{out}");
+    berth.ok(&["delete", "--force", &id]);
+}
