@@ -115,9 +115,42 @@ fn create_sends_a_pidfd_of_the_init() {
     let pid = berth.state(&id)["pid"].as_i64().unwrap();
     assert_eq!(pidfd_pid(&fd), pid);
     assert_eq!(berth.status(&id), "created");
-    pidfd_kill(&fd, libc::SIGKILL);
+    // SIGTERM, as the suite's pidfd-socket.bats sends: the waiting init ends on it, as runc's does.
+    pidfd_kill(&fd, libc::SIGTERM);
     berth.wait_status(&id, "stopped");
     berth.ok(&["delete", &id]);
+}
+
+/// A created container's init is its pid namespace's pid 1, which gets no signal left at its default action; it
+/// handles SIGTERM, SIGINT, SIGHUP and SIGQUIT by exiting, as runc's init does (`kill` of a created container
+/// stops it), and the program, once started, has them at their defaults again.
+#[test]
+fn created_init_ends_on_sigterm_and_the_program_gets_default_actions() {
+    let berth = Berth::new();
+    for sig in ["TERM", "INT", "HUP", "QUIT"] {
+        let (id, b) = sleeping("pidfd-term");
+        berth.create_ok(&b, &id);
+        let pid = berth.state(&id)["pid"].as_i64().unwrap();
+        berth.ok(&["kill", &id, sig]);
+        berth.wait_status(&id, "stopped");
+        wait_dead(pid);
+        berth.ok(&["delete", &id]);
+    }
+    let id = unique("pidfd-term-started");
+    let mut b = Bundle::new(&id);
+    // (SigIgn is inherited from whoever ran berth: not berth's doing.)
+    b.sh("grep SigCgt /proc/self/status");
+    let (code, out, err) = berth.run_bundle(&b, &id);
+    assert_eq!(code, 0, "{err}");
+    for line in out.lines() {
+        let mask = u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap();
+        let term_kin = (1 << (libc::SIGHUP - 1))
+            | (1 << (libc::SIGINT - 1))
+            | (1 << (libc::SIGQUIT - 1))
+            | (1 << (libc::SIGTERM - 1));
+        assert_eq!(mask & term_kin, 0, "{line}");
+    }
+    assert_eq!(out.lines().count(), 1, "{out}");
 }
 
 /// `run -d --pidfd-socket`: the running init's pidfd.

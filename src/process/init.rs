@@ -313,6 +313,10 @@ fn process_setup<'a>(args: &'a InitArgs) -> super::setup::Setup<'a> {
 /// on failure, after telling `start` why.
 fn wait_and_exec(args: &InitArgs, prepared: Prepared) -> i32 {
     let Prepared { program, state } = prepared;
+    // A created container ends on SIGTERM and its kin, as runc's init does (pid 1 ignores default actions).
+    if crate::sys::exit_on_termination_signals().is_err() {
+        return 1;
+    }
     let Ok(conn) = args.start_listener.accept() else {
         return 1;
     };
