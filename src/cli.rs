@@ -18,6 +18,10 @@ pub struct Cli {
     /// Directory for container state (tmpfs recommended).
     #[arg(long, global = true, default_value = DEFAULT_ROOT)]
     pub root: PathBuf,
+    /// `--root` was given on the command line (a missing default root is no error for `list`; a missing given one
+    /// is, as in runc).
+    #[arg(skip)]
+    pub root_given: bool,
     /// Log file (default: stderr only).
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,
@@ -59,7 +63,8 @@ pub fn parse() -> Result<Cli, clap::Error> {
     let matches = command.try_get_matches()?;
     let mut cli = Cli::from_arg_matches(&matches)?;
     // Without --root, a rootless caller keeps its state in its own runtime dir (see commands::rootless).
-    if matches.value_source("root") != Some(clap::parser::ValueSource::CommandLine) {
+    cli.root_given = matches.value_source("root") == Some(clap::parser::ValueSource::CommandLine);
+    if !cli.root_given {
         cli.root = crate::commands::rootless::Caller::current().default_root();
     }
     Ok(cli)

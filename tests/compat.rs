@@ -460,11 +460,24 @@ fn kill_0_run_keep_exec_ignore_paused_and_exec_status() {
     assert!(!berth.root.join(&id).exists());
 }
 
-/// `--debug` without `--log` prints debug lines on stderr (runc's text format); `berth spec` adds a cgroup
+/// `--debug` without `--log` prints debug lines on stderr (runc's text format); `list` under a missing --root
+/// fails; `berth spec` adds a cgroup
 /// namespace only where /sys/fs/cgroup is cgroup2; help and version are laid out as runc's.
 #[test]
 fn debug_spec_help_and_version_as_runc() {
     let berth = Berth::new();
+    // A --root that does not exist is an error for `list` (runc's words); the default root may be missing.
+    let out = berth.run(&["list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains(&format!(
+                "open {}: no such file or directory",
+                berth.root.display()
+            )),
+        "{err}"
+    );
+    std::fs::create_dir_all(&berth.root).unwrap();
     let out = berth.run(&["--debug", "list"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");

@@ -398,6 +398,34 @@ fn bad_scheduler_combinations_are_refused_before_anything_is_made() {
     }
 }
 
+/// SCHED_DEADLINE needs the process's CPUs to span its whole root domain: with linux.resources.cpu.cpus limiting
+/// them the kernel says EPERM, which berth reports in runc's words; nothing is left behind.
+#[test]
+fn deadline_scheduler_with_limited_cpus_is_refused_in_runcs_words() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus < 2 {
+        skipped(
+            "deadline_scheduler_with_limited_cpus_is_refused_in_runcs_words",
+            "one CPU: cpus \"0\" spans the whole root domain",
+        );
+        return;
+    }
+    let berth = Berth::new();
+    let id = unique("dlsched");
+    let mut b = Bundle::new(&id);
+    b.edit(|c| {
+        c["linux"]["resources"]["cpu"] = json!({"cpus": "0"});
+        c["process"]["scheduler"] = json!({"policy": "SCHED_DEADLINE", "nice": 19, "runtime": 42000,
+            "deadline": 1000000, "period": 1000000});
+    });
+    let err = berth.fails(&["create", "--bundle", b.dir.to_str().unwrap(), &id]);
+    assert!(
+        err.contains("process scheduler can't be used together with AllowedCPUs"),
+        "{err}"
+    );
+    assert!(!berth.root.join(&id).exists(), "state dir left behind");
+}
+
 #[test]
 fn io_priority_applies_to_the_init_and_exec() {
     // The real-time class needs CAP_SYS_ADMIN: set while berth still holds it, even for a capability-less user.

@@ -462,6 +462,26 @@ fn masked_readonly_paths_and_readonly_root() {
     assert!(b.rootfs().join("secret/dir/key").exists());
 }
 
+/// As runc: a masked path listed twice is masked once, and masked directories share one empty read-only tmpfs
+/// (copies of one mount: one device number), which stays unwritable.
+#[test]
+fn masked_duplicates_mount_once_and_directories_share_one_tmpfs() {
+    let id = unique("maskdup");
+    let mut b = Bundle::new(&id);
+    for d in ["m1", "m2", "m3"] {
+        std::fs::create_dir_all(b.rootfs().join(d)).unwrap();
+    }
+    std::fs::write(b.rootfs().join("mfile"), "s").unwrap();
+    b.sh(
+        "grep -c ' /m1 ' /proc/self/mounts; grep -c ' /mfile ' /proc/self/mounts; \
+          stat -c %d /m1 /m2 /m3 | sort -u | wc -l; touch /m2/x 2>/dev/null && echo WROTE; true",
+    )
+    .edit(|c| {
+        c["linux"]["maskedPaths"] = json!(["/m1", "/mfile", "/m2", "/m1", "/mfile", "/m3"]);
+    });
+    assert_eq!(run_ok(&b, &id), "1\n1\n1\n");
+}
+
 #[test]
 fn sysctls_are_written_when_owned_and_refused_otherwise() {
     let id = unique("sysctl");
@@ -979,6 +999,27 @@ fn bind_atime_flags_follow_mount2() {
             assert!(!flags.contains(n), "{host} + {opts:?}: {n} in {out}");
         }
     }
+}
+
+/// A relative mount destination is relative to `/` (runtime-spec: deprecated, but to be read so; runc does), and
+/// a namespace with an empty `path` is a new one (runc reads Go's empty string so).
+#[test]
+fn relative_destination_and_empty_namespace_path_as_runc() {
+    let id = unique("reldest");
+    let mut b = Bundle::new(&id);
+    b.sh("grep -c ' /tmp/rel tmpfs ' /proc/self/mounts")
+        .edit(|c| {
+            add_mount(
+                c,
+                json!({"destination": "tmp/rel", "type": "tmpfs", "source": "tmpfs"}),
+            );
+            for ns in c["linux"]["namespaces"].as_array_mut().unwrap() {
+                if ns["type"] == "mount" {
+                    ns["path"] = json!("");
+                }
+            }
+        });
+    assert_eq!(run_ok(&b, &id).trim(), "1");
 }
 
 /// A bind's flag words, as runc's mounts_sshfs.bats checks them (on a tmpfs, as it falls back to here): a clearing

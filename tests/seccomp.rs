@@ -410,6 +410,70 @@ fn exec_sends_its_own_notify_fd_to_the_listener() {
     }
 }
 
+/// The flags seccomp(2) gets, as `--debug` reports them in runc's words (`seccomp filter flags: N`): no `flags`
+/// means SPEC_ALLOW (4) as in runc, an empty list none, LOG is 2, TSYNC adds nothing (berth loads the filter
+/// single-threaded), and a notify rule adds NEW_LISTENER (8).
+#[test]
+fn filter_flags_default_to_spec_allow_and_are_reported() {
+    let berth = Berth::new();
+    let deny_mkdir = json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]);
+    for (flags, want) in [
+        (None, 4),
+        (Some(json!([])), 0),
+        (
+            Some(json!([
+                "SECCOMP_FILTER_FLAG_LOG",
+                "SECCOMP_FILTER_FLAG_TSYNC"
+            ])),
+            2,
+        ),
+        (
+            Some(json!([
+                "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                "SECCOMP_FILTER_FLAG_LOG"
+            ])),
+            6,
+        ),
+    ] {
+        let id = unique("sc-flags");
+        let mut b = Bundle::new(&id);
+        let mut profile = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": deny_mkdir});
+        if let Some(f) = &flags {
+            profile["flags"] = f.clone();
+        }
+        b.sh("mkdir /tmp/x && echo made")
+            .edit(|c| c["linux"]["seccomp"] = profile);
+        let out = berth.run(&["--debug", "run", "--bundle", b.dir.to_str().unwrap(), &id]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flags:?}: mkdir was allowed");
+        assert!(
+            err.contains(&format!("seccomp filter flags: {want}\"")),
+            "{flags:?}: want {want}: {err}"
+        );
+    }
+}
+
+/// A startContainer hook runs in the container under its seccomp filter (as runc): killed by it, the hook's error
+/// names the signal in Go's words, as runc's does (`signal: bad system call`).
+#[test]
+fn start_container_hook_runs_under_the_filter() {
+    let id = unique("sc-hook");
+    let mut b = Bundle::new(&id);
+    b.args(&["true"]).edit(|c| {
+        c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL"}]});
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_CORE", "soft": 0, "hard": 0}]);
+        c["hooks"] = json!({"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "mkdir /tmp/hooked"]}]});
+    });
+    let berth = Berth::new();
+    let (code, _, err) = berth.run_bundle(&b, &id);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("error running startContainer hook #0: /bin/sh: signal: bad system call"),
+        "{err}"
+    );
+}
+
 #[test]
 fn bad_profiles_fail_create_cleanly() {
     let berth = Berth::new();

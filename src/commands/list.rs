@@ -5,6 +5,16 @@ use crate::container::state::{list_ids, OciState, StateDir};
 use crate::container::status_of;
 
 pub fn run(cli: &Cli, a: &ListArgs) -> Result<i32> {
+    // No containers yet is an empty default root; a root the caller named must exist (runc too).
+    if cli.root_given {
+        if let Err(e) = std::fs::metadata(&cli.root) {
+            let reason = e.raw_os_error().map_or_else(
+                || e.to_string(),
+                |n| nix::errno::Errno::from_raw(n).desc().to_lowercase(),
+            );
+            bail!("open {}: {reason}", cli.root.display());
+        }
+    }
     let mut rows: Vec<OciState> = Vec::new();
     for id in list_ids(&cli.root)? {
         let dir = StateDir::new(&cli.root, &id);

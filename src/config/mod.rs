@@ -150,10 +150,11 @@ impl Config {
             .process_mut()
             .take()
             .ok_or_else(|| invalid("process is missing".into()))?;
-        let linux = spec
+        let mut linux = spec
             .linux_mut()
             .take()
             .ok_or_else(|| invalid("linux is missing: berth runs Linux containers".into()))?;
+        drop_empty_namespace_paths(&mut linux);
         validate::check(&spec, &root, &linux).map_err(invalid)?;
         let process = Process::from_oci(process).map_err(invalid)?;
         let namespaces = Namespaces::from_linux(&linux).map_err(invalid)?;
@@ -168,6 +169,24 @@ impl Config {
             hooks,
             namespaces,
         })
+    }
+}
+
+/// A namespace whose `path` is `""` has none: a new namespace, as runc (Go's empty string) reads it.
+fn drop_empty_namespace_paths(linux: &mut Linux) {
+    let Some(mut nss) = linux.namespaces().clone() else {
+        return;
+    };
+    if nss
+        .iter()
+        .any(|n| n.path().as_ref().is_some_and(|p| p.as_os_str().is_empty()))
+    {
+        for n in &mut nss {
+            if n.path().as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                n.set_path(None);
+            }
+        }
+        linux.set_namespaces(Some(nss));
     }
 }
 
@@ -410,9 +429,9 @@ mod tests {
             (
                 MINIMAL.replace(
                     r#""root":"#,
-                    r#""mounts":[{"destination":"/a"},{"destination":"b"}],"root":"#,
+                    r#""mounts":[{"destination":"/a"},{"destination":""}],"root":"#,
                 ),
-                "mounts[1].destination \"b\": must be absolute",
+                "mounts[1].destination: must not be empty",
             ),
             (
                 MINIMAL.replace(
@@ -426,7 +445,7 @@ mod tests {
                 "linux.namespaces[1]: lists the pid namespace twice",
             ),
             (
-                linux(r#"{"namespaces":[{"type":"network","path":"ns"}]}"#),
+                linux(r#"{"namespaces":[{"type":"network","path":"ns"},{"type":"mount","path":""}]}"#),
                 "linux.namespaces[0].path \"ns\"",
             ),
             (
@@ -454,6 +473,21 @@ mod tests {
             let msg = validate_str(&raw).unwrap_err().to_string();
             assert!(msg.contains(want), "{msg} should contain {want}");
         }
+        // An empty namespace path is none: a new namespace.
+        let c = validate_str(&linux(r#"{"namespaces":[{"type":"mount","path":""}]}"#)).unwrap();
+        assert!(c
+            .namespaces
+            .clone_flags
+            .contains(nix::sched::CloneFlags::CLONE_NEWNS));
+        // A relative destination is relative to / (runtime-spec).
+        let rel = MINIMAL.replace(
+            r#""root":"#,
+            r#""mounts":[{"destination":"tmp/m","type":"tmpfs","source":"tmpfs"}],"root":"#,
+        );
+        assert_eq!(
+            validate_str(&rel).unwrap().mounts[0].destination,
+            Path::new("/tmp/m")
+        );
         // Without a mount namespace the container is chrooted into its rootfs (as runc does).
         validate_str(&linux(r#"{"namespaces":[{"type":"pid"}]}"#)).unwrap();
     }

@@ -1,7 +1,7 @@
 //! config.json's `mounts`, translated once: options parsed, the checks that need no kernel done (idmap rules, id
 //! ranges, tmpcopyup), each error naming `mounts[i]`. What needs the kernel or the rootfs stays in `rootfs`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{self as oci, Linux, LinuxIdMapping, LinuxNamespaceType};
 
@@ -38,7 +38,8 @@ impl Mount {
     }
 }
 
-/// Translates `mounts` (destinations already checked absolute by `validate`), in order.
+/// Translates `mounts` (destinations already checked not empty by `validate`), in order. A relative destination
+/// is relative to `/` (runtime-spec: deprecated, but a runtime MUST read it so; runc does).
 pub fn translate(mounts: Option<Vec<oci::Mount>>, linux: &Linux) -> Result<Vec<Mount>, String> {
     let mounts = mounts.unwrap_or_default();
     let mut out = Vec::with_capacity(mounts.len());
@@ -61,7 +62,7 @@ pub fn translate(mounts: Option<Vec<oci::Mount>>, linux: &Linux) -> Result<Vec<M
             return Err(invalid("tmpcopyup is only valid for tmpfs".into()));
         }
         out.push(Mount {
-            destination: m.destination().clone(),
+            destination: Path::new("/").join(m.destination()),
             source: m.source().clone().unwrap_or_default(),
             fstype,
             options,

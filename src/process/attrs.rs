@@ -23,7 +23,11 @@ pub fn apply_exec(p: &Process, linux: Option<&Linux>) -> Result<()> {
 /// The container-wide ones (personality, memory policy) come from `linux`.
 fn apply(p: &Process, linux: Option<&Linux>) -> Result<()> {
     if let Some(s) = &p.scheduler {
-        super::sched::apply(s)?;
+        let cpus_limited = linux
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.cpu().as_ref())
+            .is_some_and(|c| c.cpus().as_deref().is_some_and(|cpus| !cpus.is_empty()));
+        super::sched::apply(s, cpus_limited)?;
     }
     if let Some(io) = &p.io_priority {
         super::ioprio::apply(io)?;

@@ -185,8 +185,31 @@ fn run_one(
     )))
 }
 
+/// A signal as Go's exec error names it (`signal: bad system call`): runc's hook errors read so, and runc's suite
+/// matches the words.
 fn signal_name(s: i32) -> String {
-    nix::sys::signal::Signal::try_from(s).map_or_else(|_| s.to_string(), |s| s.as_str().to_string())
+    let words = match s {
+        libc::SIGHUP => "hangup",
+        libc::SIGINT => "interrupt",
+        libc::SIGQUIT => "quit",
+        libc::SIGILL => "illegal instruction",
+        libc::SIGTRAP => "trace/breakpoint trap",
+        libc::SIGABRT => "aborted",
+        libc::SIGBUS => "bus error",
+        libc::SIGFPE => "floating point exception",
+        libc::SIGKILL => "killed",
+        libc::SIGUSR1 => "user defined signal 1",
+        libc::SIGSEGV => "segmentation fault",
+        libc::SIGUSR2 => "user defined signal 2",
+        libc::SIGPIPE => "broken pipe",
+        libc::SIGALRM => "alarm clock",
+        libc::SIGTERM => "terminated",
+        libc::SIGXCPU => "CPU time limit exceeded",
+        libc::SIGXFSZ => "file size limit exceeded",
+        libc::SIGSYS => "bad system call",
+        _ => return format!("signal {s}"),
+    };
+    words.to_string()
 }
 
 /// What a hook wrote on one stream, up to a bound (the rest is read and dropped).

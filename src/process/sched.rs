@@ -49,9 +49,19 @@ pub fn attr(s: &Scheduler) -> SchedAttr {
     }
 }
 
-/// Applies the scheduler to the calling process (its children and the program inherit it).
-pub fn apply(s: &Scheduler) -> anyhow::Result<()> {
+/// Applies the scheduler to the calling process (its children and the program inherit it). `cpus_limited`: the
+/// container's cgroup limits its CPUs (linux.resources.cpu.cpus), which the kernel's EPERM then means, in runc's
+/// words.
+pub fn apply(s: &Scheduler, cpus_limited: bool) -> anyhow::Result<()> {
     crate::sys::sched_setattr_self(&attr(s)).map_err(|e| {
+        if e == nix::errno::Errno::EPERM && cpus_limited {
+            return anyhow::anyhow!(
+                "process scheduler can't be used together with AllowedCPUs (process.scheduler {} with \
+                 linux.resources.cpu.cpus: sched_setattr: {})",
+                policy_name(*s.policy()),
+                e.desc()
+            );
+        }
         let hint = if e == nix::errno::Errno::EPERM && *s.policy() == LinuxSchedulerPolicy::SchedDeadline {
             " (SCHED_DEADLINE needs the process's CPU affinity to span its whole root domain: no cpuset limit)"
         } else if e == nix::errno::Errno::EPERM {

@@ -1,7 +1,8 @@
 //! Masked paths (/dev/null or an empty read-only tmpfs over them) and read-only paths, after pivot_root.
 
+use std::collections::HashSet;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
@@ -13,8 +14,9 @@ use crate::resolve::Root;
 
 /// linux.maskedPaths, then linux.readonlyPaths.
 pub(super) fn apply(linux: &Linux) -> Result<(), Error> {
+    let mut masked = Masked::default();
     for p in linux.masked_paths().iter().flatten() {
-        mask_path(Path::new(p))?;
+        masked.mask(Path::new(p))?;
     }
     for p in linux.readonly_paths().iter().flatten() {
         readonly_path(Path::new(p))?;
@@ -36,31 +38,56 @@ fn open_existing(path: &Path) -> Result<Option<(Root, OwnedFd)>, Error> {
     }
 }
 
-/// Masks a path: /dev/null over a file, an empty read-only tmpfs over a directory. Absent paths are skipped.
-fn mask_path(path: &Path) -> Result<(), Error> {
-    let Some((_, target)) = open_existing(path)? else {
-        return Ok(());
-    };
-    let is_dir = nix::sys::stat::fstat(target.as_raw_fd())
-        .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
-    let mask = if is_dir {
-        new_filesystem(
-            "tmpfs",
-            Path::new("tmpfs"),
-            MsFlags::MS_RDONLY,
-            "size=0k,nr_inodes=1",
-        )
-    } else {
-        let null = devices::open_verified_null()?;
-        crate::sys::open_tree_clone_fd(null.as_fd(), false)
-    };
-    mask.and_then(|m| crate::sys::move_mount_fd(m.as_fd(), target.as_fd()))
-        .map_err(|source| Error::Mount {
-            src: if is_dir { "tmpfs" } else { "/dev/null" }.into(),
-            dest: path.to_path_buf(),
-            fstype: "mask".into(),
-            errno: source,
-        })
+/// The masks made so far: a path listed twice is masked once, and every masked directory shares the first one's
+/// empty tmpfs (a copy of that mount), as runc does.
+#[derive(Default)]
+struct Masked {
+    done: HashSet<PathBuf>,
+    tmpfs: Option<OwnedFd>,
+}
+
+impl Masked {
+    /// Masks a path: /dev/null over a file, an empty read-only tmpfs over a directory. Absent paths are skipped.
+    fn mask(&mut self, path: &Path) -> Result<(), Error> {
+        if !self.done.insert(path.components().collect()) {
+            return Ok(());
+        }
+        let Some((_, target)) = open_existing(path)? else {
+            return Ok(());
+        };
+        let is_dir = nix::sys::stat::fstat(target.as_raw_fd())
+            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+        let mask = match (is_dir, &self.tmpfs) {
+            (true, Some(first)) => crate::sys::open_tree_clone_fd(first.as_fd(), false),
+            (true, None) => new_filesystem(
+                "tmpfs",
+                Path::new("tmpfs"),
+                MsFlags::MS_RDONLY,
+                "size=0k,nr_inodes=1",
+            ),
+            (false, _) => {
+                let null = devices::open_verified_null()?;
+                crate::sys::open_tree_clone_fd(null.as_fd(), false)
+            }
+        };
+        let mounted = mask.and_then(|m| {
+            crate::sys::move_mount_fd(m.as_fd(), target.as_fd())?;
+            Ok(m)
+        });
+        match mounted {
+            Ok(m) if is_dir && self.tmpfs.is_none() => {
+                self.tmpfs = Some(m);
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(source) => Err(Error::Mount {
+                src: if is_dir { "tmpfs" } else { "/dev/null" }.into(),
+                dest: path.to_path_buf(),
+                fstype: "mask".into(),
+                errno: source,
+            }),
+        }
+    }
 }
 
 /// Makes a path read-only: a detached recursive copy of what is there, its top made read-only (as a bind remount,

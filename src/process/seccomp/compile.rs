@@ -245,7 +245,13 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program, Error> {
         return Err(Error::NoListenerPath);
     }
 
-    let mut flags = 0;
+    // No `flags` at all (an empty list is flags) means SPEC_ALLOW, as runc does (since 1.1): a filter alone does
+    // not force the speculative-store-bypass mitigation on the container, whose cost is large; the kernel's
+    // default for processes without seccomp stays in force.
+    let mut flags = match seccomp.flags() {
+        None => FLAG_SPEC_ALLOW,
+        Some(_) => 0,
+    };
     for f in seccomp.flags().iter().flatten() {
         flags |= match f {
             // berth's init is single-threaded when it loads the filter: there is nothing to synchronise, and
@@ -762,7 +768,10 @@ mod tests {
         assert_eq!(x86_64(&p, "read", z), RET_ALLOW);
         assert_eq!(run(&p.insns, AUDIT_ARCH_X86_64, 10_000, z), RET_ALLOW);
         assert!(!p.notify);
-        assert_eq!(p.flags, 0);
+        // No flags given: SPEC_ALLOW (runc); an empty list is no flags.
+        assert_eq!(p.flags, FLAG_SPEC_ALLOW);
+        let none = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":[]}"#);
+        assert_eq!(none.flags, 0);
     }
 
     #[test]

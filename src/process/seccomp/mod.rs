@@ -48,8 +48,11 @@ pub struct Filter {
 }
 
 pub fn compile(seccomp: &LinuxSeccomp) -> Result<Filter, Error> {
+    let program = compile::compile(seccomp)?;
+    // runc's debug line (its suite reads the number): the flags seccomp(2) will get.
+    crate::logging::debug(&format!("seccomp filter flags: {}", program.flags));
     Ok(Filter {
-        program: compile::compile(seccomp)?,
+        program,
         listener_path: seccomp.listener_path().clone(),
         metadata: seccomp.listener_metadata().clone().unwrap_or_default(),
     })
