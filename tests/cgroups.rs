@@ -544,6 +544,64 @@ fn pause_freezes_and_resume_continues() {
     assert_gone(&berth, &id, &cgroups, None);
 }
 
+/// cgroup v1 real-time bandwidth: a period shorter than the current runtime is refused by the kernel until the
+/// runtime is lowered, so berth writes the pair in whichever order the kernel takes (runc's update.bats "rt period
+/// and runtime", runc issue 4094).
+#[test]
+fn realtime_period_and_runtime_update_in_either_order() {
+    let Some(cpu_root) = own_cgroup_dirs()
+        .into_iter()
+        .find(|d| d.join("cpu.rt_period_us").exists())
+    else {
+        skipped(
+            "realtime_period_and_runtime_update_in_either_order",
+            "no cgroup v1 cpu.rt_period_us (cgroup v2, or no RT group scheduling)",
+        );
+        return;
+    };
+    let read = |d: &Path, f: &str| {
+        std::fs::read_to_string(d.join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let (period, runtime) = (
+        read(&cpu_root, "cpu.rt_period_us"),
+        read(&cpu_root, "cpu.rt_runtime_us"),
+    );
+    let id = unique("cg-rt");
+    // A parent of its own, given the root's real-time budget (a child can have no more than its parent).
+    let parent = cpu_root.join(format!("berth-rt-{id}"));
+    std::fs::create_dir_all(&parent).unwrap();
+    std::fs::write(parent.join("cpu.rt_period_us"), &period).unwrap();
+    std::fs::write(parent.join("cpu.rt_runtime_us"), &runtime).unwrap();
+    let outcome = std::panic::catch_unwind(|| {
+        let mut b = Bundle::new(&id);
+        b.sh("exec sleep 1000").edit(|c| {
+            c["linux"]["cgroupsPath"] = json!(format!("berth-rt-{id}/c"));
+        });
+        let berth = Berth::new();
+        start(&berth, &b, &id);
+        let dir = parent.join("c");
+        for (p, r) in [("900001", "600001"), ("10000", "3000"), ("100000", "20000")] {
+            berth.ok(&["update", "--cpu-rt-period", p, "--cpu-rt-runtime", r, &id]);
+            assert_eq!(
+                (
+                    read(&dir, "cpu.rt_period_us"),
+                    read(&dir, "cpu.rt_runtime_us")
+                ),
+                (p.to_string(), r.to_string())
+            );
+        }
+        berth.ok(&["delete", "--force", &id]);
+    });
+    let _ = std::fs::remove_dir(parent.join("c"));
+    let _ = std::fs::remove_dir(&parent);
+    if let Err(p) = outcome {
+        std::panic::resume_unwind(p);
+    }
+}
+
 #[test]
 fn update_changes_the_files() {
     let id = unique("cg-update");
@@ -619,6 +677,27 @@ fn update_changes_the_files() {
     assert_eq!(rd("cpuset.cpus"), "0");
     let err = berth.fails(&["update", "--memory", "lots", &id]);
     assert!(err.contains("--memory") && err.contains("lots"), "{err}");
+    // A value no kernel takes is refused by the checks `create` makes at load, naming the field, before the
+    // pids limit of the same call is written.
+    for (args, want) in [
+        (
+            &["--memory", "32m", "--memory-swap", "16m"][..],
+            "linux.resources.memory.swap: memory+swap (16777216) must not be below the memory limit (33554432)",
+        ),
+        (
+            &["--cpu-period", "10"],
+            "linux.resources.cpu.period: 10 is not in 1000..1000000",
+        ),
+    ] {
+        let mut all = vec!["update", "--pids-limit", "7"];
+        all.extend(args);
+        all.push(&id);
+        let err = berth.fails(&all);
+        assert!(err.contains(&id) && err.contains(want), "{want:?} not in {err:?}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert_eq!(rd("pids.max"), "12");
+        assert_eq!(rd(mem), "50331648");
+    }
     berth.ok(&["delete", "--force", &id]);
 }
 
@@ -692,17 +771,22 @@ fn a_limit_the_kernel_refuses_names_file_and_value() {
     );
 }
 
-/// On v2 an unknown or escaping unified key is refused, naming it. On v1, hybrid included (where a cgroup2
-/// hierarchy exists but the controllers are v1's), any unified key is refused with runc's words, even a valid
-/// one (runc's cgroups.bats "cgroup v1 + unified resources should fail").
+/// On v2 an unknown unified key is refused, naming it. On v1, hybrid included (where a cgroup2 hierarchy exists
+/// but the controllers are v1's), any unified key is refused with runc's words, even a valid one (runc's
+/// cgroups.bats "cgroup v1 + unified resources should fail"). A key that is no file name fails at load, on both.
 #[test]
 fn unknown_unified_key_is_refused() {
+    create_fails(
+        "cg-bad-unified-path",
+        |c| c["linux"]["resources"] = json!({"unified": {"../memory.max": "1"}}),
+        &["linux.resources.unified: key \"../memory.max\": must be a file name"],
+    );
     if !v2() {
         let v1 = &[
             "unified",
             "invalid configuration: cannot use unified on cgroup v1",
         ];
-        for key in ["memory.min", "memory.nosuch", "../memory.max"] {
+        for key in ["memory.min", "memory.nosuch"] {
             create_fails(
                 "cg-v1-unified",
                 |c| c["linux"]["resources"] = json!({"unified": {key: "131072"}}),
@@ -715,11 +799,6 @@ fn unknown_unified_key_is_refused() {
         "cg-bad-unified",
         |c| c["linux"]["resources"] = json!({"unified": {"memory.nosuch": "1"}}),
         &["unified", "memory.nosuch"],
-    );
-    create_fails(
-        "cg-bad-unified-path",
-        |c| c["linux"]["resources"] = json!({"unified": {"../memory.max": "1"}}),
-        &["unified", "../memory.max"],
     );
 }
 
@@ -785,6 +864,87 @@ fn bad_device_rules_are_refused() {
         |c| c["linux"]["resources"] = json!({"devices": [{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "a"}]}),
         &["devices", "access \"a\" names none of r, w, m"],
     );
+}
+
+/// A resource value no kernel would take fails `create` at load, before the state dir or any cgroup is made: one
+/// line naming the field; strace shows berth made no directory at all (an apply-time check would have made the
+/// state dir and the cgroup first, then undone them).
+#[test]
+fn bad_resource_values_fail_at_load_and_make_nothing() {
+    let strace = ["/usr/bin/strace", "/bin/strace"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    for (name, resources, want) in [
+        (
+            "cg-load-swap",
+            json!({"memory": {"limit": 8388608, "swap": 4194304}}),
+            "linux.resources.memory.swap: memory+swap (4194304) must not be below the memory limit (8388608)",
+        ),
+        (
+            "cg-load-swappiness",
+            json!({"memory": {"swappiness": 101}}),
+            "linux.resources.memory.swappiness: 101 is not in 0..100",
+        ),
+        (
+            "cg-load-period",
+            json!({"cpu": {"quota": 5000, "period": 10}}),
+            "linux.resources.cpu.period: 10 is not in 1000..1000000",
+        ),
+        (
+            "cg-load-hugepage",
+            json!({"hugepageLimits": [{"pageSize": "2TB", "limit": 1}]}),
+            "linux.resources.hugepageLimits: page size \"2TB\"",
+        ),
+        (
+            "cg-load-weight",
+            json!({"blockIO": {"weight": 5}}),
+            "linux.resources.blockIO.weight: weight 5 is not in 10..1000",
+        ),
+        (
+            "cg-load-devices",
+            json!({"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "access": "rwx"}]}),
+            "linux.resources.devices[1]: rule ",
+        ),
+    ] {
+        let id = unique(name);
+        let mut b = Bundle::new(&id);
+        b.sh("true").edit(|c| c["linux"]["resources"] = resources);
+        let berth = Berth::new();
+        let trace = b.dir.join("mkdir.trace");
+        let mut cmd = match strace {
+            Some(strace) => {
+                let mut c = std::process::Command::new(strace);
+                c.args(["-f", "-qq", "-e", "trace=mkdir,mkdirat", "-o"])
+                    .arg(&trace)
+                    .arg(BERTH)
+                    .arg("--root")
+                    .arg(&berth.root);
+                c
+            }
+            None => berth.cmd(),
+        };
+        cmd.args(["create", "--bundle", b.dir.to_str().unwrap(), &id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let out = bounded(cmd, &format!("berth create {id}"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{id} should fail: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one error line: {err}");
+        assert!(err.contains(&id) && err.contains(want), "{want:?} not in {err:?}");
+        assert!(!berth.root.join(&id).exists(), "{id}: state dir left");
+        assert_nothing_left(&berth, &id, &b);
+        if strace.is_some() {
+            let made = std::fs::read_to_string(&trace).unwrap();
+            assert!(!made.contains("mkdir"), "{id}: berth made directories before refusing:\n{made}");
+        }
+    }
+    if strace.is_none() {
+        skipped(
+            "bad_resource_values_fail_at_load_and_make_nothing",
+            "no strace: that nothing was made before the refusal is checked by what is left only",
+        );
+    }
 }
 
 /// The `cgroup` mount of the default config: on v2 a cgroup2 mount rooted at the container's own cgroup (through its

@@ -383,6 +383,41 @@ fn a_frozen_cgroup_is_refused() {
     }
 }
 
+/// A second container in a cgroup that already holds a container's processes is refused, in runc's words, and the
+/// refusal touches neither the first container nor its cgroup.
+#[test]
+fn a_cgroup_holding_processes_is_refused() {
+    let berth = Berth::new();
+    let first = unique("compat-cg1");
+    let mut a = Bundle::new(&first);
+    a.args(&["sleep", "1000"]);
+    berth.create_ok(&a, &first);
+    let cgroups = berth.cgroup_dirs(&first);
+    let second = unique("compat-cg2");
+    let mut b = Bundle::new(&second);
+    let shared = a.config["linux"]["cgroupsPath"].clone();
+    b.args(&["true"])
+        .edit(|c| c["linux"]["cgroupsPath"] = shared);
+    for args in [&["run", "-d"][..], &["create"][..]] {
+        let mut c = berth.cmd();
+        c.args(args).arg("--bundle").arg(&b.dir).arg(&second);
+        let out = c.stdin(Stdio::null()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("container's cgroup is not empty: 1 process(es) found"),
+            "{args:?}: {err}"
+        );
+        assert!(!berth.root.join(&second).exists(), "{args:?}: state left");
+    }
+    assert_eq!(berth.state(&first)["status"], "created");
+    assert!(
+        cgroups.iter().all(|d| d.exists()),
+        "the first container's cgroup went"
+    );
+    berth.ok(&["delete", "--force", &first]);
+}
+
 /// Waits for `child` at most `limit`; kills it (and fails) past that.
 fn wait_bounded(mut child: std::process::Child, limit: Duration) -> std::process::Output {
     let deadline = std::time::Instant::now() + limit;

@@ -226,8 +226,29 @@ fn bad_propagation_and_devices_are_refused_before_anything_exists() {
     type Edit = Box<dyn Fn(&mut serde_json::Value)>;
     let cases: Vec<(&str, Edit)> = vec![
         (
-            "unknown linux.rootfsPropagation",
+            "linux.rootfsPropagation \"sideways\": unknown propagation",
             Box::new(|c| c["linux"]["rootfsPropagation"] = json!("sideways")),
+        ),
+        (
+            "linux.devices[1].major -1: not a device number",
+            Box::new(|c| {
+                c["linux"]["devices"] = json!([
+                    {"path": "/dev/ok", "type": "c", "major": 1, "minor": 3},
+                    {"path": "/dev/x", "type": "c", "major": -1, "minor": 3}
+                ])
+            }),
+        ),
+        (
+            // In the host's uts namespace setdomainname would rename the host.
+            "domainname: needs a new uts namespace",
+            Box::new(|c| {
+                c.as_object_mut().unwrap().remove("hostname");
+                c["domainname"] = json!("pwned.example");
+                c["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|n| n["type"] != "uts");
+            }),
         ),
         (
             "unknown variant",
@@ -237,14 +258,14 @@ fn bad_propagation_and_devices_are_refused_before_anything_exists() {
             }),
         ),
         (
-            "only valid in cgroup device rules",
+            "linux.devices[0].type \"a\": only valid in cgroup device rules",
             Box::new(|c| {
                 c["linux"]["devices"] =
                     json!([{"path": "/dev/x", "type": "a", "major": 1, "minor": 3}])
             }),
         ),
         (
-            "under /dev",
+            "linux.devices[0].path \"/dev/../etc/passwd\": device paths must be under /dev",
             Box::new(|c| {
                 c["linux"]["devices"] =
                     json!([{"path": "/dev/../etc/passwd", "type": "c", "major": 1, "minor": 3}])

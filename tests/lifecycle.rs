@@ -168,6 +168,67 @@ fn version_and_spec() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// runc ≥ 1.2's kill.bats "[host pidns]" and "[host pidns + init gone]": without its own pid namespace nothing
+/// takes a container's other processes with its init, so `kill ID KILL` (no --all) goes to its whole cgroup, and
+/// still does once the init is gone (then the container is stopped, and the kill succeeds).
+#[test]
+fn sigkill_without_a_pid_namespace_reaches_the_whole_cgroup() {
+    for init_gone in [false, true] {
+        let berth = Berth::new();
+        let id = unique("hostpid-kill");
+        let mut b = Bundle::new(&id);
+        // Three children and the init: four processes, none of which dies with another.
+        b.sh("sleep 1000 & sleep 1000 & sleep 1000 & exec sleep 1000")
+            .edit(|c| {
+                c["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|n| n["type"] != "pid");
+            });
+        assert!(berth.create(&b, &id, &[]).status.success());
+        berth.ok(&["start", &id]);
+        let pids_dir = berth
+            .cgroup_dirs(&id)
+            .into_iter()
+            .find(|d| d.join("pids.max").exists())
+            .unwrap();
+        let procs = || -> Vec<i64> {
+            std::fs::read_to_string(pids_dir.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+                .map(|l| l.parse().unwrap())
+                .collect()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while procs().len() < 4 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let all = procs();
+        assert_eq!(all.len(), 4, "{all:?}");
+        if init_gone {
+            let init = berth.state(&id)["pid"].as_i64().unwrap();
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(init as i32),
+                nix::sys::signal::SIGKILL,
+            )
+            .unwrap();
+            berth.wait_status(&id, "stopped");
+        }
+        berth.ok(&["kill", &id, "KILL"]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while all.iter().any(|p| alive(*p)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(
+            all.iter().all(|p| !alive(*p)),
+            "init gone {init_gone}: left {:?}",
+            procs()
+        );
+        berth.wait_status(&id, "stopped");
+        berth.ok(&["delete", &id]);
+    }
+}
+
 #[test]
 fn kill_by_number_and_kill_all_reach_every_process() {
     let berth = Berth::new();
@@ -376,9 +437,13 @@ fn kill_all_of_a_stopped_container_succeeds_and_kills_what_is_left_in_its_cgroup
         "the background process should outlive the init"
     );
 
-    let err = berth.fails(&["kill", &id, "KILL"]);
+    // Only SIGKILL sweeps without --all (sigkill_without_a_pid_namespace_reaches_the_whole_cgroup).
+    let err = berth.fails(&["kill", &id, "TERM"]);
     assert!(err.contains("container not running"), "{err}");
-    assert!(alive(left), "kill without --all must not sweep the cgroup");
+    assert!(
+        alive(left),
+        "kill TERM without --all must not sweep the cgroup"
+    );
 
     berth.ok(&["kill", "--all", &id, "KILL"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

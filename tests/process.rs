@@ -240,6 +240,62 @@ fn joining_another_containers_user_and_net_namespaces() {
     assert!(!berth.root.join(&b_id).exists());
 }
 
+/// runc's userns.bats "join external namespaces [wrong userns owner]": a joined user namespace and a joined
+/// network namespace it does not own (the host's user namespace does). Inside that user namespace berth has no
+/// right to setns into the network namespace, so it joins it first, as runc does.
+#[test]
+fn joining_a_user_namespace_and_a_network_namespace_it_does_not_own() {
+    let berth = Berth::new();
+    let a_id = unique("ns-owner");
+    let mut a = Bundle::new(&a_id);
+    a.args(&["sleep", "1000"]).edit(with_user_ns);
+    chown_rootfs(&a, MAPPED_ROOT);
+    assert!(berth.create(&a, &a_id, &[]).status.success());
+    let a_pid = berth.state(&a_id)["pid"].as_i64().unwrap();
+    // A network namespace of the host's user namespace, held by a process of the test's.
+    let mut holder = std::process::Command::new("unshare")
+        .args(["-n", "sleep", "1000"])
+        .spawn()
+        .unwrap();
+    let net_path = format!("/proc/{}/ns/net", holder.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::fs::read_link(&net_path).ok() == std::fs::read_link("/proc/self/ns/net").ok()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let want_net = std::fs::read_link(&net_path).unwrap();
+    let b_id = unique("ns-foreign");
+    let mut b = Bundle::new(&b_id);
+    b.sh("echo user=$(readlink /proc/self/ns/user); echo net=$(readlink /proc/self/ns/net)")
+        .edit(|c| {
+            let nss = c["linux"]["namespaces"].as_array_mut().unwrap();
+            for n in nss.iter_mut() {
+                if n["type"] == "network" {
+                    n["path"] = json!(net_path);
+                }
+            }
+            nss.push(json!({"type": "user", "path": format!("/proc/{a_pid}/ns/user")}));
+            c["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|m| m["destination"] != "/sys/fs/cgroup" && m["destination"] != "/sys");
+        });
+    chown_rootfs(&b, MAPPED_ROOT);
+    let (code, out, err) = berth.run_bundle(&b, &b_id);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        field(&out, "user="),
+        std::fs::read_link(format!("/proc/{a_pid}/ns/user"))
+            .unwrap()
+            .to_str()
+            .unwrap()
+    );
+    assert_eq!(field(&out, "net="), want_net.to_str().unwrap());
+}
+
 #[test]
 fn new_user_namespace_with_a_joined_network_namespace() {
     let (code, out, err) = inside_bundle(

@@ -83,22 +83,6 @@ pub fn cpu_max(quota: Option<i64>, period: Option<u64>) -> Option<String> {
     ))
 }
 
-/// "2MB" → "2MB"; checks that a hugepage size is one the kernel could name (a number and a B/KB/MB/GB unit).
-pub fn hugepage_size(size: &str) -> Result<&str> {
-    let digits = size.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let unit = &size[digits.len()..];
-    if digits.is_empty()
-        || !digits.bytes().all(|b| b.is_ascii_digit())
-        || !matches!(unit, "KB" | "MB" | "GB")
-    {
-        return Err(Error::BadValue {
-            resource: "hugepageLimits",
-            reason: format!("page size {size:?} is not like 2MB or 1GB"),
-        });
-    }
-    Ok(size)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,15 +148,5 @@ mod tests {
         assert_eq!(cpu_max(Some(-1), None).unwrap(), "max 100000");
         assert_eq!(cpu_max(None, Some(10_000)).unwrap(), "max 10000");
         assert_eq!(cpu_max(Some(0), Some(0)).unwrap(), "max 100000");
-    }
-
-    #[test]
-    fn hugepage_sizes() {
-        assert!(hugepage_size("2MB").is_ok());
-        assert!(hugepage_size("1GB").is_ok());
-        assert!(hugepage_size("64KB").is_ok());
-        for bad in ["", "MB", "2", "2mb", "2 MB", "../x", "2TB"] {
-            assert!(hugepage_size(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -5,66 +5,12 @@
 //! The semantics are the v1 controller's, which the spec follows: the rules apply in order on top of "deny
 //! everything", and for a given access the last rule that matches decides.
 
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
-
-use super::{Error, Result};
-
-/// One validated rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rule {
-    pub allow: bool,
-    /// 'a' (every device), 'b' or 'c'.
-    pub kind: char,
-    /// None: any.
-    pub major: Option<u32>,
-    pub minor: Option<u32>,
-    /// Bits of [`ACC_MKNOD`], [`ACC_READ`], [`ACC_WRITE`].
-    pub access: u32,
-}
-
-pub const ACC_MKNOD: u32 = 1;
-pub const ACC_READ: u32 = 2;
-pub const ACC_WRITE: u32 = 4;
+/// One device rule, checked at load (`config`).
+pub use crate::config::DeviceRule as Rule;
+pub use crate::config::{ACC_MKNOD, ACC_READ, ACC_WRITE};
 const ACC_ALL: u32 = ACC_MKNOD | ACC_READ | ACC_WRITE;
 
-fn bad(reason: String) -> Error {
-    Error::BadValue {
-        resource: "devices",
-        reason,
-    }
-}
-
 impl Rule {
-    pub fn from_spec(r: &LinuxDeviceCgroup) -> Result<Rule> {
-        let kind = match r.typ().unwrap_or(LinuxDeviceType::A) {
-            LinuxDeviceType::A => 'a',
-            LinuxDeviceType::B => 'b',
-            // 'u' (unbuffered character) is a character device to the kernel.
-            LinuxDeviceType::C | LinuxDeviceType::U => 'c',
-            LinuxDeviceType::P => {
-                return Err(bad(format!(
-                "rule {r}: type p (fifo) is not a device type the device cgroup knows (a, b or c)"
-            )))
-            }
-        };
-        let num = |v: Option<i64>, what: &str| -> Result<Option<u32>> {
-            match v {
-                None | Some(-1) => Ok(None),
-                Some(n) if (0..=u32::MAX as i64).contains(&n) => Ok(Some(n as u32)),
-                Some(n) => Err(bad(format!("rule {r}: {what} {n} is not a device number"))),
-            }
-        };
-        let access = parse_access(r.access().as_deref().unwrap_or(""))
-            .map_err(|e| bad(format!("rule {r}: {e}")))?;
-        Ok(Rule {
-            allow: r.allow(),
-            kind,
-            major: num(r.major(), "major")?,
-            minor: num(r.minor(), "minor")?,
-            access,
-        })
-    }
-
     /// The line for devices.allow / devices.deny: "c 1:3 rwm", or "a" for every device.
     pub fn v1_line(&self) -> String {
         if self.kind == 'a' {
@@ -79,71 +25,6 @@ impl Rule {
         }
         format!("{} {}:{} {acc}", self.kind, n(self.major), n(self.minor))
     }
-}
-
-/// An access string: any combination of r, w, m; missing or empty means all three. runc also takes an `a`
-/// ("rwa" is in its own tests) and ignores it, as it ignores every letter but r, w, m; berth ignores `a` alone
-/// (it never widens the access) and refuses other letters, and a string that names none of r, w, m.
-fn parse_access(s: &str) -> std::result::Result<u32, String> {
-    if s.is_empty() {
-        return Ok(ACC_ALL);
-    }
-    let mut access = 0;
-    for c in s.chars() {
-        access |= match c {
-            'r' => ACC_READ,
-            'w' => ACC_WRITE,
-            'm' => ACC_MKNOD,
-            'a' => 0,
-            _ => return Err(format!("access {c:?} is not one of r, w, m")),
-        };
-    }
-    if access == 0 {
-        return Err(format!("access {s:?} names none of r, w, m"));
-    }
-    Ok(access)
-}
-
-/// Validates a rule list.
-pub fn parse_rules(rules: &[LinuxDeviceCgroup]) -> Result<Vec<Rule>> {
-    rules.iter().map(Rule::from_spec).collect()
-}
-
-fn spec_rule(
-    kind: LinuxDeviceType,
-    major: Option<i64>,
-    minor: Option<i64>,
-    access: &str,
-) -> LinuxDeviceCgroup {
-    let mut r = LinuxDeviceCgroup::default();
-    r.set_allow(true);
-    r.set_typ(Some(kind));
-    r.set_major(major);
-    r.set_minor(minor);
-    r.set_access(Some(access.to_string()));
-    r
-}
-
-/// What every container may use, as runc allows it: mknod of anything, the standard /dev nodes, the pty
-/// multiplexer and its slaves, and /dev/net/tun.
-pub fn default_allowed() -> Vec<LinuxDeviceCgroup> {
-    use LinuxDeviceType::{B, C};
-    let mut v = vec![spec_rule(C, None, None, "m"), spec_rule(B, None, None, "m")];
-    for (major, minor) in [
-        (1, 3),
-        (1, 5),
-        (1, 7),
-        (1, 8),
-        (1, 9),
-        (5, 0),
-        (5, 1),
-        (5, 2),
-        (10, 200),
-    ] {
-        v.push(spec_rule(C, Some(major), Some(minor), "rwm"));
-    }
-    v.push(spec_rule(C, Some(136), None, "rwm"));
-    v
 }
 
 /// One eBPF instruction (struct bpf_insn).
@@ -286,6 +167,8 @@ pub fn interpret(prog: &[Insn], kind: char, major: u32, minor: u32, access: u32)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{default_device_rules, parse_device_rules};
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
     fn rule(
         allow: bool,
@@ -294,62 +177,38 @@ mod tests {
         minor: Option<i64>,
         access: &str,
     ) -> LinuxDeviceCgroup {
-        let mut r = spec_rule(kind, major, minor, access);
+        let mut r = LinuxDeviceCgroup::default();
         r.set_allow(allow);
+        r.set_typ(Some(kind));
+        r.set_major(major);
+        r.set_minor(minor);
+        r.set_access(Some(access.to_string()));
         r
     }
 
     fn container_rules(extra: Vec<LinuxDeviceCgroup>) -> Vec<Rule> {
-        let mut all = vec![rule(false, LinuxDeviceType::A, None, None, "rwm")];
-        all.extend(default_allowed());
-        all.extend(extra);
-        parse_rules(&all).unwrap()
+        let mut all =
+            parse_device_rules(&[rule(false, LinuxDeviceType::A, None, None, "rwm")]).unwrap();
+        all.extend(default_device_rules());
+        all.extend(parse_device_rules(&extra).unwrap());
+        all
     }
 
     #[test]
     fn v1_lines() {
-        let r = parse_rules(&[
+        let r = parse_device_rules(&[
             rule(true, LinuxDeviceType::C, Some(1), Some(3), "rwm"),
             rule(false, LinuxDeviceType::B, Some(8), None, "w"),
             rule(false, LinuxDeviceType::A, None, None, "rwm"),
             rule(true, LinuxDeviceType::U, Some(4), Some(1), "mr"),
+            rule(false, LinuxDeviceType::C, Some(1), Some(11), "rwa"),
         ])
         .unwrap();
         let lines: Vec<String> = r.iter().map(Rule::v1_line).collect();
-        assert_eq!(lines, ["c 1:3 rwm", "b 8:* w", "a", "c 4:1 rm"]);
-    }
-
-    #[test]
-    fn bad_rules_are_refused() {
-        assert!(Rule::from_spec(&rule(true, LinuxDeviceType::P, None, None, "rwm")).is_err());
-        assert!(Rule::from_spec(&rule(true, LinuxDeviceType::C, Some(1), Some(3), "rwx")).is_err());
-        assert!(Rule::from_spec(&rule(true, LinuxDeviceType::C, Some(-5), Some(3), "r")).is_err());
-        let err = Rule::from_spec(&rule(true, LinuxDeviceType::P, None, None, "rwm")).unwrap_err();
-        assert!(err.to_string().contains("fifo"), "{err}");
-    }
-
-    #[test]
-    fn access_strings() {
-        for (s, want) in [
-            ("", ACC_ALL),
-            ("rwm", ACC_ALL),
-            ("mwr", ACC_ALL),
-            ("r", ACC_READ),
-            ("wm", ACC_WRITE | ACC_MKNOD),
-            ("rr", ACC_READ),
-            // runc's update.bats "minimal transition rules": `a` is no access of its own.
-            ("rwa", ACC_READ | ACC_WRITE),
-            ("am", ACC_MKNOD),
-        ] {
-            assert_eq!(parse_access(s), Ok(want), "{s:?}");
-        }
-        for s in ["rwx", "R", "a", "aa", " r", "rw,m"] {
-            assert!(parse_access(s).is_err(), "{s:?}");
-        }
-        let r =
-            Rule::from_spec(&rule(false, LinuxDeviceType::C, Some(1), Some(11), "rwa")).unwrap();
-        assert_eq!(r.v1_line(), "c 1:11 rw");
-        assert!(Rule::from_spec(&rule(true, LinuxDeviceType::C, Some(1), Some(3), "a")).is_err());
+        assert_eq!(
+            lines,
+            ["c 1:3 rwm", "b 8:* w", "a", "c 4:1 rm", "c 1:11 rw"]
+        );
     }
 
     #[test]
@@ -429,7 +288,7 @@ mod tests {
     fn no_unreachable_code() {
         assert_all_reachable(&bpf_program(&container_rules(vec![])));
         assert_all_reachable(&bpf_program(
-            &parse_rules(&[rule(false, LinuxDeviceType::A, None, None, "rwm")]).unwrap(),
+            &parse_device_rules(&[rule(false, LinuxDeviceType::A, None, None, "rwm")]).unwrap(),
         ));
         let only_a = bpf_program(&container_rules(vec![rule(
             true,

@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
+use crate::config::Resources;
 use nix::unistd::Pid;
-use oci_spec::runtime::LinuxResources;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -111,7 +111,7 @@ pub trait Manager {
     /// Makes the cgroup directories (and missing parents).
     fn create(&self) -> Result<()>;
     /// Writes the resource limits of the config (also used by `update`).
-    fn apply(&self, resources: &LinuxResources) -> Result<()>;
+    fn apply(&self, resources: &Resources) -> Result<()>;
     /// Moves a process into the cgroup (v1; v2 when clone3 could not place it).
     fn add_task(&self, pid: Pid) -> Result<()>;
     /// A directory fd for clone3's CLONE_INTO_CGROUP, where the layout allows it.
@@ -130,24 +130,6 @@ pub trait Manager {
     fn stats(&self) -> Result<stats::Stats>;
     /// A pollable notifier of OOM events in the cgroup.
     fn oom_watch(&self) -> Result<oom::Watch>;
-}
-
-/// The resources `create` applies: the config's, with the device rules completed by the devices every container
-/// gets. A node of `linux.devices` gets no rule of its own (as in runc): `linux.resources.devices` alone decides
-/// whether the container may use it, so a denied device stays denied even when it is listed.
-pub fn resources_for_create(linux: &oci_spec::runtime::Linux) -> Result<LinuxResources> {
-    let mut r = linux.resources().clone().unwrap_or_default();
-    let mut rules = r.devices().clone().unwrap_or_default();
-    rules.extend(devices::default_allowed());
-    r.set_devices(Some(rules));
-    Ok(r)
-}
-
-/// The resources `update` applies: device rules are fixed at create time (runc ignores them too).
-pub fn resources_for_update(r: &LinuxResources) -> LinuxResources {
-    let mut r = r.clone();
-    r.set_devices(None);
-    r
 }
 
 /// Builds the manager for a new container from `linux.cgroupsPath` (or a default derived from the id); with

@@ -13,14 +13,15 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::AtFlags;
 use nix::unistd::AccessFlags;
-use oci_spec::runtime::{Linux, LinuxResources};
+use oci_spec::runtime::LinuxResources;
 
 use super::mountinfo::CgroupMount;
 use super::{Error, Manager, Result};
+use crate::config::Resources;
 
 /// The manager for a rootless create: `manager` without the hierarchies this caller may not write, or an error
 /// when the config's resources need one of those.
-pub fn restrict(manager: Box<dyn Manager>, linux: &Linux) -> Result<Box<dyn Manager>> {
+pub fn restrict(manager: Box<dyn Manager>, resources: &Resources) -> Result<Box<dyn Manager>> {
     // systemd makes the cgroup itself (and refuses, with its reason, what the caller may not do).
     if manager.systemd_unit().is_some() {
         return Ok(manager);
@@ -31,8 +32,6 @@ pub fn restrict(manager: Box<dyn Manager>, linux: &Linux) -> Result<Box<dyn Mana
         .clone()
         .into_iter()
         .partition(|(_, dir)| writable(dir));
-    let empty = LinuxResources::default();
-    let resources = linux.resources().as_ref().unwrap_or(&empty);
     for controller in asked(resources) {
         let Some((mnt, dir)) = dropped
             .iter()
@@ -56,17 +55,12 @@ pub fn restrict(manager: Box<dyn Manager>, linux: &Linux) -> Result<Box<dyn Mana
     Ok(super::from_paths(&kept))
 }
 
-/// Writes the create-time resources of a rootless container: device rules are checked, tried, and a kernel refusal
-/// ignored (see the module comment); everything else as for any container.
-pub fn apply(manager: &dyn Manager, resources: &LinuxResources) -> Result<()> {
-    let mut rest = resources.clone();
-    let rules = rest.devices_mut().take();
-    manager.apply(&rest)?;
-    if let Some(rules) = rules {
-        super::devices::parse_rules(&rules)?;
-        let mut only_devices = LinuxResources::default();
-        only_devices.set_devices(Some(rules));
-        if let Err(e) = manager.apply(&only_devices) {
+/// Writes the create-time resources of a rootless container: device rules are tried, and a kernel refusal ignored
+/// (see the module comment); everything else as for any container.
+pub fn apply(manager: &dyn Manager, resources: &Resources) -> Result<()> {
+    manager.apply(&resources.without_devices())?;
+    if resources.devices().is_some() {
+        if let Err(e) = manager.apply(&resources.only_devices()) {
             crate::logging::debug(&format!("rootless: device rules not applied: {e}"));
         }
     }

@@ -15,6 +15,10 @@ pub fn run(cli: &Cli, a: &UpdateArgs) -> Result<i32> {
         Some(src) => read_resources(src)?,
     };
     let r = apply_flags(base, a)?;
+    // The checks `create` makes at load, before anything is written; device rules are fixed at create time.
+    let r = crate::config::Resources::for_update(r)
+        .map_err(|e| anyhow!(e))
+        .with_context(|| format!("container {}", a.id))?;
     crate::container::control::update(&dir, &r).with_context(|| format!("container {}", a.id))?;
     Ok(0)
 }

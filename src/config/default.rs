@@ -97,10 +97,10 @@ mod tests {
             let text = default_config(rootless, cgroup_ns, 1000, 1000);
             let spec = crate::config::parse(std::path::Path::new("c"), text.as_bytes()).unwrap();
             let config = crate::config::Config::from_spec(std::path::Path::new("c"), spec).unwrap();
-            let nss = config.linux.namespaces().as_ref().unwrap().len();
+            let nss = &config.namespaces;
             assert_eq!(
-                nss,
-                5 + cgroup_ns as usize,
+                nss.clone_flags.bits().count_ones() + nss.new_cgroup as u32,
+                5 + cgroup_ns as u32,
                 "rootless swaps network for user"
             );
         }

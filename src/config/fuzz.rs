@@ -371,17 +371,15 @@ fn scratch_cgroup() -> &'static Path {
 
 fn cgroup_conversions(linux: &oci_spec::runtime::Linux) {
     use crate::cgroups::Manager;
-    let Ok(mut r) = crate::cgroups::resources_for_create(linux) else {
+    let Ok(r) = super::Resources::for_create(linux.resources().clone()) else {
         return;
     };
     if let Some(rules) = r.devices() {
-        if let Ok(parsed) = crate::cgroups::devices::parse_rules(rules) {
-            let prog = crate::cgroups::devices::bpf_program(&parsed);
-            let _ = crate::cgroups::devices::interpret(&prog, 'c', 1, 3, 7);
-        }
+        let prog = crate::cgroups::devices::bpf_program(rules);
+        let _ = crate::cgroups::devices::interpret(&prog, 'c', 1, 3, 7);
     }
     // Device rules are loaded into the kernel by `apply`; their translation is covered just above.
-    r.set_devices(None);
+    let r = r.without_devices();
     let dir = scratch_cgroup();
     let v2 = crate::cgroups::v2::Manager::new(crate::cgroups::v2::Placement {
         mountpoint: dir.to_path_buf(),
@@ -394,7 +392,9 @@ fn cgroup_conversions(linux: &oci_spec::runtime::Linux) {
             .collect(),
     );
     let _ = v1.apply(&r);
-    let _ = v1.apply(&crate::cgroups::resources_for_update(&r));
+    if let Ok(u) = super::Resources::for_update(linux.resources().clone().unwrap_or_default()) {
+        let _ = v1.apply(&u);
+    }
 }
 
 #[test]

@@ -9,23 +9,32 @@ mod fields;
 pub(crate) mod fuzz;
 mod hooks;
 mod id;
+mod linux;
 pub mod mount_options;
 mod mounts;
 mod namespaces;
 mod process;
+mod resources;
+mod sysctl;
 mod validate;
 
 pub use default::default_config;
 pub use hooks::{Hook, Hooks, Phase};
 pub use id::validate_id;
+pub use linux::{Device, Linux};
 pub use mounts::{Mapping, Mount};
 pub use namespaces::{clone_flag, Namespaces, NsPath};
 pub use process::{name_decode_error, Capabilities, CpuList, Process, Rlimit, User};
+#[cfg(test)]
+pub use resources::{default_device_rules, parse_device_rules};
+pub use resources::{DeviceRule, Resources, ACC_MKNOD, ACC_READ, ACC_WRITE};
+pub use sysctl::{Sysctl, SysctlNs};
 pub use validate::namespace_kind;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{Linux, Root, Spec};
+use oci_spec::runtime::{Root, Spec};
 
 /// The oldest and newest runtime-spec versions whose configs berth accepts (1.0.0 ..= 1.3.x).
 pub const OCI_VERSION_MIN: &str = "1.0.0";
@@ -114,9 +123,11 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle, Error> {
 /// config.json translated for `create`: what validation guaranteed, the types say.
 #[derive(Debug)]
 pub struct Config {
-    /// The rest of config.json as decoded. `root`, `process`, `linux`, `mounts` and `hooks` are moved out of it into
-    /// the fields below (they are `None` here): read them there.
-    pub spec: Spec,
+    /// `None` when absent or empty.
+    pub hostname: Option<String>,
+    /// `None` when absent or empty.
+    pub domainname: Option<String>,
+    pub annotations: HashMap<String, String>,
     pub root: Root,
     /// `process`, translated.
     pub process: Process,
@@ -159,9 +170,13 @@ impl Config {
         let process = Process::from_oci(process).map_err(invalid)?;
         let namespaces = Namespaces::from_linux(&linux).map_err(invalid)?;
         let mounts = mounts::translate(spec.mounts_mut().take(), &linux).map_err(invalid)?;
+        let linux = Linux::from_oci(linux, &namespaces).map_err(invalid)?;
         let hooks = Hooks::from_oci(spec.hooks_mut().take());
+        let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
         Ok(Config {
-            spec,
+            hostname: nonempty(spec.hostname_mut().take()),
+            domainname: nonempty(spec.domainname_mut().take()),
+            annotations: spec.annotations_mut().take().unwrap_or_default(),
             root,
             process,
             linux,
@@ -173,7 +188,7 @@ impl Config {
 }
 
 /// A namespace whose `path` is `""` has none: a new namespace, as runc (Go's empty string) reads it.
-fn drop_empty_namespace_paths(linux: &mut Linux) {
+fn drop_empty_namespace_paths(linux: &mut oci_spec::runtime::Linux) {
     let Some(mut nss) = linux.namespaces().clone() else {
         return;
     };
@@ -388,11 +403,15 @@ mod tests {
         let c = validate_str(MINIMAL).unwrap();
         assert_eq!(c.root.path(), Path::new("rootfs"));
         assert_eq!(c.process.args, ["sh"]);
-        assert_eq!(c.linux.namespaces().as_ref().map(Vec::len), Some(1));
-        // Read them in the Config, never in the spec.
-        assert!(c.spec.root().is_none() && c.spec.process().is_none() && c.spec.linux().is_none());
-        assert!(c.spec.hooks().is_none() && c.hooks.is_empty());
-        assert!(c.spec.mounts().is_none() && c.mounts.is_empty());
+        assert!(
+            c.namespaces.mount
+                && c.namespaces.clone_flags
+                    == clone_flag(oci_spec::runtime::LinuxNamespaceType::Mount)
+        );
+        assert!(c.hostname.is_none() && c.domainname.is_none() && c.annotations.is_empty());
+        assert!(c.hooks.is_empty() && c.mounts.is_empty());
+        // The device rules every container gets are there without any in the config.
+        assert_eq!(c.linux.resources.devices().unwrap(), default_device_rules());
     }
 
     #[test]
@@ -467,6 +486,30 @@ mod tests {
             (
                 MINIMAL.replace(r#""root":"#, r#""hostname":"h","root":"#),
                 "hostname: needs a new uts namespace",
+            ),
+            (
+                MINIMAL.replace(r#""root":"#, r#""domainname":"d","root":"#),
+                "domainname: needs a new uts namespace",
+            ),
+            (
+                linux(
+                    r#"{"namespaces":[{"type":"mount"}],"devices":[{"path":"/dev/a","type":"c"},{"path":"/etc/x","type":"c"}]}"#,
+                ),
+                "linux.devices[1].path \"/etc/x\": device paths must be under /dev",
+            ),
+            (
+                linux(r#"{"namespaces":[{"type":"mount"}],"sysctl":{"net.ipv4.ip_forward":"1"}}"#),
+                "linux.sysctl \"net.ipv4.ip_forward\": not allowed in the host's network namespace",
+            ),
+            (
+                linux(
+                    r#"{"namespaces":[{"type":"mount"}],"resources":{"memory":{"limit":8192,"swap":4096}}}"#,
+                ),
+                "linux.resources.memory.swap: memory+swap (4096) must not be below the memory limit (8192)",
+            ),
+            (
+                linux(r#"{"namespaces":[{"type":"mount"}],"rootfsPropagation":"sideways"}"#),
+                "linux.rootfsPropagation \"sideways\": unknown propagation",
             ),
         ];
         for (raw, want) in cases {

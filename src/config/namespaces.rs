@@ -105,6 +105,25 @@ impl Namespaces {
             .any(|j| j.kind == LinuxNamespaceType::User);
         joins_user || (self.new_user && !self.joins.is_empty())
     }
+
+    /// Does the container get a namespace of this kind (new or joined)?
+    pub fn has(&self, kind: LinuxNamespaceType) -> bool {
+        let new = match kind {
+            LinuxNamespaceType::Cgroup => self.new_cgroup,
+            LinuxNamespaceType::Time => self.new_time,
+            t => self.clone_flags.contains(clone_flag(t)),
+        };
+        new || self.joined(kind).is_some()
+    }
+
+    /// The path of the namespace of this kind the container joins, if it joins one.
+    pub fn joined(&self, kind: LinuxNamespaceType) -> Option<&std::path::Path> {
+        self.joins
+            .iter()
+            .chain(&self.pre_joins)
+            .find(|j| j.kind == kind)
+            .map(|j| j.path.as_path())
+    }
 }
 
 pub fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {

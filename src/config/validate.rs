@@ -7,12 +7,16 @@ pub fn check(spec: &Spec, root: &Root, linux: &Linux) -> Result<(), String> {
     if root.path().as_os_str().is_empty() {
         return Err("root.path is empty".into());
     }
-    if let Some(host) = spec.hostname() {
-        // The kernel limit (HOST_NAME_MAX); caught here so the error names the config, not sethostname.
-        if host.len() > 64 {
+    for (field, name) in [
+        ("hostname", spec.hostname()),
+        ("domainname", spec.domainname()),
+    ] {
+        // The kernel limit (HOST_NAME_MAX, and __NEW_UTS_LEN for both); caught here so the error names the
+        // config, not sethostname.
+        if let Some(name) = name.as_ref().filter(|n| n.len() > 64) {
             return Err(format!(
-                "hostname: {} bytes long; the limit is 64",
-                host.len()
+                "{field}: {} bytes long; the limit is 64",
+                name.len()
             ));
         }
     }
@@ -59,8 +63,14 @@ fn namespaces(spec: &Spec, linux: &Linux) -> Result<(), String> {
     if linux.time_offsets().is_some() && !has(LinuxNamespaceType::Time) {
         return Err("linux.timeOffsets: needs a time namespace".into());
     }
-    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
-        return Err("hostname: needs a new uts namespace".into());
+    for (field, name) in [
+        ("hostname", spec.hostname()),
+        ("domainname", spec.domainname()),
+    ] {
+        // Set in the host's uts namespace, it would rename the host.
+        if name.as_ref().is_some_and(|n| !n.is_empty()) && !has(LinuxNamespaceType::Uts) {
+            return Err(format!("{field}: needs a new uts namespace"));
+        }
     }
     Ok(())
 }

@@ -1,9 +1,9 @@
 //! The commands that work on a live container's cgroup: pause, resume, update, the pids for `ps`, and stats and
 //! OOM events for `events`.
 
+use crate::config::Resources;
 use anyhow::{bail, Context, Result};
 use nix::unistd::Pid;
-use oci_spec::runtime::LinuxResources;
 
 use super::lifecycle::status_of;
 use super::state::{self, StateDir, Status};
@@ -49,7 +49,7 @@ pub fn pids(dir: &StateDir) -> Result<Vec<Pid>> {
 }
 
 /// Applies new limits to a created, running or paused container (device rules stay as created, as in runc).
-pub fn update(dir: &StateDir, resources: &LinuxResources) -> Result<()> {
+pub fn update(dir: &StateDir, resources: &Resources) -> Result<()> {
     let _lock = dir.lock()?;
     let st = dir.load()?;
     match status_of(dir, &st) {
@@ -57,7 +57,7 @@ pub fn update(dir: &StateDir, resources: &LinuxResources) -> Result<()> {
         Status::Creating => bail!("cannot update a container that is still being created"),
         _ => {}
     }
-    manager(&st)?.apply(&cgroups::resources_for_update(resources))?;
+    manager(&st)?.apply(resources)?;
     Ok(())
 }
 

@@ -174,14 +174,14 @@ fn validate(opts: &CreateOptions) -> Result<Checked> {
         .then(|| super::foreground::HostConsole::find(3 + opts.preserve_fds as i32))
         .transpose()?;
     let seccomp = linux
-        .seccomp()
+        .seccomp
         .as_ref()
         .map(crate::process::seccomp::compile)
         .transpose()?;
     crate::lsm::check(
         process.apparmor_profile.as_deref(),
         process.selinux_label.as_deref(),
-        linux.mount_label().as_deref(),
+        linux.mount_label.as_deref(),
     )?;
     let plan = Plan::open(&config.namespaces)?;
     // Connected before anything exists, so that a missing or non-listening socket fails cleanly.
@@ -214,23 +214,28 @@ fn state_and_cgroup(
     undo: &mut Undo,
 ) -> Result<(Flock<File>, State)> {
     let config = &c.bundle.config;
-    let (spec, linux) = (&config.spec, &config.linux);
+    let linux = &config.linux;
     let lock = dir.lock()?;
     dir.write_atomic(state::CONFIG_FILE, &c.bundle.raw)?;
     let cgroup = cgroups::for_container(
-        linux.cgroups_path().as_deref(),
-        spec.annotations().as_ref(),
+        linux.cgroups_path.as_deref(),
+        Some(&config.annotations),
         &opts.id,
         opts.systemd_cgroup,
         opts.rootless_cgroups,
     )?;
     let cgroup = match opts.rootless_cgroups {
-        true => cgroups::rootless::restrict(cgroup, linux)?,
+        true => cgroups::rootless::restrict(cgroup, &linux.resources)?,
         false => cgroup,
     };
     // A cgroup frozen beforehand would freeze the init mid-setup and leave create hanging: refuse, in runc's words.
     if cgroup.is_frozen() {
         bail!("container's cgroup unexpectedly frozen");
+    }
+    // Another container's processes in it would share its limits and die with its delete: refuse, in runc's words.
+    let already = cgroup.pids()?.len();
+    if already > 0 {
+        bail!("container's cgroup is not empty: {already} process(es) found");
     }
     let st = State {
         id: opts.id.clone(),
@@ -241,11 +246,10 @@ fn state_and_cgroup(
         rootfs: c.bundle.rootfs.clone(),
         created: crate::time::now_rfc3339(),
         owner: owner_name(),
-        annotations: spec
-            .annotations()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
+        annotations: config
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         cgroup_paths: cgroup.paths().clone(),
         own_pid_ns: config.namespaces.new_pid,
@@ -261,10 +265,9 @@ fn state_and_cgroup(
     dir.save(&st)?;
     let cgroup = undo.cgroup.insert(cgroup);
     cgroup.create()?;
-    let resources = cgroups::resources_for_create(linux)?;
     match opts.rootless_cgroups {
-        true => cgroups::rootless::apply(cgroup.as_ref(), &resources)?,
-        false => cgroup.apply(&resources)?,
+        true => cgroups::rootless::apply(cgroup.as_ref(), &linux.resources)?,
+        false => cgroup.apply(&linux.resources)?,
     }
     Ok((lock, st))
 }
@@ -376,9 +379,7 @@ fn drive_init(
     let (chan, mut pid) = (&init.channel, init.pid);
     record_pid(dir, st, pid)?;
 
-    let empty = Vec::new();
-    let uid_maps = linux.uid_mappings().as_ref().unwrap_or(&empty);
-    let gid_maps = linux.gid_mappings().as_ref().unwrap_or(&empty);
+    let (uid_maps, gid_maps) = (&linux.uid_mappings, &linux.gid_mappings);
     if config.namespaces.new_user && !config.namespaces.needs_staged_setup() {
         idmap::write_maps(pid, uid_maps, gid_maps)?;
     }

@@ -145,7 +145,7 @@ pub fn exec(target: &Target, mut process: Process, opts: &ExecOptions) -> Result
         .transpose()?;
     let seccomp = config
         .linux
-        .seccomp()
+        .seccomp
         .as_ref()
         .map(crate::process::seccomp::compile)
         .transpose()?;

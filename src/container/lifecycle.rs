@@ -112,10 +112,18 @@ const NOT_RUNNING: &str = "container not running";
 
 /// Sends `signal` to the init, or with `all` to every process in the container's cgroup. As runc, `all` also
 /// sweeps the cgroup of a stopped container: processes of a container without its own pid namespace outlive the
-/// init there.
+/// init there. For the same reason SIGKILL to such a container goes to its whole cgroup (runc ≥ 1.2): in its own
+/// pid namespace the kernel takes the rest with the init, without one nothing would.
 pub fn kill(dir: &StateDir, signal: i32, all: bool) -> Result<()> {
     let st = dir.load()?;
     let status = status_of(dir, &st);
+    let sweep = signal == libc::SIGKILL && !st.own_pid_ns && !st.cgroup_paths.is_empty();
+    if sweep && !all {
+        if status == Status::Stopped && st.cgroup_paths.values().all(|p| !p.exists()) {
+            bail!(NOT_RUNNING);
+        }
+        return signal_all(cgroups::from_paths(&st.cgroup_paths).as_ref(), signal);
+    }
     if all {
         if st.cgroup_paths.is_empty() {
             // No cgroup to sweep (rootless, where none was writable): the one process known is the init; in its own

@@ -113,6 +113,28 @@ pub fn enter(join: &Join) -> Result<(), Error> {
     })
 }
 
+/// Joins every namespace of `joins`. As runc: with a user namespace among them, every other one is tried first,
+/// with berth's own privileges, since once inside that user namespace berth has none over a namespace it does not
+/// own (a network namespace of the host's, say); those refused (EPERM: rootless, where the user namespace brings
+/// the privileges) are joined after it.
+pub fn enter_all(joins: &[Join]) -> Result<(), Error> {
+    let Some(user) = joins.iter().find(|j| j.kind == LinuxNamespaceType::User) else {
+        return joins.iter().try_for_each(enter);
+    };
+    let mut after_user = Vec::new();
+    for join in joins.iter().filter(|j| j.kind != LinuxNamespaceType::User) {
+        match enter(join) {
+            Err(Error::Setns {
+                source: nix::errno::Errno::EPERM,
+                ..
+            }) => after_user.push(join),
+            other => other?,
+        }
+    }
+    enter(user)?;
+    after_user.into_iter().try_for_each(enter)
+}
+
 pub fn unshare(flags: CloneFlags, what: &str) -> Result<(), Error> {
     nix::sched::unshare(flags).map_err(|source| Error::Unshare {
         what: what.to_string(),

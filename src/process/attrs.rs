@@ -4,9 +4,8 @@
 //! the memory policy (runc's order).
 
 use anyhow::Result;
-use oci_spec::runtime::Linux;
 
-use crate::config::{Config, Process};
+use crate::config::{Config, Linux, Process};
 
 /// The init: every CPU (execCPUAffinity is for `exec` only), then the container's process attributes.
 pub fn apply_init(config: &Config) -> Result<()> {
@@ -24,18 +23,17 @@ pub fn apply_exec(p: &Process, linux: Option<&Linux>) -> Result<()> {
 fn apply(p: &Process, linux: Option<&Linux>) -> Result<()> {
     if let Some(s) = &p.scheduler {
         let cpus_limited = linux
-            .and_then(|l| l.resources().as_ref())
-            .and_then(|r| r.cpu().as_ref())
+            .and_then(|l| l.resources.cpu().as_ref())
             .is_some_and(|c| c.cpus().as_deref().is_some_and(|cpus| !cpus.is_empty()));
         super::sched::apply(s, cpus_limited)?;
     }
     if let Some(io) = &p.io_priority {
         super::ioprio::apply(io)?;
     }
-    if let Some(per) = linux.and_then(|l| l.personality().as_ref()) {
+    if let Some(per) = linux.and_then(|l| l.personality.as_ref()) {
         super::personality::apply(per)?;
     }
-    if let Some(mp) = linux.and_then(|l| l.memory_policy().as_ref()) {
+    if let Some(mp) = linux.and_then(|l| l.memory_policy.as_ref()) {
         super::mempolicy::apply(mp)?;
     }
     Ok(())

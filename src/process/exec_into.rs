@@ -38,7 +38,7 @@ pub struct ExecArgs<'a> {
     /// Descriptors of the parent that nothing in the container may inherit (the cgroup directory).
     pub close_fds: Vec<RawFd>,
     /// The container's `linux`: its personality and memory policy apply to `exec` too, as in runc.
-    pub linux: Option<&'a oci_spec::runtime::Linux>,
+    pub linux: Option<&'a crate::config::Linux>,
 }
 
 /// Runs the intermediate (and, in the fork, the process); never returns.

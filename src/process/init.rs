@@ -118,9 +118,7 @@ fn enter_namespaces(args: &InitArgs) -> Result<bool> {
     if ns.needs_staged_setup() {
         enter_namespaces_staged(args)?;
     } else {
-        for join in &args.plan.joins {
-            namespaces::enter(join)?;
-        }
+        namespaces::enter_all(&args.plan.joins)?;
     }
     let in_user_ns = ns.user;
     if in_user_ns {
@@ -188,15 +186,10 @@ fn enter_rootfs(args: &InitArgs, mounted: rootfs::Mounted) -> Result<()> {
     // The cwd is made (when missing) before the root may turn read-only, as runc does.
     make_cwd(&process.cwd)?;
     rootfs::finish(config, mounted)?;
-    if let Some(h) = config.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+    if let Some(h) = config.hostname.as_deref() {
         nix::unistd::sethostname(h).with_context(|| format!("sethostname {h:?}"))?;
     }
-    if let Some(d) = config
-        .spec
-        .domainname()
-        .as_deref()
-        .filter(|d| !d.is_empty())
-    {
+    if let Some(d) = config.domainname.as_deref() {
         crate::sys::setdomainname(d).with_context(|| format!("setdomainname {d:?}"))?;
     }
     Ok(())
@@ -262,9 +255,7 @@ fn setup_terminal(args: &InitArgs, process: &crate::config::Process) -> Result<(
 /// dies with it) and this intermediate process exits after telling the parent the init's pid.
 fn enter_namespaces_staged(args: &InitArgs) -> Result<()> {
     use nix::sched::CloneFlags;
-    for join in &args.plan.joins {
-        namespaces::enter(join)?;
-    }
+    namespaces::enter_all(&args.plan.joins)?;
     let ns = &args.config.namespaces;
     if ns.new_user {
         namespaces::unshare(CloneFlags::CLONE_NEWUSER, "user namespace")?;

@@ -8,8 +8,8 @@ use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
 use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
 use nix::unistd::{fchownat, Gid, Uid};
-use oci_spec::runtime::{Linux, LinuxDevice, LinuxDeviceType};
 
+use crate::config::Linux;
 use crate::resolve::{fd_path, Root};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,17 +26,9 @@ pub enum Error {
     Resolve(#[from] crate::resolve::Error),
 }
 
-/// A device node to create: path in the container, kind, numbers, mode and owner.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
-    pub path: PathBuf,
-    pub kind: SFlag,
-    pub major: u64,
-    pub minor: u64,
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-}
+/// A device node to create: path in the container, kind, numbers, mode and owner (a `linux.devices` entry is one,
+/// checked at load).
+pub use crate::config::Device as Node;
 
 /// The devices every container gets (the runtime spec's list), 0666 root:root.
 pub fn default_nodes() -> Vec<Node> {
@@ -61,52 +53,12 @@ pub fn default_nodes() -> Vec<Node> {
     .collect()
 }
 
-/// A `linux.devices` entry as a [`Node`]; the type must be c, u, b or p.
-pub fn node_from_spec(d: &LinuxDevice) -> Result<Node, Error> {
-    let kind = match d.typ() {
-        LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
-        LinuxDeviceType::B => SFlag::S_IFBLK,
-        LinuxDeviceType::P => SFlag::S_IFIFO,
-        LinuxDeviceType::A => {
-            return Err(Error::Invalid {
-                path: d.path().clone(),
-                reason: "type \"a\" is only valid in cgroup device rules".into(),
-            })
-        }
-    };
-    let climbs = d
-        .path()
-        .components()
-        .any(|c| c == std::path::Component::ParentDir);
-    if !d.path().starts_with("/dev") || climbs || d.path() == Path::new("/dev") {
-        return Err(Error::Invalid {
-            path: d.path().clone(),
-            reason: "device paths must be under /dev".into(),
-        });
-    }
-    Ok(Node {
-        path: d.path().clone(),
-        kind,
-        major: d.major() as u64,
-        minor: d.minor() as u64,
-        mode: d.file_mode().unwrap_or(0o666) & 0o7777,
-        uid: d.uid().unwrap_or(0),
-        gid: d.gid().unwrap_or(0),
-    })
-}
-
-/// linux.devices of the config.
-pub fn of(linux: &Linux) -> impl Iterator<Item = &oci_spec::runtime::LinuxDevice> {
-    linux.devices().iter().flatten()
-}
-
 /// Creates every device and link in the container's /dev (before pivot_root; `root` is the rootfs).
 pub fn populate(root: &Root, linux: &Linux, in_user_ns: bool) -> Result<(), Error> {
     let mut nodes = default_nodes();
-    for d in of(linux) {
-        let n = node_from_spec(d)?;
+    for n in &linux.devices {
         nodes.retain(|o| o.path != n.path);
-        nodes.push(n);
+        nodes.push(n.clone());
     }
     for n in &nodes {
         if in_user_ns {
@@ -266,30 +218,5 @@ mod tests {
                 "/dev/tty"
             ]
         );
-    }
-
-    #[test]
-    fn spec_devices_translate_and_bad_ones_fail() {
-        let d: LinuxDevice = serde_json::from_str(
-            r#"{"path":"/dev/fuse","type":"c","major":10,"minor":229,"fileMode":8630,"uid":1,"gid":2}"#,
-        )
-        .unwrap();
-        let n = node_from_spec(&d).unwrap();
-        assert_eq!(
-            (n.kind, n.major, n.minor, n.mode, n.uid, n.gid),
-            (SFlag::S_IFCHR, 10, 229, 0o666, 1, 2)
-        );
-        for path in ["/etc/x", "/dev/../etc/x", "/dev", "/devices/x"] {
-            let bad: LinuxDevice = serde_json::from_value(
-                serde_json::json!({"path": path, "type": "c", "major": 1, "minor": 3}),
-            )
-            .unwrap();
-            assert!(node_from_spec(&bad).is_err(), "{path}");
-        }
-        let a: LinuxDevice = serde_json::from_str(r#"{"path":"/dev/x","type":"a"}"#).unwrap();
-        assert!(node_from_spec(&a).is_err());
-        let invalid: Result<LinuxDevice, _> =
-            serde_json::from_str(r#"{"path":"/dev/x","type":"z","major":1,"minor":1}"#);
-        assert!(invalid.is_err());
     }
 }

@@ -6,20 +6,20 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
-use oci_spec::runtime::Linux;
 
 use super::mounts::new_filesystem;
 use super::{devices, Error};
+use crate::config::Linux;
 use crate::resolve::Root;
 
 /// linux.maskedPaths, then linux.readonlyPaths.
 pub(super) fn apply(linux: &Linux) -> Result<(), Error> {
     let mut masked = Masked::default();
-    for p in linux.masked_paths().iter().flatten() {
-        masked.mask(Path::new(p))?;
+    for p in &linux.masked_paths {
+        masked.mask(p)?;
     }
-    for p in linux.readonly_paths().iter().flatten() {
-        readonly_path(Path::new(p))?;
+    for p in &linux.readonly_paths {
+        readonly_path(p)?;
     }
     Ok(())
 }

@@ -118,7 +118,7 @@ pub fn finish(config: &Config, mounted: Mounted) -> Result<(), Error> {
         propagation::after_pivot(linux)?;
     }
     // Before the read-only and masked paths (which may cover /proc/sys), as runc does.
-    sysctl::apply(linux)?;
+    sysctl::apply(config)?;
     masks::apply(linux)?;
     if let Some(dev) = mounted.dev_readonly {
         mounts::make_readonly(&dev).map_err(sys("make /dev read-only"))?;

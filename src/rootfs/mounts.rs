@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};
-use oci_spec::runtime::Linux;
 
 use super::propagation::set_propagation;
 use super::tmpcopyup::copy_tree;
 use super::{cgroup_mount, idmap, sys, Context, Error, Mounted};
 use crate::config::mount_options as options;
+use crate::config::Linux;
 use crate::config::Mount;
 use crate::resolve::{self, fd_path, Root};
 
@@ -54,9 +54,8 @@ pub(super) fn make_readonly(mnt: &OwnedFd) -> nix::Result<()> {
 /// cgroups or mqueue, as runc). Without SELinux it is ignored, as runc ignores it.
 fn mount_label(linux: &Linux) -> Option<&str> {
     linux
-        .mount_label()
+        .mount_label
         .as_deref()
-        .filter(|l| !l.is_empty())
         .filter(|_| crate::lsm::selinux_enabled())
 }
 

@@ -4,26 +4,14 @@
 use std::path::Path;
 
 use nix::mount::{mount, MsFlags};
-use oci_spec::runtime::Linux;
 
 use super::{mountinfo, sys, Error};
-use crate::config::mount_options as options;
-
-/// linux.rootfsPropagation as mount flags; rslave when unset.
-pub(super) fn root_propagation(linux: &Linux) -> Result<MsFlags, Error> {
-    match linux.rootfs_propagation().as_deref() {
-        None | Some("") => Ok(MsFlags::MS_SLAVE | MsFlags::MS_REC),
-        Some(p) => options::propagation(p).ok_or_else(|| Error::Invalid {
-            dest: "/".into(),
-            reason: format!("unknown linux.rootfsPropagation {p:?}"),
-        }),
-    }
-}
+use crate::config::Linux;
 
 /// Before the container's mounts: `/` becomes a slave (or what the config asks), and a shared mount holding the
 /// rootfs a slave.
 pub(super) fn before_mounts(linux: &Linux, rootfs: &Path) -> Result<(), Error> {
-    let prop = root_propagation(linux)?;
+    let prop = linux.rootfs_propagation;
     // No mount event of ours may reach the host: everything becomes a slave, or what the config asks. An
     // unbindable / would forbid the rootfs bind below, so that one waits until after pivot_root.
     let before = if prop.contains(MsFlags::MS_UNBINDABLE) {
@@ -60,7 +48,7 @@ pub(super) fn before_mounts(linux: &Linux, rootfs: &Path) -> Result<(), Error> {
 /// After pivot_root: the configured propagation on the container's `/` itself.
 pub(super) fn after_pivot(linux: &Linux) -> Result<(), Error> {
     // Only / itself: the recursive part was applied before the mounts, which have their own propagation.
-    let prop = root_propagation(linux)? - MsFlags::MS_REC;
+    let prop = linux.rootfs_propagation - MsFlags::MS_REC;
     mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
         .map_err(sys(format!("make the container's / {prop:?}")))?;
     Ok(())

@@ -1,17 +1,12 @@
-//! Checks of the rootfs part of the config left to rootfs (`mounts` are checked at load, in `config`), run by
-//! `create` before anything exists.
+//! The check of the rootfs part of the config left to rootfs, because it needs the kernel (everything else, mounts,
+//! devices, propagation and sysctl names included, is checked at load, in `config`), run by `create` before
+//! anything exists.
 
-use super::{devices, propagation, sysctl, Error};
+use super::{sysctl, Error};
 use crate::config::Config;
 
-/// Checks of the rootfs part of the config that need no kernel, run by `create` before anything exists: the
-/// propagation, devices and sysctls.
+/// A network sysctl must not reach berth's own network namespace.
 pub fn validate(config: &Config) -> Result<(), Error> {
-    let linux = &config.linux;
-    propagation::root_propagation(linux)?;
-    for d in devices::of(linux) {
-        devices::node_from_spec(d)?;
-    }
-    sysctl::validate(linux)?;
+    sysctl::validate(config)?;
     Ok(())
 }

@@ -18,8 +18,8 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::config::Resources;
 use nix::unistd::Pid;
-use oci_spec::runtime::LinuxResources;
 
 use self::dbus::{Connection, Message, Value};
 use self::path::UnitPath;
@@ -43,7 +43,7 @@ pub struct Manager {
     /// Whether the unit has been started (by this manager, or before: a recorded container).
     started: Cell<bool>,
     /// The resources given to `apply` before the unit existed, for the start.
-    pending: RefCell<Option<LinuxResources>>,
+    pending: RefCell<Option<Resources>>,
     /// The config's `org.systemd.property.*` annotations, given last at the start (so they win, as in runc).
     extra: Vec<props::Property>,
     /// Rootless: the user's own manager is asked, as `uid` (the host uid of this caller).
@@ -236,7 +236,7 @@ impl Manager {
         })
     }
 
-    fn properties(&self, r: &LinuxResources) -> Result<Vec<props::Property>> {
+    fn properties(&self, r: &Resources) -> Result<Vec<props::Property>> {
         let proc_devices = if r.devices().is_some() {
             std::fs::read_to_string("/proc/devices").unwrap_or_default()
         } else {
@@ -422,17 +422,15 @@ impl super::Manager for Manager {
         self.conn().map(|_| ())
     }
 
-    fn apply(&self, r: &LinuxResources) -> Result<()> {
+    fn apply(&self, r: &Resources) -> Result<()> {
         // Rootless: no device filter can be set up (a BPF program needs the host's root); rootless::apply tries
         // the rules alone and ignores a failure, so they are dropped here, and a devices-only call is a no-op.
         let stripped;
         let r = if self.rootless {
-            let mut c = r.clone();
-            c.set_devices(None);
-            if c == LinuxResources::default() {
+            stripped = r.without_devices();
+            if stripped.is_empty() {
                 return Ok(());
             }
-            stripped = c;
             &stripped
         } else {
             r

@@ -1,11 +1,11 @@
 //! The spec's resources as systemd unit properties, so that systemd knows (and keeps, on a daemon-reload) the
 //! limits it has names for. Everything is written to the cgroup files afterwards as well, as runc does.
 
-use oci_spec::runtime::LinuxResources;
+use crate::config::Resources;
 
 use super::dbus::Value;
 use crate::cgroups::convert::{blkio_weight_to_io_weight, shares_to_weight, swap_to_v2};
-use crate::cgroups::devices::{self, Rule, ACC_MKNOD, ACC_READ, ACC_WRITE};
+use crate::cgroups::devices::{Rule, ACC_MKNOD, ACC_READ, ACC_WRITE};
 use crate::cgroups::stats::parse_cpu_list;
 use crate::cgroups::Result;
 
@@ -57,7 +57,7 @@ pub fn quota_per_sec(quota: i64, period: u64) -> u64 {
 
 /// The properties for `r` on a cgroup v2 host (`unified`) or a v1/hybrid one. `proc_devices` is the text of
 /// /proc/devices, to name device groups for rules with a wildcard minor.
-pub fn resources(r: &LinuxResources, unified: bool, proc_devices: &str) -> Result<Vec<Property>> {
+pub fn resources(r: &Resources, unified: bool, proc_devices: &str) -> Result<Vec<Property>> {
     let mut p = Vec::new();
     if let Some(m) = r.memory() {
         let mem_limit = m.limit().filter(|l| *l != 0);
@@ -153,10 +153,7 @@ pub fn resources(r: &LinuxResources, unified: bool, proc_devices: &str) -> Resul
         }
     }
     if let Some(rules) = r.devices() {
-        p.extend(device_properties(
-            &devices::parse_rules(rules)?,
-            proc_devices,
-        ));
+        p.extend(device_properties(rules, proc_devices));
     }
     Ok(p)
 }
@@ -226,7 +223,7 @@ fn group_name(proc_devices: &str, class: &str, major: u32) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPids};
+    use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
 
     fn get<'a>(p: &'a [Property], name: &str) -> Option<&'a Value> {
         p.iter().find(|(n, _)| n == name).map(|(_, v)| v)
@@ -239,7 +236,7 @@ mod tests {
         quota: i64,
         period: u64,
         pids: i64,
-    ) -> LinuxResources {
+    ) -> Resources {
         let mut r = LinuxResources::default();
         let mut m = LinuxMemory::default();
         m.set_limit(Some(limit));
@@ -254,7 +251,7 @@ mod tests {
         let mut p = LinuxPids::default();
         p.set_limit(pids);
         r.set_pids(Some(p));
-        r
+        Resources::for_update(r).unwrap()
     }
 
     #[test]
@@ -294,8 +291,8 @@ mod tests {
     }
 
     #[test]
-    fn bad_swap_is_an_error() {
-        assert!(resources(&res(64 << 20, Some(1 << 20), 0, 0, 0, 0), true, "").is_err());
+    fn swap_without_a_memory_limit_is_an_error_on_v2() {
+        assert!(resources(&res(0, Some(1 << 20), 0, 0, 0, 0), true, "").is_err());
     }
 
     const PROC_DEVICES: &str = "Character devices:\n  1 mem\n136 pts\n\nBlock devices:\n  7 loop\n";

@@ -46,10 +46,18 @@ pub fn apply(m: &Manager, c: &LinuxCpu) -> Result<()> {
         if let Some(b) = c.burst() {
             fs::write(dir, "cpu.cfs_burst_us", &b.to_string())?;
         }
+        // The same for the real-time pair: a period shorter than the current runtime is refused until the runtime
+        // is lowered (runc issue 4094).
         if let Some(p) = rt_period {
-            fs::write(dir, "cpu.rt_period_us", &p.to_string())?;
-        }
-        if let Some(r) = rt_runtime {
+            if fs::write(dir, "cpu.rt_period_us", &p.to_string()).is_err() {
+                if let Some(r) = rt_runtime {
+                    fs::write(dir, "cpu.rt_runtime_us", &r.to_string())?;
+                }
+                fs::write(dir, "cpu.rt_period_us", &p.to_string())?;
+            } else if let Some(r) = rt_runtime {
+                fs::write(dir, "cpu.rt_runtime_us", &r.to_string())?;
+            }
+        } else if let Some(r) = rt_runtime {
             fs::write(dir, "cpu.rt_runtime_us", &r.to_string())?;
         }
         if let Some(i) = c.idle() {

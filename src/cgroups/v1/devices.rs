@@ -1,17 +1,13 @@
 //! v1 devices controller: deny everything, then write the rules in order (the last matching rule wins).
 
-use oci_spec::runtime::LinuxDeviceCgroup;
-
 use super::Manager;
-use crate::cgroups::devices::parse_rules;
+use crate::cgroups::devices::Rule;
 use crate::cgroups::{fs, Result};
 
-pub fn apply(m: &Manager, rules: &[LinuxDeviceCgroup]) -> Result<()> {
-    // Validate every rule before the first write, so a bad rule changes nothing.
-    let rules = parse_rules(rules)?;
+pub fn apply(m: &Manager, rules: &[Rule]) -> Result<()> {
     let dir = m.controller("devices.allow", "devices", "devices")?;
     fs::write(dir, "devices.deny", "a")?;
-    for r in &rules {
+    for r in rules {
         let file = if r.allow {
             "devices.allow"
         } else {

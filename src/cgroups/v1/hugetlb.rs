@@ -3,13 +3,13 @@
 use oci_spec::runtime::LinuxHugepageLimit;
 
 use super::Manager;
-use crate::cgroups::convert::{hugepage_size, v1_limit};
+use crate::cgroups::convert::v1_limit;
 use crate::cgroups::stats::{Hugetlb, Stats};
 use crate::cgroups::{fs, Error, Result};
 
 pub fn apply(m: &Manager, limits: &[LinuxHugepageLimit]) -> Result<()> {
     for l in limits {
-        let size = hugepage_size(l.page_size())?;
+        let size = l.page_size(); // a size like 2MB (checked at load)
         let file = format!("hugetlb.{size}.limit_in_bytes");
         let dir = m.dir_with(&file).ok_or_else(|| Error::NotAvailable {
             resource: "hugepageLimits",

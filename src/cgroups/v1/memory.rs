@@ -49,12 +49,7 @@ pub fn apply(m: &Manager, mem: &LinuxMemory) -> Result<()> {
             })
         }
         Some(s) if has_memsw => {
-            if s < -1 || limit.is_some_and(|l| l > 0 && s > 0 && s < l) {
-                return Err(Error::BadValue {
-                    resource: "memory.swap",
-                    reason: format!("memory+swap ({s}) must be -1 or at least the memory limit"),
-                });
-            }
+            // (Below -1, or below the limit of the same config, was refused at load.)
             // memsw must stay >= limit at every step: raise memsw first, lower it last.
             let current = fs::read_u64(dir, "memory.memsw.limit_in_bytes");
             if s < 0 || s as u64 >= current {
@@ -83,12 +78,6 @@ pub fn apply(m: &Manager, mem: &LinuxMemory) -> Result<()> {
         fs::write(dir, "memory.kmem.tcp.limit_in_bytes", &v1_limit(k))?;
     }
     if let Some(sw) = mem.swappiness() {
-        if sw > 100 {
-            return Err(Error::BadValue {
-                resource: "memory.swappiness",
-                reason: format!("{sw} is not in 0..100"),
-            });
-        }
         fs::write(dir, "memory.swappiness", &sw.to_string())?;
     }
     if let Some(disable) = mem.disable_oom_killer() {

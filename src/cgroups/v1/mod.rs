@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
+use crate::config::Resources;
 use nix::unistd::Pid;
-use oci_spec::runtime::LinuxResources;
 
 use super::mountinfo::{own_dir, CgroupMount};
 use super::{fs, Error, Freezer, Result};
@@ -112,7 +112,7 @@ impl super::Manager for Manager {
         Ok(())
     }
 
-    fn apply(&self, r: &LinuxResources) -> Result<()> {
+    fn apply(&self, r: &Resources) -> Result<()> {
         // The unified keys are cgroup v2 files; on v1, hybrid or not, runc refuses them before writing anything
         // (its words, which clients match). An empty map asks for nothing.
         if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {

@@ -11,35 +11,26 @@ use oci_spec::runtime::LinuxRdma;
 use super::Manager;
 use crate::cgroups::{fs, Error, Result};
 
-/// The kernel parses a limit as an int; "max" is i32::MAX.
-const MAX_LIMIT: u32 = i32::MAX as u32;
-
-/// One rdma.max line per device that has a limit, "mlx5_0 hca_handle=2 hca_object=2000", in device order; a limit
-/// the kernel cannot take is refused.
-pub fn lines(limits: &HashMap<String, LinuxRdma>) -> Result<Vec<(&str, String)>> {
+/// One rdma.max line per device that has a limit, "mlx5_0 hca_handle=2 hca_object=2000", in device order (a limit
+/// the kernel cannot take was refused at load).
+pub fn lines(limits: &HashMap<String, LinuxRdma>) -> Vec<(&str, String)> {
     let mut devs: Vec<_> = limits.iter().collect();
     devs.sort_by(|a, b| a.0.cmp(b.0));
     let mut out = Vec::new();
     for (dev, l) in devs {
         let mut line = dev.clone();
-        for (field, key, value) in [
-            ("hcaHandles", "hca_handle", l.hca_handles()),
-            ("hcaObjects", "hca_object", l.hca_objects()),
+        for (key, value) in [
+            ("hca_handle", l.hca_handles()),
+            ("hca_object", l.hca_objects()),
         ] {
             let Some(v) = value else { continue };
-            if v > MAX_LIMIT {
-                return Err(Error::BadValue {
-                    resource: "rdma",
-                    reason: format!("{dev:?}: {field} {v} is more than the kernel's {MAX_LIMIT}"),
-                });
-            }
             line.push_str(&format!(" {key}={v}"));
         }
         if line.len() > dev.len() {
             out.push((dev.as_str(), line));
         }
     }
-    Ok(out)
+    out
 }
 
 /// The device names in the text of an rdma.max file.
@@ -65,7 +56,7 @@ fn no_device(dev: &str, known: &[&str]) -> Error {
 /// Writes the limits into `dir`'s rdma.max. Every device is checked against the ones the kernel lists before
 /// anything is written, so that an unknown name changes nothing.
 pub fn write(dir: &Path, limits: &HashMap<String, LinuxRdma>) -> Result<()> {
-    let lines = lines(limits)?;
+    let lines = lines(limits);
     if lines.is_empty() {
         return Ok(());
     }
@@ -87,7 +78,7 @@ pub fn write(dir: &Path, limits: &HashMap<String, LinuxRdma>) -> Result<()> {
 }
 
 pub fn apply(m: &Manager, limits: &HashMap<String, LinuxRdma>) -> Result<()> {
-    if lines(limits)?.is_empty() {
+    if lines(limits).is_empty() {
         return Ok(());
     }
     write(m.controller("rdma.max", "rdma", "rdma")?, limits)
@@ -113,22 +104,12 @@ mod tests {
             ("rxe0".to_string(), rdma(r#"{"hcaHandles":2147483647}"#)),
         ]);
         assert_eq!(
-            lines(&limits).unwrap(),
+            lines(&limits),
             [
                 ("mlx5_0", "mlx5_0 hca_handle=3 hca_object=1000".to_string()),
                 ("mlx5_1", "mlx5_1 hca_object=7".to_string()),
                 ("rxe0", "rxe0 hca_handle=2147483647".to_string()),
             ]
-        );
-    }
-
-    #[test]
-    fn limits_over_the_kernels_int_are_refused() {
-        let limits = HashMap::from([("rxe0".to_string(), rdma(r#"{"hcaObjects":2147483648}"#))]);
-        let err = lines(&limits).unwrap_err().to_string();
-        assert_eq!(
-            err,
-            "linux.resources.rdma: \"rxe0\": hcaObjects 2147483648 is more than the kernel's 2147483647"
         );
     }
 

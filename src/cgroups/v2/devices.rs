@@ -6,15 +6,12 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use oci_spec::runtime::LinuxDeviceCgroup;
-
-use crate::cgroups::devices::{bpf_program, parse_rules};
+use crate::cgroups::devices::{bpf_program, Rule};
 use crate::cgroups::{Error, Result};
 use crate::sys::bpf;
 
-pub fn apply(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
-    let rules = parse_rules(rules)?;
-    let insns: Vec<[u8; 8]> = bpf_program(&rules)
+pub fn apply(dir: &Path, rules: &[Rule]) -> Result<()> {
+    let insns: Vec<[u8; 8]> = bpf_program(rules)
         .into_iter()
         .map(|i| i.to_bytes())
         .collect();

@@ -4,13 +4,13 @@ use std::path::Path;
 
 use oci_spec::runtime::LinuxHugepageLimit;
 
-use crate::cgroups::convert::{hugepage_size, v2_limit};
+use crate::cgroups::convert::v2_limit;
 use crate::cgroups::stats::{Hugetlb, Stats};
 use crate::cgroups::{fs, Error, Result};
 
 pub fn apply(dir: &Path, limits: &[LinuxHugepageLimit]) -> Result<()> {
     for l in limits {
-        let size = hugepage_size(l.page_size())?;
+        let size = l.page_size(); // a size like 2MB (checked at load)
         let file = format!("hugetlb.{size}.max");
         if !dir.join(&file).exists() {
             return Err(Error::NotAvailable {

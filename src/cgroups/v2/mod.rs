@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
+use crate::config::Resources;
 use nix::unistd::Pid;
-use oci_spec::runtime::LinuxResources;
 
 use super::mountinfo::{own_dir, CgroupMount};
 use super::{fs, Error, Freezer, Result};
@@ -112,7 +112,7 @@ impl super::Manager for Manager {
         self.enable_controllers()
     }
 
-    fn apply(&self, r: &LinuxResources) -> Result<()> {
+    fn apply(&self, r: &Resources) -> Result<()> {
         let dir = self.dir();
         if let Some(rules) = r.devices() {
             devices::apply(dir, rules)?;
@@ -141,7 +141,7 @@ impl super::Manager for Manager {
             }
         }
         if let Some(rdma) = r.rdma() {
-            if !super::v1::rdma::lines(rdma)?.is_empty() {
+            if !super::v1::rdma::lines(rdma).is_empty() {
                 need(dir, "rdma.max", "rdma")?;
                 super::v1::rdma::write(dir, rdma)?;
             }
