@@ -90,7 +90,7 @@ pub enum Command {
     #[command(alias = "ls")]
     List(ListArgs),
     /// Run a new process inside a running container.
-    Exec(ExecArgs),
+    Exec(Box<ExecArgs>),
     /// Print the features this runtime implements (runtime-spec features.json).
     Features,
     /// Suspend every process of a running container (cgroup freezer).
@@ -116,6 +116,9 @@ pub struct ExecArgs {
     /// Unix socket that receives the pty master (with --tty).
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
+    /// Unix socket that receives a pidfd of the exec'd process (SCM_RIGHTS).
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
     /// Do not wait for the process.
     #[arg(short = 'd', long)]
     pub detach: bool,
@@ -152,6 +155,10 @@ pub struct ExecArgs {
     /// Allow exec in a paused container (the process runs once it is resumed).
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
+    /// Run the process in an existing sub-cgroup of the container's: [<controller>[,<controller>...]:]<path>
+    /// (repeatable on cgroup v1).
+    #[arg(long = "cgroup")]
+    pub cgroup: Vec<String>,
     pub id: String,
     /// The command and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -249,6 +256,9 @@ pub struct CreateArgs {
     /// Unix socket that receives the pty master when process.terminal is set.
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
+    /// Unix socket that receives a pidfd of the container's init (SCM_RIGHTS).
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
     /// File to write the init's host pid to.
     #[arg(long = "pid-file")]
     pub pid_file: Option<PathBuf>,

@@ -11,6 +11,7 @@ pub mod mountinfo;
 pub mod oom;
 pub mod rootless;
 pub mod stats;
+pub mod sub;
 pub mod systemd;
 pub mod v1;
 pub mod v2;

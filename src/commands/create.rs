@@ -12,6 +12,7 @@ pub fn options(cli: &Cli, a: &CreateArgs) -> Result<CreateOptions> {
         bundle: a.bundle.clone(),
         pid_file: a.pid_file.clone(),
         console_socket: a.console_socket.clone(),
+        pidfd_socket: a.pidfd_socket.clone(),
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         preserve_fds,

@@ -23,10 +23,12 @@ pub fn run(cli: &Cli, a: &ExecArgs) -> Result<i32> {
     };
     let opts = ExecOptions {
         console_socket: a.console_socket.clone(),
+        pidfd_socket: a.pidfd_socket.clone(),
         detach: a.detach,
         pid_file: a.pid_file.clone(),
         preserve_fds,
         ignore_paused: a.ignore_paused,
+        sub_cgroups: a.cgroup.clone(),
     };
     let result = exec::existing(&cli.root, &a.id)
         .and_then(|dir| Target::open(&dir, a.ignore_paused))

@@ -16,6 +16,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
+use super::pidfd_socket::{Kind, PidfdSocket};
 use super::state::{self, State, StateDir, Status};
 use crate::cgroups;
 use crate::config;
@@ -35,6 +36,8 @@ pub struct CreateOptions {
     pub bundle: PathBuf,
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
+    /// `--pidfd-socket`: receives a pidfd of the init once it is ready.
+    pub pidfd_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
@@ -125,6 +128,10 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
     let (lock, mut st) = state_and_cgroup(opts, &checked, &dir, &mut undo)?;
     let init = clone_init(opts, &mut checked, &lock, &st, &mut undo)?;
     let (pid, master) = drive_init(&checked, &dir, &mut st, &init, &mut undo)?;
+    // The init is ready and waits for Detach: alive, its pid cannot have been reused.
+    if let Some(socket) = &checked.pidfd_socket {
+        socket.send(pid, Kind::Init)?;
+    }
     let relay = report_ready(
         opts,
         checked.host_console,
@@ -147,10 +154,12 @@ struct Checked {
     relay_terminal: bool,
     host_console: Option<super::foreground::HostConsole>,
     console_socket: Option<UnixStream>,
+    pidfd_socket: Option<PidfdSocket>,
 }
 
 /// Step 1, validate: the id, the bundle and every check that needs no kernel object (rootfs, terminal, seccomp,
-/// LSM, namespaces); the console socket connected. Nothing exists yet, so a failure leaves nothing behind.
+/// LSM, namespaces); the console and pidfd sockets connected. Nothing exists yet, so a failure leaves nothing
+/// behind.
 fn validate(opts: &CreateOptions) -> Result<Checked> {
     config::validate_id(&opts.id)?;
     let bundle = config::load_bundle(&opts.bundle)?;
@@ -180,6 +189,11 @@ fn validate(opts: &CreateOptions) -> Result<Checked> {
         (Some(path), true) => Some(crate::process::tty::connect(path)?),
         _ => None,
     };
+    let pidfd_socket = opts
+        .pidfd_socket
+        .as_deref()
+        .map(PidfdSocket::connect)
+        .transpose()?;
     Ok(Checked {
         bundle,
         seccomp,
@@ -187,6 +201,7 @@ fn validate(opts: &CreateOptions) -> Result<Checked> {
         relay_terminal,
         host_console,
         console_socket,
+        pidfd_socket,
     })
 }
 
@@ -318,6 +333,7 @@ fn clone_init(
                 close_fds: [state::lock_fd(lock), parent_chan.raw_fd()]
                     .into_iter()
                     .chain(c.host_console.as_ref().map(|h| h.raw_fd()))
+                    .chain(c.pidfd_socket.as_ref().map(|s| s.raw_fd()))
                     .collect(),
                 parent: me,
                 seccomp: c.seccomp.as_ref(),

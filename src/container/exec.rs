@@ -1,8 +1,8 @@
 //! `exec`, parent side: a new process in a running container. Top to bottom: check the container ([`Target`]) →
 //! take the process, finished (`commands::exec` builds it from the flags) → clone3 an intermediate straight into the
-//! container's cgroup (v2; v1 writes its pid right after) → the intermediate joins all the init's namespaces and
-//! forks the process into the pid namespace (process::exec_into) → the process runs the shared setup and execs →
-//! wait (foreground) or return (detached).
+//! container's cgroup, or the sub-cgroup `--cgroup` names (`cgroups::sub`) (v2; v1 writes its pid right after) →
+//! the intermediate joins all the init's namespaces and forks the process into the pid namespace
+//! (process::exec_into) → the process runs the shared setup and execs → wait (foreground) or return (detached).
 //!
 //! CVE-2019-5736 and the host's mounts: berth runs from a read-only view of its binary (commands::sealed), so no
 //! process of berth, here or in the container, has a writable handle on the host's binary; the process that
@@ -22,6 +22,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use super::foreground::{Forwarder, HostConsole, Relay};
+use super::pidfd_socket::{Kind, PidfdSocket};
 use super::state::{self, State, StateDir, Status};
 use crate::cgroups;
 use crate::config::{Config, Process};
@@ -35,11 +36,15 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How `berth exec` runs the process (the process itself is built by the command from the flags).
 pub struct ExecOptions {
     pub console_socket: Option<PathBuf>,
+    /// `--pidfd-socket`: receives a pidfd of the process once it has exec'd.
+    pub pidfd_socket: Option<PathBuf>,
     pub detach: bool,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
     /// Exec in a paused container too (the process sets up and runs once it is resumed).
     pub ignore_paused: bool,
+    /// `--cgroup`: the sub-cgroup(s) of the container's cgroup the process joins instead of the container's own.
+    pub sub_cgroups: Vec<String>,
 }
 
 /// A container that may take an `exec`: running, created, or paused with --ignore-paused; with the config `create`
@@ -113,6 +118,7 @@ fn namespaces_to_join(pid: Pid) -> Result<CloneFlags> {
 /// it has exec'd.
 pub fn exec(target: &Target, mut process: Process, opts: &ExecOptions) -> Result<i32> {
     let Target { st, config, .. } = target;
+    let sub_request = cgroups::sub::parse(&opts.sub_cgroups)?;
     // As create checks the init's: a profile or label the host cannot apply is a clear error before any clone.
     crate::lsm::check(
         process.apparmor_profile.as_deref(),
@@ -132,6 +138,11 @@ pub fn exec(target: &Target, mut process: Process, opts: &ExecOptions) -> Result
         (Some(path), true) => Some(crate::process::tty::connect(path)?),
         _ => None,
     };
+    let pidfd_socket = opts
+        .pidfd_socket
+        .as_deref()
+        .map(PidfdSocket::connect)
+        .transpose()?;
     let seccomp = config
         .linux
         .seccomp
@@ -153,7 +164,14 @@ pub fn exec(target: &Target, mut process: Process, opts: &ExecOptions) -> Result
         bail!("cannot exec: the container's init (pid {init}) has exited");
     }
     let cgroup = cgroups::from_paths(&st.cgroup_paths);
-    let cgroup_fd = cgroup.clone_fd()?;
+    // --cgroup: the sub-cgroups, opened beneath the container's cgroup before anything exists.
+    let sub = (!sub_request.is_empty())
+        .then(|| cgroups::sub::Target::open(&st.cgroup_paths, &sub_request))
+        .transpose()?;
+    let cgroup_fd = match &sub {
+        Some(sub) => sub.clone_fd()?,
+        None => cgroup.clone_fd()?,
+    };
 
     let forwarder = (!opts.detach).then(Forwarder::block).transpose()?;
     // Our children are forked from us: non-dumpable here means non-dumpable from their birth until the execve.
@@ -173,7 +191,12 @@ pub fn exec(target: &Target, mut process: Process, opts: &ExecOptions) -> Result
             preserve_fds: opts.preserve_fds,
             seccomp: seccomp.as_ref(),
             seccomp_listener,
-            close_fds: cgroup_fd.iter().map(|f| f.as_raw_fd()).collect(),
+            close_fds: cgroup_fd
+                .iter()
+                .map(|f| f.as_raw_fd())
+                .chain(pidfd_socket.as_ref().map(|s| s.raw_fd()))
+                .chain(sub.iter().flat_map(|s| s.raw_fds()))
+                .collect(),
             linux: Some(&config.linux),
         });
     }
@@ -194,7 +217,10 @@ pub fn exec(target: &Target, mut process: Process, opts: &ExecOptions) -> Result
     let setup_timeout = (!opts.ignore_paused).then_some(SETUP_TIMEOUT);
     let result = (|| -> Result<Pid> {
         if cgroup_fd.is_none() && !st.cgroup_paths.is_empty() {
-            cgroup.add_task(intermediate)?;
+            match &sub {
+                Some(sub) => sub.add_task(intermediate)?,
+                None => cgroup.add_task(intermediate)?,
+            }
         }
         let died = |e: sync::Error| anyhow!("the exec process died during setup ({e})");
         parent_chan
@@ -242,6 +268,14 @@ pub fn exec(target: &Target, mut process: Process, opts: &ExecOptions) -> Result
             return Err(e);
         }
     };
+    // Exec'd and not reaped (berth waits for it only below): its pid cannot have been reused.
+    if let Some(socket) = &pidfd_socket {
+        if let Err(e) = socket.send(pid, Kind::Exec) {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(e.into());
+        }
+    }
     if let Some(pf) = &opts.pid_file {
         super::create::write_pid_file(pf, pid)?;
     }

@@ -6,6 +6,7 @@ pub mod create;
 pub mod exec;
 pub mod foreground;
 pub mod lifecycle;
+pub mod pidfd_socket;
 pub mod signal;
 pub mod state;
 

@@ -100,6 +100,10 @@ fn wait_for_go(args: &InitArgs) -> Result<OciState> {
         let _ = nix::unistd::close(*fd);
     }
     super::setup::reset_signals_for_container().context("reset signal mask")?;
+    // A created container ends on SIGTERM and its kin, as runc's init does (as pid 1 it ignores default actions).
+    // Now, before seccomp, and long before create returns.
+    crate::sys::exit_on_termination_signals()
+        .context("sigaction for SIGTERM, SIGINT, SIGHUP, SIGQUIT")?;
     match args.channel.recv(None).context("waiting for the parent")? {
         Message::Go(state) => Ok(state),
         other => anyhow::bail!("unexpected message from the parent: {other:?}"),

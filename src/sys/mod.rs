@@ -407,6 +407,29 @@ pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> nix::Result<(usize
 /// The descriptors one [`recv_with_fds`] takes: berth's messages carry one.
 pub const MAX_RECV_FDS: usize = 1;
 
+/// Makes SIGHUP, SIGINT, SIGQUIT and SIGTERM end the calling process (exit status 128+N) through a handler. A pid
+/// namespace's init gets no signal whose action is the default, except SIGKILL and SIGSTOP from an ancestor
+/// namespace: a created container's init, waiting for `start`, would otherwise outlive a `kill TERM` that runc's
+/// (Go's runtime handles these signals by exiting) does not. execve resets the handler to the default.
+pub fn exit_on_termination_signals() -> nix::Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    extern "C" fn die(sig: libc::c_int) {
+        // SAFETY: _exit is async-signal-safe and touches no state of the interrupted code.
+        unsafe { libc::_exit(128 + sig) }
+    }
+    let action = SigAction::new(SigHandler::Handler(die), SaFlags::empty(), SigSet::empty());
+    for sig in [
+        Signal::SIGHUP,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGTERM,
+    ] {
+        // SAFETY: the handler only calls _exit, which is async-signal-safe.
+        unsafe { sigaction(sig, &action) }?;
+    }
+    Ok(())
+}
+
 /// Restores SIGPIPE's default action (the Rust runtime sets it to ignored, which execve would pass on).
 pub fn default_sigpipe() -> nix::Result<()> {
     use nix::sys::signal::{signal, SigHandler, Signal};
