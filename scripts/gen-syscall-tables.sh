@@ -1,11 +1,11 @@
 #!/bin/sh
-# Regenerates src/process/seccomp/tables.rs, the syscall name → number tables of the three x86 ABIs, from the
+# Regenerates src/config/seccomp/tables.rs, the syscall name → number tables of the three x86 ABIs, from the
 # kernel's uapi headers (apt linux-libc-dev) plus the syscalls newer than those headers (listed below by hand, from
 # the kernel's arch/x86/entry/syscalls/*.tbl). Run it when the headers move; the output is committed.
 set -eu
 export LC_ALL=C
 inc=${1:-/usr/include/x86_64-linux-gnu/asm}
-out=${2:-src/process/seccomp/tables.rs}
+out=${2:-src/config/seccomp/tables.rs}
 
 # name, x86_64, i386 (- when absent); x32 gets the x86_64 number for every "common" syscall (all of these).
 newer='cachestat 451 451

@@ -122,7 +122,7 @@ pub fn document() -> Value {
             "namespaces": namespaces,
             "capabilities": caps,
             "cgroup": { "v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": true },
-            "seccomp": crate::process::seccomp::features(),
+            "seccomp": crate::config::seccomp::features(),
             // Support built into berth, not the host's state (the spec's meaning; runc says true too): berth applies
             // apparmorProfile and selinuxLabel on exec where the host has the LSM, and refuses them where not.
             "apparmor": { "enabled": true },

@@ -282,8 +282,8 @@ fn translate(raw: &[u8]) -> bool {
     }
     if let Some(linux) = spec.linux() {
         if let Some(s) = linux.seccomp() {
-            if let Ok(p) = crate::process::seccomp::compile::compile(s) {
-                assert!(p.insns.len() <= crate::process::seccomp::compile::MAX_INSNS);
+            if let Ok(p) = crate::config::seccomp::compile::compile(s) {
+                assert!(p.insns.len() <= crate::config::seccomp::compile::MAX_INSNS);
             }
         }
     }

@@ -7,10 +7,11 @@ use std::path::{Component, Path, PathBuf};
 use nix::mount::MsFlags;
 use nix::sys::stat::SFlag;
 use oci_spec::runtime::{
-    LinuxDevice, LinuxDeviceType, LinuxIdMapping, LinuxMemoryPolicy, LinuxPersonality, LinuxSeccomp,
+    LinuxDevice, LinuxDeviceType, LinuxIdMapping, LinuxMemoryPolicy, LinuxPersonality,
 };
 
 use super::mounts::check_ranges;
+use super::seccomp::Seccomp;
 use super::{mount_options, sysctl, Namespaces, Resources, Sysctl};
 
 /// The `linux` object of a config, validated.
@@ -25,7 +26,8 @@ pub struct Linux {
     /// linux.sysctl, sorted by key.
     pub sysctl: Vec<Sysctl>,
     /// Compiled (it needs the kernel's syscall tables) by `create` before anything exists.
-    pub seccomp: Option<LinuxSeccomp>,
+    /// Compiled once, here.
+    pub seccomp: Option<Seccomp>,
     pub masked_paths: Vec<PathBuf>,
     pub readonly_paths: Vec<PathBuf>,
     /// linux.rootfsPropagation as mount flags; `MS_SLAVE | MS_REC` when absent.
@@ -96,7 +98,7 @@ impl Linux {
             resources: Resources::for_create(l.resources_mut().take())?,
             devices,
             sysctl: sysctl::translate(l.sysctl_mut().take(), plan)?,
-            seccomp: l.seccomp_mut().take(),
+            seccomp: l.seccomp().as_ref().map(Seccomp::from_oci).transpose()?,
             masked_paths: paths(l.masked_paths_mut().take()),
             readonly_paths: paths(l.readonly_paths_mut().take()),
             rootfs_propagation,

@@ -15,6 +15,7 @@ mod mounts;
 mod namespaces;
 mod process;
 mod resources;
+pub mod seccomp;
 mod sysctl;
 mod validate;
 

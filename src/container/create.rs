@@ -148,7 +148,6 @@ pub fn create_container(opts: &CreateOptions) -> Result<Created> {
 /// What [`validate`] found: the bundle and what is derived from it before anything exists.
 struct Checked {
     bundle: config::Bundle,
-    seccomp: Option<crate::process::seccomp::Filter>,
     plan: Plan,
     /// process.terminal in the foreground: berth relays the pty to its own terminal.
     relay_terminal: bool,
@@ -157,8 +156,8 @@ struct Checked {
     pidfd_socket: Option<PidfdSocket>,
 }
 
-/// Step 1, validate: the id, the bundle and every check that needs no kernel object (rootfs, terminal, seccomp,
-/// LSM, namespaces); the console and pidfd sockets connected. Nothing exists yet, so a failure leaves nothing
+/// Step 1, validate: the id, the bundle (translated, its seccomp profile compiled) and every check that needs no
+/// kernel object (rootfs, terminal, LSM, namespaces); the console and pidfd sockets connected. Nothing exists yet, so a failure leaves nothing
 /// behind.
 fn validate(opts: &CreateOptions) -> Result<Checked> {
     config::validate_id(&opts.id)?;
@@ -173,11 +172,10 @@ fn validate(opts: &CreateOptions) -> Result<Checked> {
     let host_console = relay_terminal
         .then(|| super::foreground::HostConsole::find(3 + opts.preserve_fds as i32))
         .transpose()?;
-    let seccomp = linux
-        .seccomp
-        .as_ref()
-        .map(crate::process::seccomp::compile)
-        .transpose()?;
+    if let Some(f) = &linux.seccomp {
+        // runc's debug line (its suite reads the number): the flags seccomp(2) will get.
+        crate::logging::debug(&format!("seccomp filter flags: {}", f.program.flags));
+    }
     crate::lsm::check(
         process.apparmor_profile.as_deref(),
         process.selinux_label.as_deref(),
@@ -196,7 +194,6 @@ fn validate(opts: &CreateOptions) -> Result<Checked> {
         .transpose()?;
     Ok(Checked {
         bundle,
-        seccomp,
         plan,
         relay_terminal,
         host_console,
@@ -300,7 +297,7 @@ fn clone_init(
     let me = nix::unistd::getpid();
 
     // On the host, before the clone: the init inherits the connection and sends the notify fd over it.
-    let seccomp_listener = match &c.seccomp {
+    let seccomp_listener = match &config.linux.seccomp {
         Some(f) => f.connect_listener()?,
         None => None,
     };
@@ -336,7 +333,7 @@ fn clone_init(
                     .chain(c.pidfd_socket.as_ref().map(|s| s.raw_fd()))
                     .collect(),
                 parent: me,
-                seccomp: c.seccomp.as_ref(),
+                seccomp: config.linux.seccomp.as_ref(),
                 seccomp_listener,
                 hooks: &config.hooks,
                 console_socket,

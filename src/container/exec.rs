@@ -143,12 +143,7 @@ pub fn exec(target: &Target, mut process: Process, opts: &ExecOptions) -> Result
         .as_deref()
         .map(PidfdSocket::connect)
         .transpose()?;
-    let seccomp = config
-        .linux
-        .seccomp
-        .as_ref()
-        .map(crate::process::seccomp::compile)
-        .transpose()?;
+    let seccomp = config.linux.seccomp.as_ref();
     // On the host, before the clone (the child resolves paths in the container's mounts): the child inherits the
     // connection and sends its notify fd over it.
     let seccomp_listener = match &seccomp {
@@ -189,7 +184,7 @@ pub fn exec(target: &Target, mut process: Process, opts: &ExecOptions) -> Result
             console_socket,
             terminal_to_parent: host_console.is_some(),
             preserve_fds: opts.preserve_fds,
-            seccomp: seccomp.as_ref(),
+            seccomp,
             seccomp_listener,
             close_fds: cgroup_fd
                 .iter()

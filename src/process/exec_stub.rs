@@ -221,7 +221,7 @@ mod tests {
     }
 
     fn filter(json: serde_json::Value) -> crate::process::seccomp::Filter {
-        crate::process::seccomp::compile(&serde_json::from_value(json).unwrap()).unwrap()
+        crate::config::seccomp::Seccomp::from_oci(&serde_json::from_value(json).unwrap()).unwrap()
     }
 
     #[test]
