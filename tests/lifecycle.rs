@@ -168,6 +168,49 @@ fn version_and_spec() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Creates and starts `script` without a pid namespace of its own (its init an ordinary process) and waits until its
+/// cgroup holds `n` processes; returns the id and their pids.
+fn started_without_pid_ns(berth: &Berth, name: &str, script: &str, n: usize) -> (String, Vec<i64>) {
+    let id = unique(name);
+    let mut b = Bundle::new(&id);
+    b.sh(script).edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "pid");
+    });
+    assert!(berth.create(&b, &id, &[]).status.success());
+    berth.ok(&["start", &id]);
+    let pids_dir = berth
+        .cgroup_dirs(&id)
+        .into_iter()
+        .find(|d| d.join("pids.max").exists())
+        .unwrap();
+    let procs = || -> Vec<i64> {
+        std::fs::read_to_string(pids_dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while procs().len() < n && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let all = procs();
+    assert_eq!(all.len(), n, "{all:?}");
+    (id, all)
+}
+
+/// Whether every process of `pids` is gone (dead; a zombie counts as gone) within 5 s.
+fn all_gone_soon(pids: &[i64]) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while pids.iter().any(|p| alive(*p)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    pids.iter().all(|p| !alive(*p))
+}
+
 /// runc ≥ 1.2's kill.bats "[host pidns]" and "[host pidns + init gone]": without its own pid namespace nothing
 /// takes a container's other processes with its init, so `kill ID KILL` (no --all) goes to its whole cgroup, and
 /// still does once the init is gone (then the container is stopped, and the kill succeeds).
@@ -175,36 +218,9 @@ fn version_and_spec() {
 fn sigkill_without_a_pid_namespace_reaches_the_whole_cgroup() {
     for init_gone in [false, true] {
         let berth = Berth::new();
-        let id = unique("hostpid-kill");
-        let mut b = Bundle::new(&id);
         // Three children and the init: four processes, none of which dies with another.
-        b.sh("sleep 1000 & sleep 1000 & sleep 1000 & exec sleep 1000")
-            .edit(|c| {
-                c["linux"]["namespaces"]
-                    .as_array_mut()
-                    .unwrap()
-                    .retain(|n| n["type"] != "pid");
-            });
-        assert!(berth.create(&b, &id, &[]).status.success());
-        berth.ok(&["start", &id]);
-        let pids_dir = berth
-            .cgroup_dirs(&id)
-            .into_iter()
-            .find(|d| d.join("pids.max").exists())
-            .unwrap();
-        let procs = || -> Vec<i64> {
-            std::fs::read_to_string(pids_dir.join("cgroup.procs"))
-                .unwrap_or_default()
-                .lines()
-                .map(|l| l.parse().unwrap())
-                .collect()
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while procs().len() < 4 && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        let all = procs();
-        assert_eq!(all.len(), 4, "{all:?}");
+        let script = "sleep 1000 & sleep 1000 & sleep 1000 & exec sleep 1000";
+        let (id, all) = started_without_pid_ns(&berth, "hostpid-kill", script, 4);
         if init_gone {
             let init = berth.state(&id)["pid"].as_i64().unwrap();
             nix::sys::signal::kill(
@@ -215,14 +231,9 @@ fn sigkill_without_a_pid_namespace_reaches_the_whole_cgroup() {
             berth.wait_status(&id, "stopped");
         }
         berth.ok(&["kill", &id, "KILL"]);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while all.iter().any(|p| alive(*p)) && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
         assert!(
-            all.iter().all(|p| !alive(*p)),
-            "init gone {init_gone}: left {:?}",
-            procs()
+            all_gone_soon(&all),
+            "init gone {init_gone}: left some of {all:?}"
         );
         berth.wait_status(&id, "stopped");
         berth.ok(&["delete", &id]);
@@ -232,41 +243,10 @@ fn sigkill_without_a_pid_namespace_reaches_the_whole_cgroup() {
 #[test]
 fn kill_by_number_and_kill_all_reach_every_process() {
     let berth = Berth::new();
-    let id = unique("killall");
-    let mut b = Bundle::new(&id);
     // Without a pid namespace the init is an ordinary process: the signal must reach every member of the cgroup.
-    b.sh("sleep 1000 & sleep 1000 & wait").edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .retain(|n| n["type"] != "pid");
-    });
-    assert!(berth.create(&b, &id, &[]).status.success());
-    berth.ok(&["start", &id]);
-    let procs = |d: &std::path::Path| -> Vec<i64> {
-        std::fs::read_to_string(d.join("cgroup.procs"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| l.parse().unwrap())
-            .collect()
-    };
-    let pids_dir = berth
-        .cgroup_dirs(&id)
-        .into_iter()
-        .find(|d| d.join("pids.max").exists())
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while procs(&pids_dir).len() < 3 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    let all = procs(&pids_dir);
-    assert_eq!(all.len(), 3, "{all:?}");
+    let (id, all) = started_without_pid_ns(&berth, "killall", "sleep 1000 & sleep 1000 & wait", 3);
     berth.ok(&["kill", "--all", &id, "9"]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while all.iter().any(|p| alive(*p)) && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    assert!(all.iter().all(|p| !alive(*p)), "kill --all left {all:?}");
+    assert!(all_gone_soon(&all), "kill --all left some of {all:?}");
     berth.wait_status(&id, "stopped");
 }
 

@@ -921,6 +921,43 @@ fn a_relative_bind_source_is_taken_from_the_bundle() {
     assert_eq!(out, "from the bundle\nfrom the bundle\n", "{err}");
 }
 
+/// Sets `host_flags` on the source's own mount (reset first; not the superblock), as runc's mounts_sshfs.bats does,
+/// then runs a container that binds it on /mnt with `opts` and prints its /proc/self/mounts line.
+fn bind_of_flagged_source(
+    berth: &Berth,
+    src: &Path,
+    host_flags: &str,
+    opts: &[&str],
+    userns: bool,
+) -> (i32, String, String) {
+    for o in [
+        "remount,diratime,atime,strictatime",
+        &format!("remount,{host_flags}"),
+    ] {
+        let st = Command::new("mount")
+            .args(["--bind", "-o", o])
+            .arg(src)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount -o {o}");
+    }
+    let id = unique("bindflags");
+    let mut b = Bundle::new(&id);
+    b.sh("grep ' /mnt ' /proc/self/mounts").edit(|c| {
+        if userns {
+            with_user_ns(c);
+        }
+        add_mount(
+            c,
+            json!({"destination": "/mnt", "type": "bind", "source": src, "options": opts}),
+        );
+    });
+    if userns {
+        chown_rootfs(&b, MAPPED_ROOT);
+    }
+    berth.run_bundle(&b, &id)
+}
+
 /// A bind's atime state follows mount(2)'s bind remount, as runc's mounts_sshfs.bats "{no,rel,strict}atime
 /// semantics" checks: naming no atime word keeps the source's (noatime, nodiratime), `atime`/`norelatime` clear
 /// nothing that is set, and naming any replaces all of it: `nodiratime` alone gives relatime,nodiratime (the
@@ -969,27 +1006,7 @@ fn bind_atime_flags_follow_mount2() {
             &["nodiratime", "relatime", "noatime"],
         ),
     ] {
-        // Reset, then set the source's flags on its own mount (not the superblock), as the bats test does.
-        for o in [
-            "remount,diratime,atime,strictatime",
-            &format!("remount,{host}"),
-        ] {
-            let st = Command::new("mount")
-                .args(["--bind", "-o", o])
-                .arg(&src)
-                .status()
-                .unwrap();
-            assert!(st.success(), "mount -o {o}");
-        }
-        let id = unique("atime");
-        let mut b = Bundle::new(&id);
-        b.sh("grep ' /mnt ' /proc/self/mounts").edit(|c| {
-            add_mount(
-                c,
-                json!({"destination": "/mnt", "type": "bind", "source": src, "options": opts}),
-            );
-        });
-        let (code, out, err) = berth.run_bundle(&b, &id);
+        let (code, out, err) = bind_of_flagged_source(&berth, &src, host, opts, false);
         assert_eq!(code, 0, "{err}");
         let flags: Vec<&str> = out.split(' ').nth(3).unwrap_or("").split(',').collect();
         for w in want {
@@ -1081,32 +1098,7 @@ fn bind_flag_words_in_and_out_of_a_user_namespace() {
         // A new tmpfs per case: mount(8) merges a remount's options with the mount's current ones.
         let src = std::env::temp_dir().join(unique("bindflags-src"));
         let _host = HostMount::tmpfs(&src, false);
-        for o in [
-            "remount,diratime,atime,strictatime",
-            &format!("remount,{host}"),
-        ] {
-            let st = Command::new("mount")
-                .args(["--bind", "-o", o])
-                .arg(&src)
-                .status()
-                .unwrap();
-            assert!(st.success(), "mount -o {o}");
-        }
-        let id = unique("bindflags");
-        let mut b = Bundle::new(&id);
-        b.sh("grep ' /mnt ' /proc/self/mounts").edit(|c| {
-            if *userns {
-                with_user_ns(c);
-            }
-            add_mount(
-                c,
-                json!({"destination": "/mnt", "type": "bind", "source": src, "options": opts}),
-            );
-        });
-        if *userns {
-            chown_rootfs(&b, MAPPED_ROOT);
-        }
-        let (code, out, err) = berth.run_bundle(&b, &id);
+        let (code, out, err) = bind_of_flagged_source(&berth, &src, host, opts, *userns);
         let case = format!("userns {userns}, {host} + {opts:?}");
         let Some((want, not)) = expect else {
             assert_ne!(code, 0, "{case}: should fail, got {out}");
