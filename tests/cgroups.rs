@@ -595,8 +595,11 @@ fn realtime_period_and_runtime_update_in_either_order() {
         }
         berth.ok(&["delete", "--force", &id]);
     });
-    let _ = std::fs::remove_dir(parent.join("c"));
-    let _ = std::fs::remove_dir(&parent);
+    // The path's parent exists in every hierarchy berth made the container's cgroup in: remove it everywhere.
+    for own in own_cgroup_dirs() {
+        let _ = std::fs::remove_dir(own.join(format!("berth-rt-{id}/c")));
+        let _ = std::fs::remove_dir(own.join(format!("berth-rt-{id}")));
+    }
     if let Err(p) = outcome {
         std::panic::resume_unwind(p);
     }
