@@ -203,6 +203,33 @@ fn a_failing_create_time_hook_fails_create_and_leaves_nothing() {
     }
 }
 
+/// A hook that leaves a process behind still writing to its stdout does not hold berth: once the hook itself has
+/// exited, what is already in the pipe is read (bounded) and berth goes on.
+#[test]
+fn a_hook_whose_leftover_process_keeps_writing_does_not_hold_create() {
+    let id = unique("hooks-writer");
+    let b = with_one_hook(
+        &id,
+        "createRuntime",
+        "#!/bin/busybox sh\n(while :; do echo more; done) &\nexit 0\n",
+        json!({}),
+    );
+    let berth = Berth::new();
+    let started = std::time::Instant::now();
+    let out = berth.create(&b, &id, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "create took {:?}",
+        started.elapsed()
+    );
+    berth.ok(&["delete", "--force", &id]);
+}
+
 #[test]
 fn a_failing_start_container_hook_fails_start_and_stops_the_container() {
     let id = unique("hooks-sc");

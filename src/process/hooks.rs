@@ -285,11 +285,13 @@ fn collect_until_exit(
                     std::os::fd::AsRawFd::as_raw_fd(p),
                     nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
                 );
-                while let Ok(n) = p.read(&mut chunk) {
-                    if n == 0 {
-                        break;
+                // What is already there, and no more than a buffer's worth: a process the hook left behind that
+                // keeps writing must not keep us reading.
+                for _ in 0..Captured::KEEP / chunk.len() + 1 {
+                    match p.read(&mut chunk) {
+                        Ok(n) if n > 0 => bufs[i].push(&chunk[..n]),
+                        _ => break,
                     }
-                    bufs[i].push(&chunk[..n]);
                 }
             }
             return true;
