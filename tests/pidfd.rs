@@ -369,6 +369,70 @@ fn only_the_init(berth: &Berth, id: &str, init: i64) {
     }
 }
 
+/// An exec'd process whose pid file cannot be written is ended, not left running unknown to the caller (runc too).
+#[test]
+fn exec_whose_pid_file_fails_leaves_no_process() {
+    let berth = Berth::new();
+    let (id, b, init) = running(&berth, "exec-pidfile-fail");
+    let (code, err) = exec_detached(
+        &berth,
+        &b,
+        &["--pid-file", "/nonexistent-berth-dir/exec.pid"],
+        &id,
+        &["sleep", "1000"],
+    );
+    assert_eq!(code, 255, "{err}");
+    assert!(
+        err.contains(&id) && err.contains("/nonexistent-berth-dir/"),
+        "{err}"
+    );
+    only_the_init(&berth, &id, init);
+    berth.ok(&["delete", "--force", &id]);
+}
+
+/// A process in a sub-cgroup is still the container's: `kill --all` reaches it, and `delete --force` kills it and
+/// removes the container and its cgroup (runc reads every pid of the cgroup's tree).
+#[test]
+fn processes_in_sub_cgroups_are_killed_and_deleted_with_the_container() {
+    for how in [&["kill", "--all"][..], &["delete", "--force"]] {
+        let berth = Berth::new();
+        let (id, b, _init) = running(&berth, "subcg-kill");
+        let dirs = berth.cgroup_dirs(&id);
+        for d in &dirs {
+            mkdir_cgroup(&d.join("sub"));
+        }
+        let pid_file = b.dir.join("exec.pid");
+        let (code, err) = exec_detached(
+            &berth,
+            &b,
+            &["--cgroup", "sub", "--pid-file", pid_file.to_str().unwrap()],
+            &id,
+            &["sleep", "1000"],
+        );
+        assert_eq!(code, 0, "{err}");
+        let pid: i64 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let mut args = how.to_vec();
+        args.push(&id);
+        if how[0] == "kill" {
+            args.push("KILL");
+        }
+        berth.ok(&args);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while alive(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!alive(pid), "{how:?} left the sub-cgroup's process {pid}");
+        if how[0] == "delete" {
+            assert!(!berth.root.join(&id).exists(), "state dir left");
+            assert!(dirs.iter().all(|d| !d.exists()), "cgroup left: {dirs:?}");
+        }
+    }
+}
+
 /// `exec --cgroup sub` (every hierarchy) and `--cgroup memory:m` (one, v1): the process is in the sub-cgroup from
 /// the host's view and its own, and not in the container's cgroup itself.
 #[test]

@@ -135,6 +135,35 @@ pub fn read_pids(dir: &Path, file: &str) -> Result<Vec<nix::unistd::Pid>> {
         .collect())
 }
 
+/// Every pid in the cgroup `dir` and the cgroups below it (runc's GetAllPids): a process the container, or
+/// `exec --cgroup`, put in a sub-cgroup is still the container's. A sub-cgroup removed meanwhile is skipped.
+pub fn read_pids_tree(dir: &Path) -> Result<Vec<nix::unistd::Pid>> {
+    let mut pids = read_pids(dir, "cgroup.procs")?;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for sub in entries.flatten() {
+            // cgroupfs has no symlinks: a directory here is a sub-cgroup.
+            if sub.file_type().is_ok_and(|t| t.is_dir()) {
+                let path = sub.path();
+                match read_pids(&path, "cgroup.procs") {
+                    Ok(more) => pids.extend(more),
+                    Err(Error::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        continue
+                    }
+                    Err(e) => return Err(e),
+                }
+                pending.push(path);
+            }
+        }
+    }
+    Ok(pids)
+}
+
 /// rmdir with a bounded wait for exiting processes to leave (EBUSY).
 pub fn rmdir_patiently(dir: &Path) -> Result<()> {
     let mut delay = std::time::Duration::from_millis(1);

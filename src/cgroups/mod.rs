@@ -120,7 +120,7 @@ pub trait Manager {
     fn systemd_unit(&self) -> Option<(&str, &str)> {
         None
     }
-    /// Every process in the cgroup (host pids).
+    /// Every process in the cgroup and its sub-cgroups (host pids).
     fn pids(&self) -> Result<Vec<Pid>>;
     fn freeze(&self, state: Freezer) -> Result<()>;
     fn is_frozen(&self) -> bool;

@@ -263,16 +263,21 @@ pub fn exec(target: &Target, mut process: Process, opts: &ExecOptions) -> Result
             return Err(e);
         }
     };
-    // Exec'd and not reaped (berth waits for it only below): its pid cannot have been reused.
-    if let Some(socket) = &pidfd_socket {
-        if let Err(e) = socket.send(pid, Kind::Exec) {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            let _ = waitpid(pid, None);
-            return Err(e.into());
-        }
-    }
-    if let Some(pf) = &opts.pid_file {
-        super::create::write_pid_file(pf, pid)?;
+    // Exec'd and not reaped (berth waits for it only below): its pid cannot have been reused. A failure to hand
+    // it over (pidfd socket, pid file) ends it: the caller would not know of it (runc too).
+    let handed_over = pidfd_socket
+        .as_ref()
+        .map_or(Ok(()), |socket| {
+            socket.send(pid, Kind::Exec).map_err(anyhow::Error::from)
+        })
+        .and_then(|()| match &opts.pid_file {
+            Some(pf) => super::create::write_pid_file(pf, pid),
+            None => Ok(()),
+        });
+    if let Err(e) = handed_over {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+        return Err(e);
     }
     match (forwarder, relay) {
         (Some(f), Some(relay)) => f.relay(pid, relay),

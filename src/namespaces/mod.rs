@@ -74,7 +74,7 @@ pub struct Join {
 
 /// The namespaces of the config's plan to join, opened.
 pub struct Plan {
-    /// Joined by the init after the clone, user first and mount last.
+    /// Joined by the init after the clone ([`enter_all`]: the others before the user namespace where berth may).
     pub joins: Vec<Join>,
     /// Joined by berth before the clone (pid, time): the init is born in them.
     pub pre_joins: Vec<Join>,

@@ -161,7 +161,7 @@ impl super::Manager for Manager {
 
     fn pids(&self) -> Result<Vec<Pid>> {
         match self.any_dir() {
-            Some(d) if d.exists() => fs::read_pids(d, "cgroup.procs"),
+            Some(d) if d.exists() => fs::read_pids_tree(d),
             _ => Ok(Vec::new()),
         }
     }

@@ -174,7 +174,7 @@ impl super::Manager for Manager {
         if !self.placement.dir.exists() {
             return Ok(Vec::new());
         }
-        fs::read_pids(&self.placement.dir, "cgroup.procs")
+        fs::read_pids_tree(&self.placement.dir)
     }
 
     fn freeze(&self, state: Freezer) -> Result<()> {
